@@ -1,0 +1,10 @@
+//! Values that carry money or identify a payment. Each type can only be built
+//! from valid input, so the rest of the program never re-checks them.
+
+mod auth_code;
+mod money;
+mod out_trade_no;
+
+pub use auth_code::{AuthCode, AuthCodeError};
+pub use money::{AmountError, Fen};
+pub use out_trade_no::{OutTradeNo, OutTradeNoError, TillId, TillIdError};

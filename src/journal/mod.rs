@@ -1,0 +1,1 @@
+//! The local SQLite journal (being written).

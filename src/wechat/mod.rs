@@ -1,0 +1,9 @@
+//! WeChat Pay v2 as it is on the wire: flat XML, the MD5 / HMAC-SHA256
+//! signature, typed requests, and the classification of every answer into the
+//! classes of PROTOCOL.md. No IO here except in `client`.
+
+pub mod sign;
+pub mod xml;
+
+pub use sign::{ApiKey, SignType};
+pub use xml::Fields;
