@@ -2,6 +2,8 @@
 //! signature, typed requests, and the classification of every answer into the
 //! classes of PROTOCOL.md. No IO here except in `client`.
 
+pub mod api;
+pub mod messages;
 pub mod sign;
 pub mod xml;
 

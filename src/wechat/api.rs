@@ -1,0 +1,639 @@
+//! Typed requests, and the classification of answers into the classes of
+//! PROTOCOL.md. Classification is the only place that decides what an answer
+//! means; everything after it works with the enums below.
+//!
+//! Order of reading (seed 004 §3.1): `return_code`, then the signature and our
+//! identity, then `result_code` / `err_code`, then `trade_state`.
+
+use std::fmt;
+
+use rand::RngExt;
+
+use super::sign::{sign_request, verify, ApiKey, SignType};
+use super::xml::{Fields, XmlError};
+use crate::domain::{AuthCode, Fen, OutTradeNo};
+
+/// The merchant account we speak for.
+#[derive(Debug, Clone)]
+pub struct Merchant {
+    pub appid: String,
+    pub mch_id: String,
+    pub sub_appid: Option<String>,
+    pub sub_mch_id: Option<String>,
+    pub key: ApiKey,
+    pub sign_type: SignType,
+}
+
+/// `body` limit in bytes: seed 001 says string(32), current docs 128; WeChat
+/// counts bytes, so a Chinese description is cut on a character boundary.
+pub const BODY_MAX_BYTES: usize = 128;
+
+/// Error codes after which no money moved (PROTOCOL.md, FAILED class).
+pub const DEFINITE_FAILURES: &[&str] = &[
+    "AUTHCODEEXPIRE",
+    "NOTENOUGH",
+    "NOTSUPORTCARD",
+    "AUTH_CODE_ERROR",
+    "AUTH_CODE_INVALID",
+    "TRADE_ERROR",
+    "BUYER_MISMATCH",
+    "ORDERCLOSED",
+    "ORDERREVERSED",
+    "PARAM_ERROR",
+    "LACK_PARAMS",
+    "NOAUTH",
+    "SIGNERROR",
+    "XML_FORMAT_ERROR",
+    "NOT_UTF8",
+    "REQUIRE_POST_METHOD",
+    "APPID_NOT_EXIST",
+    "MCHID_NOT_EXIST",
+    "APPID_MCHID_NOT_MATCH",
+];
+
+/// What the terminal wants to buy.
+#[derive(Debug, Clone)]
+pub struct MicropayOrder<'a> {
+    pub out_trade_no: &'a OutTradeNo,
+    pub total_fee: Fen,
+    pub body: &'a str,
+    pub auth_code: &'a AuthCode,
+    pub device_info: &'a str,
+    pub spbill_create_ip: &'a str,
+}
+
+/// A fresh 32-character nonce_str.
+pub fn nonce() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..32).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// The description as WeChat accepts it: no control characters (XML cannot
+/// carry most of them), at most [`BODY_MAX_BYTES`] bytes.
+pub fn body_for_wire(body: &str) -> String {
+    let clean: String = body.chars().filter(|c| !c.is_control()).collect();
+    let mut end = clean.len().min(BODY_MAX_BYTES);
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    clean[..end].trim().to_string()
+}
+
+fn signed(mut fields: Fields, merchant: &Merchant) -> Fields {
+    sign_request(&mut fields, &merchant.key, merchant.sign_type);
+    fields
+}
+
+fn identity(merchant: &Merchant, nonce: &str) -> Fields {
+    let mut fields = Fields::new();
+    fields
+        .set("appid", merchant.appid.as_str())
+        .set("mch_id", merchant.mch_id.as_str())
+        .set_opt("sub_appid", merchant.sub_appid.as_deref())
+        .set_opt("sub_mch_id", merchant.sub_mch_id.as_deref())
+        .set("nonce_str", nonce);
+    fields
+}
+
+pub fn micropay_request(merchant: &Merchant, order: &MicropayOrder<'_>, nonce: &str) -> Fields {
+    let mut fields = identity(merchant, nonce);
+    fields
+        .set("device_info", order.device_info)
+        .set("body", body_for_wire(order.body))
+        .set("out_trade_no", order.out_trade_no.as_str())
+        .set("total_fee", order.total_fee.0.to_string())
+        .set("fee_type", "CNY")
+        .set("spbill_create_ip", order.spbill_create_ip)
+        .set("auth_code", order.auth_code.expose());
+    signed(fields, merchant)
+}
+
+pub fn query_request(merchant: &Merchant, out_trade_no: &OutTradeNo, nonce: &str) -> Fields {
+    let mut fields = identity(merchant, nonce);
+    fields.set("out_trade_no", out_trade_no.as_str());
+    signed(fields, merchant)
+}
+
+pub fn reverse_request(merchant: &Merchant, out_trade_no: &OutTradeNo, nonce: &str) -> Fields {
+    query_request(merchant, out_trade_no, nonce)
+}
+
+/// Why the outcome of a call is not known. Never a success, never a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unclear {
+    /// No usable answer: connection refused or reset, timeout, HTTP error page.
+    Transport(String),
+    /// An answer we cannot believe: unparseable, bad signature, not about our
+    /// merchant, order or amount.
+    Untrusted(String),
+    /// The gateway itself says it does not know, or says something we have no
+    /// definite meaning for (SYSTEMERROR, BANKERROR, ORDERPAID, …).
+    Gateway { code: String, description: String },
+}
+
+impl Unclear {
+    /// The code to journal: the gateway's, or what kind of trouble it was.
+    pub fn code(&self) -> &str {
+        match self {
+            Unclear::Transport(_) => "TRANSPORT",
+            Unclear::Untrusted(_) => "UNTRUSTED",
+            Unclear::Gateway { code, .. } => code,
+        }
+    }
+}
+
+impl fmt::Display for Unclear {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unclear::Transport(why) => write!(f, "no answer from the gateway: {why}"),
+            Unclear::Untrusted(why) => write!(f, "answer not trusted: {why}"),
+            Unclear::Gateway { code, description } if description.is_empty() => write!(f, "gateway says {code}"),
+            Unclear::Gateway { code, description } => write!(f, "gateway says {code} ({description})"),
+        }
+    }
+}
+
+/// A definite refusal: the gateway's code and its own description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub description: String,
+}
+
+/// What a verified payment answer tells us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub transaction_id: String,
+    pub time_end: Option<String>,
+    pub cash_fee: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MicropayOutcome {
+    Paid(Settlement),
+    /// USERPAYING: the customer must confirm on the phone.
+    Pending,
+    Unknown(Unclear),
+    Failed(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryOutcome {
+    Paid(Settlement),
+    /// NOTPAY, USERPAYING, ACCEPT: not settled yet.
+    NotSettled(String),
+    /// PAYERROR: failed, the documents say to reverse.
+    PayError(String),
+    /// CLOSED or REVOKED: no money moved, or it was returned.
+    Closed(String),
+    /// REFUND: paid, then refunded by someone.
+    Refunded,
+    Unknown(Unclear),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    /// `recall=N`: the order is closed; a payment, if any, is returned.
+    Reversed,
+    /// `recall=Y`, SYSTEMERROR, or no trustworthy answer: reverse again.
+    Again(Unclear),
+    /// Any other refusal (REVERSE_EXPIRE, TRADE_ERROR, …): a person must look.
+    Refused(Refusal),
+}
+
+/// What an answer must match to be about our request.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub merchant: &'a Merchant,
+    pub out_trade_no: &'a OutTradeNo,
+    pub total_fee: Fen,
+}
+
+/// A call that produced no decodable answer (see `client`).
+pub type Answer = Result<Fields, Unclear>;
+
+impl From<XmlError> for Unclear {
+    fn from(e: XmlError) -> Self {
+        Unclear::Untrusted(e.to_string())
+    }
+}
+
+/// The checks shared by every answer with `return_code=SUCCESS`: the
+/// signature over every returned field, and that it speaks of our merchant.
+fn verified(fields: &Fields, expected: &Expected<'_>) -> Result<(), Unclear> {
+    let merchant = expected.merchant;
+    if !verify(fields, &merchant.key, merchant.sign_type) {
+        return Err(Unclear::Untrusted("the signature does not match (check the API key and sign_type)".into()));
+    }
+    let mismatch = |name: &str, ours: &str| match fields.get(name) {
+        Some(theirs) if theirs == ours => None,
+        Some(theirs) => Some(format!("{name} is {theirs:?}, ours is {ours:?}")),
+        None => Some(format!("{name} is missing")),
+    };
+    let mut problems = vec![mismatch("appid", &merchant.appid), mismatch("mch_id", &merchant.mch_id)];
+    if let Some(sub) = &merchant.sub_mch_id {
+        problems.push(mismatch("sub_mch_id", sub));
+    }
+    match problems.into_iter().flatten().next() {
+        Some(problem) => Err(Unclear::Untrusted(problem)),
+        None => Ok(()),
+    }
+}
+
+/// For an answer that says "paid": the order and amount must be ours. We
+/// check `total_fee`, not `cash_fee`, which is 0 when coupons pay everything.
+fn settlement(fields: &Fields, expected: &Expected<'_>) -> Result<Settlement, Unclear> {
+    let ours = expected.out_trade_no.as_str();
+    match fields.get("out_trade_no") {
+        Some(no) if no == ours => {}
+        other => return Err(Unclear::Untrusted(format!("out_trade_no is {other:?}, ours is {ours:?}"))),
+    }
+    let fee = expected.total_fee.0.to_string();
+    match fields.get("total_fee") {
+        Some(total) if total == fee => {}
+        other => return Err(Unclear::Untrusted(format!("total_fee is {other:?}, ours is {fee}"))),
+    }
+    let transaction_id = match fields.get("transaction_id") {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => return Err(Unclear::Untrusted("a paid answer without transaction_id".into())),
+    };
+    Ok(Settlement {
+        transaction_id,
+        time_end: fields.get("time_end").map(str::to_string),
+        cash_fee: fields.get("cash_fee").and_then(|f| f.parse().ok()),
+    })
+}
+
+/// The business layer of an answer, once transport and trust are settled.
+enum Business<'f> {
+    Success,
+    Error { code: &'f str, description: &'f str },
+}
+
+/// Reads `return_code`; for SUCCESS verifies and returns the business layer.
+/// `Err(Ok(refusal))` is a `return_code=FAIL` that complains about our
+/// request (signature, parameters): it was refused before any processing.
+fn layers<'f>(fields: &'f Fields, expected: &Expected<'_>) -> Result<Business<'f>, Result<Refusal, Unclear>> {
+    match fields.get("return_code") {
+        Some("SUCCESS") => {}
+        Some("FAIL") => {
+            let msg = fields.get("return_msg").unwrap_or("");
+            return Err(match request_complaint(msg) {
+                Some(code) => Ok(Refusal { code: code.to_string(), description: msg.to_string() }),
+                None => Err(Unclear::Gateway { code: "FAIL".into(), description: msg.to_string() }),
+            });
+        }
+        other => return Err(Err(Unclear::Untrusted(format!("return_code is {other:?}")))),
+    }
+    verified(fields, expected).map_err(Err)?;
+    match fields.get("result_code") {
+        Some("SUCCESS") => Ok(Business::Success),
+        Some("FAIL") => Ok(Business::Error {
+            code: fields.get("err_code").unwrap_or(""),
+            description: fields.get("err_code_des").unwrap_or(""),
+        }),
+        other => Err(Err(Unclear::Untrusted(format!("result_code is {other:?}")))),
+    }
+}
+
+/// A `return_msg` that blames our request's form: the gateway rejected it
+/// before looking at the payment, so no money can have moved.
+fn request_complaint(return_msg: &str) -> Option<&'static str> {
+    let msg = return_msg.to_ascii_lowercase();
+    if msg.contains("签名") || msg.contains("sign") {
+        Some("SIGNERROR")
+    } else if msg.contains("xml") {
+        Some("XML_FORMAT_ERROR")
+    } else if msg.contains("参数") || msg.contains("param") || msg.contains("缺少") {
+        Some("PARAM_ERROR")
+    } else {
+        None
+    }
+}
+
+pub fn classify_micropay(answer: Answer, expected: &Expected<'_>) -> MicropayOutcome {
+    let fields = match answer {
+        Ok(fields) => fields,
+        Err(unclear) => return MicropayOutcome::Unknown(unclear),
+    };
+    match layers(&fields, expected) {
+        Err(Ok(refusal)) => MicropayOutcome::Failed(refusal),
+        Err(Err(unclear)) => MicropayOutcome::Unknown(unclear),
+        Ok(Business::Success) => match settlement(&fields, expected) {
+            Ok(paid) => MicropayOutcome::Paid(paid),
+            Err(unclear) => MicropayOutcome::Unknown(unclear),
+        },
+        Ok(Business::Error { code: "USERPAYING", .. }) => MicropayOutcome::Pending,
+        Ok(Business::Error { code, description }) if DEFINITE_FAILURES.contains(&code) => {
+            MicropayOutcome::Failed(Refusal { code: code.to_string(), description: description.to_string() })
+        }
+        // SYSTEMERROR, BANKERROR, ORDERPAID, OUT_TRADE_NO_USED and anything
+        // unlisted: money may have moved.
+        Ok(Business::Error { code, description }) => MicropayOutcome::Unknown(Unclear::Gateway {
+            code: code.to_string(),
+            description: description.to_string(),
+        }),
+    }
+}
+
+pub fn classify_query(answer: Answer, expected: &Expected<'_>) -> QueryOutcome {
+    let fields = match answer {
+        Ok(fields) => fields,
+        Err(unclear) => return QueryOutcome::Unknown(unclear),
+    };
+    let gateway = |code: &str, description: &str| {
+        QueryOutcome::Unknown(Unclear::Gateway { code: code.to_string(), description: description.to_string() })
+    };
+    match layers(&fields, expected) {
+        Err(Ok(refusal)) => gateway(&refusal.code, &refusal.description),
+        Err(Err(unclear)) => QueryOutcome::Unknown(unclear),
+        // ORDERNOTEXIST, SYSTEMERROR, …: the query did not tell.
+        Ok(Business::Error { code, description }) => gateway(code, description),
+        Ok(Business::Success) => {
+            let state = fields.get("trade_state").unwrap_or("");
+            match state {
+                "SUCCESS" => match settlement(&fields, expected) {
+                    Ok(paid) => QueryOutcome::Paid(paid),
+                    Err(unclear) => QueryOutcome::Unknown(unclear),
+                },
+                "REFUND" => QueryOutcome::Refunded,
+                "NOTPAY" | "USERPAYING" | "ACCEPT" => QueryOutcome::NotSettled(state.to_string()),
+                "PAYERROR" => QueryOutcome::PayError(fields.get("trade_state_desc").unwrap_or("").to_string()),
+                "CLOSED" | "REVOKED" => QueryOutcome::Closed(state.to_string()),
+                other => QueryOutcome::Unknown(Unclear::Untrusted(format!("unknown trade_state {other:?}"))),
+            }
+        }
+    }
+}
+
+pub fn classify_reverse(answer: Answer, expected: &Expected<'_>) -> ReverseOutcome {
+    let fields = match answer {
+        Ok(fields) => fields,
+        Err(unclear) => return ReverseOutcome::Again(unclear),
+    };
+    match layers(&fields, expected) {
+        Err(Ok(refusal)) => ReverseOutcome::Refused(refusal),
+        Err(Err(unclear)) => ReverseOutcome::Again(unclear),
+        Ok(Business::Success) => match fields.get("recall") {
+            Some("N") => ReverseOutcome::Reversed,
+            Some("Y") => ReverseOutcome::Again(Unclear::Gateway {
+                code: "RECALL".into(),
+                description: "recall=Y: the gateway asks to reverse again".into(),
+            }),
+            other => ReverseOutcome::Again(Unclear::Untrusted(format!("recall is {other:?}"))),
+        },
+        Ok(Business::Error { code: "SYSTEMERROR", description }) => {
+            ReverseOutcome::Again(Unclear::Gateway { code: "SYSTEMERROR".into(), description: description.to_string() })
+        }
+        Ok(Business::Error { code, description }) => {
+            ReverseOutcome::Refused(Refusal { code: code.to_string(), description: description.to_string() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wechat::sign::sign;
+
+    fn merchant() -> Merchant {
+        Merchant {
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            sub_appid: None,
+            sub_mch_id: None,
+            key: ApiKey::new("192006250b4c09247ec02edce69f6a2d"),
+            sign_type: SignType::Md5,
+        }
+    }
+
+    fn order_no() -> OutTradeNo {
+        OutTradeNo::parse("T0120261123142353000001").unwrap()
+    }
+
+    /// A correctly signed answer with the given business fields.
+    fn answer(merchant: &Merchant, pairs: &[(&str, &str)]) -> Fields {
+        let mut fields: Fields = [
+            ("return_code", "SUCCESS"),
+            ("return_msg", "OK"),
+            ("appid", merchant.appid.as_str()),
+            ("mch_id", merchant.mch_id.as_str()),
+            ("nonce_str", "EBObtckqDbde2wll"),
+        ]
+        .into_iter()
+        .collect();
+        for (k, v) in pairs {
+            fields.set(k, *v);
+        }
+        let signature = sign(&fields, &merchant.key, merchant.sign_type);
+        fields.set("sign", signature);
+        fields
+    }
+
+    fn paid_fields() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("result_code", "SUCCESS"),
+            ("out_trade_no", "T0120261123142353000001"),
+            ("total_fee", "1234"),
+            ("cash_fee", "1234"),
+            ("transaction_id", "4200001212282111030178445712"),
+            ("time_end", "20261123142400"),
+        ]
+    }
+
+    fn error(code: &str) -> Vec<(&str, &str)> {
+        vec![("result_code", "FAIL"), ("err_code", code), ("err_code_des", "描述")]
+    }
+
+    fn micropay(fields: Fields) -> MicropayOutcome {
+        let m = merchant();
+        let no = order_no();
+        classify_micropay(Ok(fields), &Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) })
+    }
+
+    #[test]
+    fn request_carries_every_required_field_and_a_valid_sign() {
+        let m = merchant();
+        let no = order_no();
+        let code = AuthCode::parse("134539517967686076").unwrap();
+        let order = MicropayOrder {
+            out_trade_no: &no,
+            total_fee: Fen(1234),
+            body: "咖啡\u{7}",
+            auth_code: &code,
+            device_info: "T01",
+            spbill_create_ip: "127.0.0.1",
+        };
+        let fields = micropay_request(&m, &order, "n0nce");
+        for required in ["appid", "mch_id", "nonce_str", "sign", "body", "out_trade_no", "total_fee", "spbill_create_ip", "auth_code"] {
+            assert!(fields.get(required).is_some(), "{required} missing");
+        }
+        assert_eq!(fields.get("body"), Some("咖啡"));
+        assert_eq!(fields.get("total_fee"), Some("1234"));
+        assert!(verify(&fields, &m.key, SignType::Md5));
+        assert_eq!(fields.get("sign_type"), None);
+
+        let hmac = Merchant { sign_type: SignType::HmacSha256, ..m };
+        let fields = query_request(&hmac, &no, "n0nce");
+        assert_eq!(fields.get("sign_type"), Some("HMAC-SHA256"));
+        assert!(verify(&fields, &hmac.key, SignType::HmacSha256));
+    }
+
+    #[test]
+    fn body_is_cut_on_a_character_boundary_by_bytes() {
+        let long = "咖".repeat(60); // 180 bytes
+        let cut = body_for_wire(&long);
+        assert!(cut.len() <= BODY_MAX_BYTES);
+        assert_eq!(cut, "咖".repeat(42));
+    }
+
+    #[test]
+    fn nonces_are_32_alphanumerics_and_differ() {
+        let (a, b) = (nonce(), nonce());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_verified_success_for_our_order_and_amount_is_paid() {
+        let m = merchant();
+        match micropay(answer(&m, &paid_fields())) {
+            MicropayOutcome::Paid(s) => {
+                assert_eq!(s.transaction_id, "4200001212282111030178445712");
+                assert_eq!(s.cash_fee, Some(1234));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn coupons_with_indexed_fields_still_verify_and_cash_fee_zero_is_paid() {
+        let m = merchant();
+        let mut fields = paid_fields();
+        fields.retain(|(k, _)| *k != "cash_fee");
+        fields.extend([("cash_fee", "0"), ("coupon_fee", "1234"), ("coupon_count", "1"), ("coupon_id_0", "2000"), ("coupon_fee_0", "1234")]);
+        assert!(matches!(micropay(answer(&m, &fields)), MicropayOutcome::Paid(_)));
+    }
+
+    #[test]
+    fn success_that_cannot_be_trusted_is_unknown_never_paid() {
+        let m = merchant();
+        let tampered = {
+            let mut f = answer(&m, &paid_fields());
+            f.set("total_fee", "1");
+            f
+        };
+        let other_merchant = answer(&Merchant { mch_id: "999".into(), ..merchant() }, &paid_fields());
+        let wrong_amount = answer(&m, &[paid_fields(), vec![("total_fee", "1235")]].concat());
+        let wrong_order = answer(&m, &[paid_fields(), vec![("out_trade_no", "OTHER")]].concat());
+        let no_transaction = {
+            let mut f = paid_fields();
+            f.retain(|(k, _)| *k != "transaction_id");
+            answer(&m, &f)
+        };
+        let unsigned = {
+            let mut f = answer(&m, &paid_fields());
+            f.remove("sign");
+            f
+        };
+        for fields in [tampered, other_merchant, wrong_amount, wrong_order, no_transaction, unsigned] {
+            assert!(matches!(micropay(fields), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+        }
+    }
+
+    #[test]
+    fn every_micropay_error_code_falls_in_its_class() {
+        let m = merchant();
+        assert_eq!(micropay(answer(&m, &error("USERPAYING"))), MicropayOutcome::Pending);
+        for code in DEFINITE_FAILURES {
+            match micropay(answer(&m, &error(code))) {
+                MicropayOutcome::Failed(r) => assert_eq!(r.code, *code),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        for code in ["SYSTEMERROR", "BANKERROR", "ORDERPAID", "OUT_TRADE_NO_USED", "SOMETHING_NEW", ""] {
+            assert!(
+                matches!(micropay(answer(&m, &error(code))), MicropayOutcome::Unknown(Unclear::Gateway { .. })),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_definite_failure_must_be_signed_too() {
+        let m = merchant();
+        let mut forged = answer(&m, &error("NOTENOUGH"));
+        forged.set("sign", "00000000000000000000000000000000");
+        assert!(matches!(micropay(forged), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+    }
+
+    #[test]
+    fn return_code_fail_is_failed_only_when_it_blames_our_request() {
+        let fail = |msg: &str| -> Fields { [("return_code", "FAIL"), ("return_msg", msg)].into_iter().collect() };
+        assert!(matches!(micropay(fail("签名失败")), MicropayOutcome::Failed(r) if r.code == "SIGNERROR"));
+        assert!(matches!(micropay(fail("参数格式校验错误")), MicropayOutcome::Failed(r) if r.code == "PARAM_ERROR"));
+        assert!(matches!(micropay(fail("XML格式错误")), MicropayOutcome::Failed(r) if r.code == "XML_FORMAT_ERROR"));
+        assert!(matches!(micropay(fail("系统繁忙")), MicropayOutcome::Unknown(Unclear::Gateway { .. })));
+        let weird: Fields = [("return_code", "MAYBE")].into_iter().collect();
+        assert!(matches!(micropay(weird), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+    }
+
+    #[test]
+    fn transport_trouble_is_unknown() {
+        let m = merchant();
+        let no = order_no();
+        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let outcome = classify_micropay(Err(Unclear::Transport("timed out".into())), &expected);
+        assert_eq!(outcome, MicropayOutcome::Unknown(Unclear::Transport("timed out".into())));
+        assert!(matches!(classify_query(Err(Unclear::Transport("x".into())), &expected), QueryOutcome::Unknown(_)));
+        assert!(matches!(classify_reverse(Err(Unclear::Transport("x".into())), &expected), ReverseOutcome::Again(_)));
+    }
+
+    #[test]
+    fn every_trade_state_falls_in_its_class() {
+        let m = merchant();
+        let no = order_no();
+        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let query = |state: &str| {
+            let mut fields = paid_fields();
+            fields.push(("trade_state", state));
+            classify_query(Ok(answer(&m, &fields)), &expected)
+        };
+        assert!(matches!(query("SUCCESS"), QueryOutcome::Paid(_)));
+        assert_eq!(query("REFUND"), QueryOutcome::Refunded);
+        for state in ["NOTPAY", "USERPAYING", "ACCEPT"] {
+            assert_eq!(query(state), QueryOutcome::NotSettled(state.into()));
+        }
+        assert!(matches!(query("PAYERROR"), QueryOutcome::PayError(_)));
+        assert_eq!(query("CLOSED"), QueryOutcome::Closed("CLOSED".into()));
+        assert_eq!(query("REVOKED"), QueryOutcome::Closed("REVOKED".into()));
+        assert!(matches!(query("WHATEVER"), QueryOutcome::Unknown(Unclear::Untrusted(_))));
+        for code in ["ORDERNOTEXIST", "SYSTEMERROR"] {
+            let outcome = classify_query(Ok(answer(&m, &error(code))), &expected);
+            assert!(matches!(outcome, QueryOutcome::Unknown(Unclear::Gateway { code: c, .. }) if c == code));
+        }
+        let mut wrong_amount = paid_fields();
+        wrong_amount.extend([("trade_state", "SUCCESS"), ("total_fee", "1")]);
+        assert!(matches!(classify_query(Ok(answer(&m, &wrong_amount)), &expected), QueryOutcome::Unknown(_)));
+    }
+
+    #[test]
+    fn reverse_answers_fall_in_their_class() {
+        let m = merchant();
+        let no = order_no();
+        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let reverse = |pairs: &[(&str, &str)]| classify_reverse(Ok(answer(&m, pairs)), &expected);
+        assert_eq!(reverse(&[("result_code", "SUCCESS"), ("recall", "N")]), ReverseOutcome::Reversed);
+        assert!(matches!(reverse(&[("result_code", "SUCCESS"), ("recall", "Y")]), ReverseOutcome::Again(_)));
+        assert!(matches!(reverse(&[("result_code", "SUCCESS")]), ReverseOutcome::Again(_)));
+        assert!(matches!(reverse(&error("SYSTEMERROR")), ReverseOutcome::Again(_)));
+        for code in ["REVERSE_EXPIRE", "TRADE_ERROR", "INVALID_TRANSACTIONID"] {
+            assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == code));
+        }
+        let mut forged = answer(&m, &[("result_code", "SUCCESS"), ("recall", "N")]);
+        forged.set("recall", "Y");
+        assert!(matches!(classify_reverse(Ok(forged), &expected), ReverseOutcome::Again(Unclear::Untrusted(_))));
+    }
+}
