@@ -2,5 +2,6 @@
 
 pub mod domain;
 pub mod journal;
+pub mod payment;
 pub mod simulator;
 pub mod wechat;

@@ -98,20 +98,35 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_wechat_code() {
         assert_eq!(AuthCode::parse(""), Err(AuthCodeError::Empty));
-        assert_eq!(AuthCode::parse("13453951796768607"), Err(AuthCodeError::WrongLength { len: 17 }));
-        assert_eq!(AuthCode::parse("1345395179676860761"), Err(AuthCodeError::WrongLength { len: 19 }));
-        assert_eq!(AuthCode::parse("13453951796768607a"), Err(AuthCodeError::NotDigits { found: 'a' }));
+        assert_eq!(
+            AuthCode::parse("13453951796768607"),
+            Err(AuthCodeError::WrongLength { len: 17 })
+        );
+        assert_eq!(
+            AuthCode::parse("1345395179676860761"),
+            Err(AuthCodeError::WrongLength { len: 19 })
+        );
+        assert_eq!(
+            AuthCode::parse("13453951796768607a"),
+            Err(AuthCodeError::NotDigits { found: 'a' })
+        );
         assert_eq!(
             AuthCode::parse("164539517967686076"),
-            Err(AuthCodeError::WrongPrefix { prefix: "16".into() })
+            Err(AuthCodeError::WrongPrefix {
+                prefix: "16".into()
+            })
         );
         assert_eq!(
             AuthCode::parse("094539517967686076"),
-            Err(AuthCodeError::WrongPrefix { prefix: "09".into() })
+            Err(AuthCodeError::WrongPrefix {
+                prefix: "09".into()
+            })
         );
         assert_eq!(
             AuthCode::parse("284539517967686076"),
-            Err(AuthCodeError::Alipay { prefix: "28".into() })
+            Err(AuthCodeError::Alipay {
+                prefix: "28".into()
+            })
         );
     }
 

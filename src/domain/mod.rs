@@ -5,6 +5,6 @@ mod auth_code;
 mod money;
 mod out_trade_no;
 
-pub use auth_code::{AuthCode, AuthCodeError};
+pub use auth_code::{AuthCode, AuthCodeError, mask};
 pub use money::{AmountError, Fen};
 pub use out_trade_no::{OutTradeNo, OutTradeNoError, TillId, TillIdError};

@@ -15,7 +15,9 @@ pub enum AmountError {
     TooManyDecimals { input: String },
     #[error("the amount must be more than 0.00")]
     Zero,
-    #[error("{amount} is over this till's maximum of {max}: check the amount, or raise till.max_amount")]
+    #[error(
+        "{amount} is over this till's maximum of {max}: check the amount, or raise till.max_amount"
+    )]
     OverMaximum { amount: Fen, max: Fen },
 }
 
@@ -27,7 +29,9 @@ impl Fen {
         if text.is_empty() {
             return Err(AmountError::Empty);
         }
-        let not_a_number = || AmountError::NotANumber { input: text.to_string() };
+        let not_a_number = || AmountError::NotANumber {
+            input: text.to_string(),
+        };
         let (whole, frac) = match text.split_once('.') {
             Some((w, f)) => (w, f),
             None => (text, ""),
@@ -37,9 +41,15 @@ impl Fen {
             return Err(not_a_number());
         }
         if frac.len() > 2 {
-            return Err(AmountError::TooManyDecimals { input: text.to_string() });
+            return Err(AmountError::TooManyDecimals {
+                input: text.to_string(),
+            });
         }
-        let yuan: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| not_a_number())? };
+        let yuan: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| not_a_number())?
+        };
         let fen_part: u64 = format!("{frac:0<2}").parse().map_err(|_| not_a_number())?;
         let fen = yuan
             .checked_mul(100)
@@ -94,20 +104,50 @@ mod tests {
     fn refuses_malformed_amounts_with_the_reason() {
         assert_eq!(Fen::parse_yuan("0"), Err(AmountError::Zero));
         assert_eq!(Fen::parse_yuan("0.00"), Err(AmountError::Zero));
-        assert!(matches!(Fen::parse_yuan("-1"), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("1.234"), Err(AmountError::TooManyDecimals { .. })));
-        assert!(matches!(Fen::parse_yuan("abc"), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("1e3"), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("1.2.3"), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("."), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("+1"), Err(AmountError::NotANumber { .. })));
-        assert!(matches!(Fen::parse_yuan("99999999999999999999"), Err(AmountError::NotANumber { .. })));
+        assert!(matches!(
+            Fen::parse_yuan("-1"),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("1.234"),
+            Err(AmountError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("abc"),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("1e3"),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("1.2.3"),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("."),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("+1"),
+            Err(AmountError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            Fen::parse_yuan("99999999999999999999"),
+            Err(AmountError::NotANumber { .. })
+        ));
         assert_eq!(Fen::parse_yuan(" "), Err(AmountError::Empty));
         assert_eq!(
             Fen::parse_yuan_within("5000.01", Fen(500_000)),
-            Err(AmountError::OverMaximum { amount: Fen(500_001), max: Fen(500_000) })
+            Err(AmountError::OverMaximum {
+                amount: Fen(500_001),
+                max: Fen(500_000)
+            })
         );
-        assert_eq!(Fen::parse_yuan_within("5000.00", Fen(500_000)), Ok(Fen(500_000)));
+        assert_eq!(
+            Fen::parse_yuan_within("5000.00", Fen(500_000)),
+            Ok(Fen(500_000))
+        );
     }
 
     proptest! {

@@ -18,7 +18,10 @@ impl OutTradeNo {
         if input.is_empty() || input.len() > 32 {
             return Err(OutTradeNoError::Length(input.to_string(), input.len()));
         }
-        if !input.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b)) {
+        if !input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
+        {
             return Err(OutTradeNoError::Character(input.to_string()));
         }
         Ok(Self(input.to_string()))
@@ -29,8 +32,14 @@ impl OutTradeNo {
     /// numbers unique even if a journal is wiped and its sequence restarts; the
     /// sequence keeps them unique within one second.
     pub fn mint(till: &TillId, local_stamp: &str, sequence: u64) -> Self {
-        let text = format!("{}{}{:06}", till.as_str(), local_stamp, sequence % 1_000_000);
-        Self::parse(&text).expect("a till id of at most 8 alphanumerics, 14 digits and 6 digits is valid")
+        let text = format!(
+            "{}{}{:06}",
+            till.as_str(),
+            local_stamp,
+            sequence % 1_000_000
+        );
+        Self::parse(&text)
+            .expect("a till id of at most 8 alphanumerics, 14 digits and 6 digits is valid")
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,12 +59,15 @@ impl fmt::Display for OutTradeNo {
 pub struct TillId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("till.id {0:?} must be 1 to 8 ASCII letters or digits (it prefixes every order number), e.g. \"T01\"")]
+#[error(
+    "till.id {0:?} must be 1 to 8 ASCII letters or digits (it prefixes every order number), e.g. \"T01\""
+)]
 pub struct TillIdError(String);
 
 impl TillId {
     pub fn parse(input: &str) -> Result<Self, TillIdError> {
-        if input.is_empty() || input.len() > 8 || !input.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if input.is_empty() || input.len() > 8 || !input.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(TillIdError(input.to_string()));
         }
         Ok(Self(input.to_string()))
@@ -83,7 +95,11 @@ mod tests {
         let b = OutTradeNo::mint(&till, "20261123142353", 2);
         assert_eq!(a.as_str(), "T0120261123142353000001");
         assert_ne!(a, b);
-        let longest = OutTradeNo::mint(&TillId::parse("ABCDEFGH").unwrap(), "20261123142353", 999_999);
+        let longest = OutTradeNo::mint(
+            &TillId::parse("ABCDEFGH").unwrap(),
+            "20261123142353",
+            999_999,
+        );
         assert_eq!(longest.as_str().len(), 28);
     }
 

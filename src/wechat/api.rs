@@ -9,7 +9,7 @@ use std::fmt;
 
 use rand::RngExt;
 
-use super::sign::{sign_request, verify, ApiKey, SignType};
+use super::sign::{ApiKey, SignType, sign_request, verify};
 use super::xml::{Fields, XmlError};
 use crate::domain::{AuthCode, Fen, OutTradeNo};
 
@@ -66,7 +66,9 @@ pub struct MicropayOrder<'a> {
 pub fn nonce() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..32).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The description as WeChat accepts it: no control characters (XML cannot
@@ -148,8 +150,12 @@ impl fmt::Display for Unclear {
         match self {
             Unclear::Transport(why) => write!(f, "no answer from the gateway: {why}"),
             Unclear::Untrusted(why) => write!(f, "answer not trusted: {why}"),
-            Unclear::Gateway { code, description } if description.is_empty() => write!(f, "gateway says {code}"),
-            Unclear::Gateway { code, description } => write!(f, "gateway says {code} ({description})"),
+            Unclear::Gateway { code, description } if description.is_empty() => {
+                write!(f, "gateway says {code}")
+            }
+            Unclear::Gateway { code, description } => {
+                write!(f, "gateway says {code} ({description})")
+            }
         }
     }
 }
@@ -224,14 +230,19 @@ impl From<XmlError> for Unclear {
 fn verified(fields: &Fields, expected: &Expected<'_>) -> Result<(), Unclear> {
     let merchant = expected.merchant;
     if !verify(fields, &merchant.key, merchant.sign_type) {
-        return Err(Unclear::Untrusted("the signature does not match (check the API key and sign_type)".into()));
+        return Err(Unclear::Untrusted(
+            "the signature does not match (check the API key and sign_type)".into(),
+        ));
     }
     let mismatch = |name: &str, ours: &str| match fields.get(name) {
         Some(theirs) if theirs == ours => None,
         Some(theirs) => Some(format!("{name} is {theirs:?}, ours is {ours:?}")),
         None => Some(format!("{name} is missing")),
     };
-    let mut problems = vec![mismatch("appid", &merchant.appid), mismatch("mch_id", &merchant.mch_id)];
+    let mut problems = vec![
+        mismatch("appid", &merchant.appid),
+        mismatch("mch_id", &merchant.mch_id),
+    ];
     if let Some(sub) = &merchant.sub_mch_id {
         problems.push(mismatch("sub_mch_id", sub));
     }
@@ -247,16 +258,28 @@ fn settlement(fields: &Fields, expected: &Expected<'_>) -> Result<Settlement, Un
     let ours = expected.out_trade_no.as_str();
     match fields.get("out_trade_no") {
         Some(no) if no == ours => {}
-        other => return Err(Unclear::Untrusted(format!("out_trade_no is {other:?}, ours is {ours:?}"))),
+        other => {
+            return Err(Unclear::Untrusted(format!(
+                "out_trade_no is {other:?}, ours is {ours:?}"
+            )));
+        }
     }
     let fee = expected.total_fee.0.to_string();
     match fields.get("total_fee") {
         Some(total) if total == fee => {}
-        other => return Err(Unclear::Untrusted(format!("total_fee is {other:?}, ours is {fee}"))),
+        other => {
+            return Err(Unclear::Untrusted(format!(
+                "total_fee is {other:?}, ours is {fee}"
+            )));
+        }
     }
     let transaction_id = match fields.get("transaction_id") {
         Some(id) if !id.is_empty() => id.to_string(),
-        _ => return Err(Unclear::Untrusted("a paid answer without transaction_id".into())),
+        _ => {
+            return Err(Unclear::Untrusted(
+                "a paid answer without transaction_id".into(),
+            ));
+        }
     };
     Ok(Settlement {
         transaction_id,
@@ -274,14 +297,23 @@ enum Business<'f> {
 /// Reads `return_code`; for SUCCESS verifies and returns the business layer.
 /// `Err(Ok(refusal))` is a `return_code=FAIL` that complains about our
 /// request (signature, parameters): it was refused before any processing.
-fn layers<'f>(fields: &'f Fields, expected: &Expected<'_>) -> Result<Business<'f>, Result<Refusal, Unclear>> {
+fn layers<'f>(
+    fields: &'f Fields,
+    expected: &Expected<'_>,
+) -> Result<Business<'f>, Result<Refusal, Unclear>> {
     match fields.get("return_code") {
         Some("SUCCESS") => {}
         Some("FAIL") => {
             let msg = fields.get("return_msg").unwrap_or("");
             return Err(match request_complaint(msg) {
-                Some(code) => Ok(Refusal { code: code.to_string(), description: msg.to_string() }),
-                None => Err(Unclear::Gateway { code: "FAIL".into(), description: msg.to_string() }),
+                Some(code) => Ok(Refusal {
+                    code: code.to_string(),
+                    description: msg.to_string(),
+                }),
+                None => Err(Unclear::Gateway {
+                    code: "FAIL".into(),
+                    description: msg.to_string(),
+                }),
             });
         }
         other => return Err(Err(Unclear::Untrusted(format!("return_code is {other:?}")))),
@@ -324,9 +356,14 @@ pub fn classify_micropay(answer: Answer, expected: &Expected<'_>) -> MicropayOut
             Ok(paid) => MicropayOutcome::Paid(paid),
             Err(unclear) => MicropayOutcome::Unknown(unclear),
         },
-        Ok(Business::Error { code: "USERPAYING", .. }) => MicropayOutcome::Pending,
+        Ok(Business::Error {
+            code: "USERPAYING", ..
+        }) => MicropayOutcome::Pending,
         Ok(Business::Error { code, description }) if DEFINITE_FAILURES.contains(&code) => {
-            MicropayOutcome::Failed(Refusal { code: code.to_string(), description: description.to_string() })
+            MicropayOutcome::Failed(Refusal {
+                code: code.to_string(),
+                description: description.to_string(),
+            })
         }
         // SYSTEMERROR, BANKERROR, ORDERPAID, OUT_TRADE_NO_USED and anything
         // unlisted: money may have moved.
@@ -343,7 +380,10 @@ pub fn classify_query(answer: Answer, expected: &Expected<'_>) -> QueryOutcome {
         Err(unclear) => return QueryOutcome::Unknown(unclear),
     };
     let gateway = |code: &str, description: &str| {
-        QueryOutcome::Unknown(Unclear::Gateway { code: code.to_string(), description: description.to_string() })
+        QueryOutcome::Unknown(Unclear::Gateway {
+            code: code.to_string(),
+            description: description.to_string(),
+        })
     };
     match layers(&fields, expected) {
         Err(Ok(refusal)) => gateway(&refusal.code, &refusal.description),
@@ -359,9 +399,13 @@ pub fn classify_query(answer: Answer, expected: &Expected<'_>) -> QueryOutcome {
                 },
                 "REFUND" => QueryOutcome::Refunded,
                 "NOTPAY" | "USERPAYING" | "ACCEPT" => QueryOutcome::NotSettled(state.to_string()),
-                "PAYERROR" => QueryOutcome::PayError(fields.get("trade_state_desc").unwrap_or("").to_string()),
+                "PAYERROR" => {
+                    QueryOutcome::PayError(fields.get("trade_state_desc").unwrap_or("").to_string())
+                }
                 "CLOSED" | "REVOKED" => QueryOutcome::Closed(state.to_string()),
-                other => QueryOutcome::Unknown(Unclear::Untrusted(format!("unknown trade_state {other:?}"))),
+                other => QueryOutcome::Unknown(Unclear::Untrusted(format!(
+                    "unknown trade_state {other:?}"
+                ))),
             }
         }
     }
@@ -383,12 +427,17 @@ pub fn classify_reverse(answer: Answer, expected: &Expected<'_>) -> ReverseOutco
             }),
             other => ReverseOutcome::Again(Unclear::Untrusted(format!("recall is {other:?}"))),
         },
-        Ok(Business::Error { code: "SYSTEMERROR", description }) => {
-            ReverseOutcome::Again(Unclear::Gateway { code: "SYSTEMERROR".into(), description: description.to_string() })
-        }
-        Ok(Business::Error { code, description }) => {
-            ReverseOutcome::Refused(Refusal { code: code.to_string(), description: description.to_string() })
-        }
+        Ok(Business::Error {
+            code: "SYSTEMERROR",
+            description,
+        }) => ReverseOutcome::Again(Unclear::Gateway {
+            code: "SYSTEMERROR".into(),
+            description: description.to_string(),
+        }),
+        Ok(Business::Error { code, description }) => ReverseOutcome::Refused(Refusal {
+            code: code.to_string(),
+            description: description.to_string(),
+        }),
     }
 }
 
@@ -443,13 +492,24 @@ mod tests {
     }
 
     fn error(code: &str) -> Vec<(&str, &str)> {
-        vec![("result_code", "FAIL"), ("err_code", code), ("err_code_des", "描述")]
+        vec![
+            ("result_code", "FAIL"),
+            ("err_code", code),
+            ("err_code_des", "描述"),
+        ]
     }
 
     fn micropay(fields: Fields) -> MicropayOutcome {
         let m = merchant();
         let no = order_no();
-        classify_micropay(Ok(fields), &Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) })
+        classify_micropay(
+            Ok(fields),
+            &Expected {
+                merchant: &m,
+                out_trade_no: &no,
+                total_fee: Fen(1234),
+            },
+        )
     }
 
     #[test]
@@ -466,7 +526,17 @@ mod tests {
             spbill_create_ip: "127.0.0.1",
         };
         let fields = micropay_request(&m, &order, "n0nce");
-        for required in ["appid", "mch_id", "nonce_str", "sign", "body", "out_trade_no", "total_fee", "spbill_create_ip", "auth_code"] {
+        for required in [
+            "appid",
+            "mch_id",
+            "nonce_str",
+            "sign",
+            "body",
+            "out_trade_no",
+            "total_fee",
+            "spbill_create_ip",
+            "auth_code",
+        ] {
             assert!(fields.get(required).is_some(), "{required} missing");
         }
         assert_eq!(fields.get("body"), Some("咖啡"));
@@ -474,7 +544,10 @@ mod tests {
         assert!(verify(&fields, &m.key, SignType::Md5));
         assert_eq!(fields.get("sign_type"), None);
 
-        let hmac = Merchant { sign_type: SignType::HmacSha256, ..m };
+        let hmac = Merchant {
+            sign_type: SignType::HmacSha256,
+            ..m
+        };
         let fields = query_request(&hmac, &no, "n0nce");
         assert_eq!(fields.get("sign_type"), Some("HMAC-SHA256"));
         assert!(verify(&fields, &hmac.key, SignType::HmacSha256));
@@ -513,8 +586,17 @@ mod tests {
         let m = merchant();
         let mut fields = paid_fields();
         fields.retain(|(k, _)| *k != "cash_fee");
-        fields.extend([("cash_fee", "0"), ("coupon_fee", "1234"), ("coupon_count", "1"), ("coupon_id_0", "2000"), ("coupon_fee_0", "1234")]);
-        assert!(matches!(micropay(answer(&m, &fields)), MicropayOutcome::Paid(_)));
+        fields.extend([
+            ("cash_fee", "0"),
+            ("coupon_fee", "1234"),
+            ("coupon_count", "1"),
+            ("coupon_id_0", "2000"),
+            ("coupon_fee_0", "1234"),
+        ]);
+        assert!(matches!(
+            micropay(answer(&m, &fields)),
+            MicropayOutcome::Paid(_)
+        ));
     }
 
     #[test]
@@ -525,9 +607,18 @@ mod tests {
             f.set("total_fee", "1");
             f
         };
-        let other_merchant = answer(&Merchant { mch_id: "999".into(), ..merchant() }, &paid_fields());
+        let other_merchant = answer(
+            &Merchant {
+                mch_id: "999".into(),
+                ..merchant()
+            },
+            &paid_fields(),
+        );
         let wrong_amount = answer(&m, &[paid_fields(), vec![("total_fee", "1235")]].concat());
-        let wrong_order = answer(&m, &[paid_fields(), vec![("out_trade_no", "OTHER")]].concat());
+        let wrong_order = answer(
+            &m,
+            &[paid_fields(), vec![("out_trade_no", "OTHER")]].concat(),
+        );
         let no_transaction = {
             let mut f = paid_fields();
             f.retain(|(k, _)| *k != "transaction_id");
@@ -538,24 +629,47 @@ mod tests {
             f.remove("sign");
             f
         };
-        for fields in [tampered, other_merchant, wrong_amount, wrong_order, no_transaction, unsigned] {
-            assert!(matches!(micropay(fields), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+        for fields in [
+            tampered,
+            other_merchant,
+            wrong_amount,
+            wrong_order,
+            no_transaction,
+            unsigned,
+        ] {
+            assert!(matches!(
+                micropay(fields),
+                MicropayOutcome::Unknown(Unclear::Untrusted(_))
+            ));
         }
     }
 
     #[test]
     fn every_micropay_error_code_falls_in_its_class() {
         let m = merchant();
-        assert_eq!(micropay(answer(&m, &error("USERPAYING"))), MicropayOutcome::Pending);
+        assert_eq!(
+            micropay(answer(&m, &error("USERPAYING"))),
+            MicropayOutcome::Pending
+        );
         for code in DEFINITE_FAILURES {
             match micropay(answer(&m, &error(code))) {
                 MicropayOutcome::Failed(r) => assert_eq!(r.code, *code),
                 other => panic!("{code}: {other:?}"),
             }
         }
-        for code in ["SYSTEMERROR", "BANKERROR", "ORDERPAID", "OUT_TRADE_NO_USED", "SOMETHING_NEW", ""] {
+        for code in [
+            "SYSTEMERROR",
+            "BANKERROR",
+            "ORDERPAID",
+            "OUT_TRADE_NO_USED",
+            "SOMETHING_NEW",
+            "",
+        ] {
             assert!(
-                matches!(micropay(answer(&m, &error(code))), MicropayOutcome::Unknown(Unclear::Gateway { .. })),
+                matches!(
+                    micropay(answer(&m, &error(code))),
+                    MicropayOutcome::Unknown(Unclear::Gateway { .. })
+                ),
                 "{code}"
             );
         }
@@ -566,36 +680,72 @@ mod tests {
         let m = merchant();
         let mut forged = answer(&m, &error("NOTENOUGH"));
         forged.set("sign", "00000000000000000000000000000000");
-        assert!(matches!(micropay(forged), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+        assert!(matches!(
+            micropay(forged),
+            MicropayOutcome::Unknown(Unclear::Untrusted(_))
+        ));
     }
 
     #[test]
     fn return_code_fail_is_failed_only_when_it_blames_our_request() {
-        let fail = |msg: &str| -> Fields { [("return_code", "FAIL"), ("return_msg", msg)].into_iter().collect() };
-        assert!(matches!(micropay(fail("签名失败")), MicropayOutcome::Failed(r) if r.code == "SIGNERROR"));
-        assert!(matches!(micropay(fail("参数格式校验错误")), MicropayOutcome::Failed(r) if r.code == "PARAM_ERROR"));
-        assert!(matches!(micropay(fail("XML格式错误")), MicropayOutcome::Failed(r) if r.code == "XML_FORMAT_ERROR"));
-        assert!(matches!(micropay(fail("系统繁忙")), MicropayOutcome::Unknown(Unclear::Gateway { .. })));
+        let fail = |msg: &str| -> Fields {
+            [("return_code", "FAIL"), ("return_msg", msg)]
+                .into_iter()
+                .collect()
+        };
+        assert!(
+            matches!(micropay(fail("签名失败")), MicropayOutcome::Failed(r) if r.code == "SIGNERROR")
+        );
+        assert!(
+            matches!(micropay(fail("参数格式校验错误")), MicropayOutcome::Failed(r) if r.code == "PARAM_ERROR")
+        );
+        assert!(
+            matches!(micropay(fail("XML格式错误")), MicropayOutcome::Failed(r) if r.code == "XML_FORMAT_ERROR")
+        );
+        assert!(matches!(
+            micropay(fail("系统繁忙")),
+            MicropayOutcome::Unknown(Unclear::Gateway { .. })
+        ));
         let weird: Fields = [("return_code", "MAYBE")].into_iter().collect();
-        assert!(matches!(micropay(weird), MicropayOutcome::Unknown(Unclear::Untrusted(_))));
+        assert!(matches!(
+            micropay(weird),
+            MicropayOutcome::Unknown(Unclear::Untrusted(_))
+        ));
     }
 
     #[test]
     fn transport_trouble_is_unknown() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let expected = Expected {
+            merchant: &m,
+            out_trade_no: &no,
+            total_fee: Fen(1234),
+        };
         let outcome = classify_micropay(Err(Unclear::Transport("timed out".into())), &expected);
-        assert_eq!(outcome, MicropayOutcome::Unknown(Unclear::Transport("timed out".into())));
-        assert!(matches!(classify_query(Err(Unclear::Transport("x".into())), &expected), QueryOutcome::Unknown(_)));
-        assert!(matches!(classify_reverse(Err(Unclear::Transport("x".into())), &expected), ReverseOutcome::Again(_)));
+        assert_eq!(
+            outcome,
+            MicropayOutcome::Unknown(Unclear::Transport("timed out".into()))
+        );
+        assert!(matches!(
+            classify_query(Err(Unclear::Transport("x".into())), &expected),
+            QueryOutcome::Unknown(_)
+        ));
+        assert!(matches!(
+            classify_reverse(Err(Unclear::Transport("x".into())), &expected),
+            ReverseOutcome::Again(_)
+        ));
     }
 
     #[test]
     fn every_trade_state_falls_in_its_class() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let expected = Expected {
+            merchant: &m,
+            out_trade_no: &no,
+            total_fee: Fen(1234),
+        };
         let query = |state: &str| {
             let mut fields = paid_fields();
             fields.push(("trade_state", state));
@@ -609,31 +759,58 @@ mod tests {
         assert!(matches!(query("PAYERROR"), QueryOutcome::PayError(_)));
         assert_eq!(query("CLOSED"), QueryOutcome::Closed("CLOSED".into()));
         assert_eq!(query("REVOKED"), QueryOutcome::Closed("REVOKED".into()));
-        assert!(matches!(query("WHATEVER"), QueryOutcome::Unknown(Unclear::Untrusted(_))));
+        assert!(matches!(
+            query("WHATEVER"),
+            QueryOutcome::Unknown(Unclear::Untrusted(_))
+        ));
         for code in ["ORDERNOTEXIST", "SYSTEMERROR"] {
             let outcome = classify_query(Ok(answer(&m, &error(code))), &expected);
-            assert!(matches!(outcome, QueryOutcome::Unknown(Unclear::Gateway { code: c, .. }) if c == code));
+            assert!(
+                matches!(outcome, QueryOutcome::Unknown(Unclear::Gateway { code: c, .. }) if c == code)
+            );
         }
         let mut wrong_amount = paid_fields();
         wrong_amount.extend([("trade_state", "SUCCESS"), ("total_fee", "1")]);
-        assert!(matches!(classify_query(Ok(answer(&m, &wrong_amount)), &expected), QueryOutcome::Unknown(_)));
+        assert!(matches!(
+            classify_query(Ok(answer(&m, &wrong_amount)), &expected),
+            QueryOutcome::Unknown(_)
+        ));
     }
 
     #[test]
     fn reverse_answers_fall_in_their_class() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected { merchant: &m, out_trade_no: &no, total_fee: Fen(1234) };
+        let expected = Expected {
+            merchant: &m,
+            out_trade_no: &no,
+            total_fee: Fen(1234),
+        };
         let reverse = |pairs: &[(&str, &str)]| classify_reverse(Ok(answer(&m, pairs)), &expected);
-        assert_eq!(reverse(&[("result_code", "SUCCESS"), ("recall", "N")]), ReverseOutcome::Reversed);
-        assert!(matches!(reverse(&[("result_code", "SUCCESS"), ("recall", "Y")]), ReverseOutcome::Again(_)));
-        assert!(matches!(reverse(&[("result_code", "SUCCESS")]), ReverseOutcome::Again(_)));
-        assert!(matches!(reverse(&error("SYSTEMERROR")), ReverseOutcome::Again(_)));
+        assert_eq!(
+            reverse(&[("result_code", "SUCCESS"), ("recall", "N")]),
+            ReverseOutcome::Reversed
+        );
+        assert!(matches!(
+            reverse(&[("result_code", "SUCCESS"), ("recall", "Y")]),
+            ReverseOutcome::Again(_)
+        ));
+        assert!(matches!(
+            reverse(&[("result_code", "SUCCESS")]),
+            ReverseOutcome::Again(_)
+        ));
+        assert!(matches!(
+            reverse(&error("SYSTEMERROR")),
+            ReverseOutcome::Again(_)
+        ));
         for code in ["REVERSE_EXPIRE", "TRADE_ERROR", "INVALID_TRANSACTIONID"] {
             assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == code));
         }
         let mut forged = answer(&m, &[("result_code", "SUCCESS"), ("recall", "N")]);
         forged.set("recall", "Y");
-        assert!(matches!(classify_reverse(Ok(forged), &expected), ReverseOutcome::Again(Unclear::Untrusted(_))));
+        assert!(matches!(
+            classify_reverse(Ok(forged), &expected),
+            ReverseOutcome::Again(Unclear::Untrusted(_))
+        ));
     }
 }

@@ -20,7 +20,8 @@ struct Message {
 }
 
 static MESSAGES: LazyLock<HashMap<String, Message>> = LazyLock::new(|| {
-    toml::from_str(include_str!("../../assets/messages.toml")).expect("assets/messages.toml is checked by a unit test")
+    toml::from_str(include_str!("../../assets/messages.toml"))
+        .expect("assets/messages.toml is checked by a unit test")
 });
 
 /// The cashier's message for `code`, if the table has one.
@@ -38,11 +39,16 @@ mod tests {
     #[test]
     fn every_definite_failure_has_both_languages() {
         for code in super::super::api::DEFINITE_FAILURES {
-            let zh = cashier_message(code, Language::Chinese).unwrap_or_else(|| panic!("{code} has no zh message"));
-            let en = cashier_message(code, Language::English).unwrap_or_else(|| panic!("{code} has no en message"));
+            let zh = cashier_message(code, Language::Chinese)
+                .unwrap_or_else(|| panic!("{code} has no zh message"));
+            let en = cashier_message(code, Language::English)
+                .unwrap_or_else(|| panic!("{code} has no en message"));
             assert!(!zh.is_empty() && !en.is_empty());
         }
-        assert_eq!(cashier_message("NOTENOUGH", Language::Chinese), Some("余额不足，请用户换卡支付"));
+        assert_eq!(
+            cashier_message("NOTENOUGH", Language::Chinese),
+            Some("余额不足，请用户换卡支付")
+        );
         assert_eq!(cashier_message("NO_SUCH_CODE", Language::English), None);
     }
 }

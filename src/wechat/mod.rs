@@ -3,6 +3,7 @@
 //! classes of PROTOCOL.md. No IO here except in `client`.
 
 pub mod api;
+pub mod client;
 pub mod messages;
 pub mod sign;
 pub mod xml;

@@ -59,7 +59,10 @@ impl SignType {
 /// The string that is hashed, without the key (useful in tests and for
 /// explaining a SIGNERROR; it contains no secret).
 pub fn signing_string(fields: &Fields) -> String {
-    let mut pairs: Vec<(&str, &str)> = fields.iter().filter(|(k, v)| *k != "sign" && !v.is_empty()).collect();
+    let mut pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .filter(|(k, v)| *k != "sign" && !v.is_empty())
+        .collect();
     pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (i, (k, v)) in pairs.iter().enumerate() {
@@ -80,7 +83,8 @@ pub fn sign(fields: &Fields, key: &ApiKey, sign_type: SignType) -> String {
     match sign_type {
         SignType::Md5 => hex::encode_upper(Md5::digest(text.as_bytes())),
         SignType::HmacSha256 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key.reveal().as_bytes()).expect("HMAC takes a key of any length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.reveal().as_bytes())
+                .expect("HMAC takes a key of any length");
             mac.update(text.as_bytes());
             hex::encode_upper(mac.finalize().into_bytes())
         }
@@ -90,10 +94,16 @@ pub fn sign(fields: &Fields, key: &ApiKey, sign_type: SignType) -> String {
 /// True when `fields` carries a `sign` equal to the one we compute. Compared
 /// in constant time, and case-sensitively as WeChat sends uppercase hex.
 pub fn verify(fields: &Fields, key: &ApiKey, sign_type: SignType) -> bool {
-    let Some(given) = fields.get("sign") else { return false };
+    let Some(given) = fields.get("sign") else {
+        return false;
+    };
     let expected = sign(fields, key, sign_type);
     given.len() == expected.len()
-        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Adds `sign` (and `sign_type` when it is not the default) to a request.
@@ -130,7 +140,10 @@ mod tests {
             signing_string(&canonical()),
             "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA"
         );
-        assert_eq!(sign(&canonical(), &ApiKey::new(KEY), SignType::Md5), "9A0A8659F005D6984697E2CA0A9CF3B7");
+        assert_eq!(
+            sign(&canonical(), &ApiKey::new(KEY), SignType::Md5),
+            "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
     }
 
     #[test]
@@ -161,7 +174,10 @@ mod tests {
         .into_iter()
         .collect();
         let key = ApiKey::new("8934e7d15453e97507ef794cf7b0519d");
-        assert_eq!(sign(&fields, &key, SignType::Md5), "260D986E2E5DD07613D5960EC8EFDAF4");
+        assert_eq!(
+            sign(&fields, &key, SignType::Md5),
+            "260D986E2E5DD07613D5960EC8EFDAF4"
+        );
     }
 
     #[test]

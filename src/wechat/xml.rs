@@ -4,8 +4,8 @@
 //! not an answer we can trust, so it is an error (and the caller treats the
 //! order as UNKNOWN), never a guess.
 
-use quick_xml::events::Event;
 use quick_xml::Reader;
+use quick_xml::events::Event;
 
 /// Largest body decoded; real answers are under 2 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -39,7 +39,10 @@ impl Fields {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn remove(&mut self, key: &str) -> Option<String> {
@@ -96,7 +99,12 @@ pub enum XmlError {
 /// split across two sections); values made only of digits go bare, like
 /// WeChat's own `total_fee`.
 pub fn encode(fields: &Fields) -> String {
-    let mut out = String::with_capacity(64 + fields.iter().map(|(k, v)| 2 * k.len() + v.len() + 16).sum::<usize>());
+    let mut out = String::with_capacity(
+        64 + fields
+            .iter()
+            .map(|(k, v)| 2 * k.len() + v.len() + 16)
+            .sum::<usize>(),
+    );
     out.push_str("<xml>");
     for (key, value) in fields.iter() {
         out.push('<');
@@ -276,14 +284,26 @@ mod tests {
                 "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><a>&e;</a></xml>",
                 |e| matches!(e, XmlError::Doctype),
             ),
-            ("<xml><a>&e;</a></xml>", |e| matches!(e, XmlError::UnknownEntity(_))),
-            ("<xml><a><b>1</b></a></xml>", |e| matches!(e, XmlError::Nested(_))),
-            ("<xml><a>1</a><a>2</a></xml>", |e| matches!(e, XmlError::Duplicate(_))),
-            ("<html><body>502 Bad Gateway</body></html>", |e| matches!(e, XmlError::WrongRoot(_))),
+            ("<xml><a>&e;</a></xml>", |e| {
+                matches!(e, XmlError::UnknownEntity(_))
+            }),
+            ("<xml><a><b>1</b></a></xml>", |e| {
+                matches!(e, XmlError::Nested(_))
+            }),
+            ("<xml><a>1</a><a>2</a></xml>", |e| {
+                matches!(e, XmlError::Duplicate(_))
+            }),
+            ("<html><body>502 Bad Gateway</body></html>", |e| {
+                matches!(e, XmlError::WrongRoot(_))
+            }),
             ("<xml><a>1</a>", |e| matches!(e, XmlError::Malformed(_))),
-            ("<xml>loose<a>1</a></xml>", |e| matches!(e, XmlError::StrayText)),
+            ("<xml>loose<a>1</a></xml>", |e| {
+                matches!(e, XmlError::StrayText)
+            }),
             ("", |e| matches!(e, XmlError::Malformed(_))),
-            ("<xml></xml><xml></xml>", |e| matches!(e, XmlError::StrayText)),
+            ("<xml></xml><xml></xml>", |e| {
+                matches!(e, XmlError::StrayText)
+            }),
         ];
         for (body, expected) in cases {
             let err = decode(body.as_bytes()).expect_err(body);
@@ -291,7 +311,10 @@ mod tests {
         }
         assert_eq!(decode(&[0xff, 0xfe]), Err(XmlError::NotUtf8));
         let huge = format!("<xml><a>{}</a></xml>", "x".repeat(MAX_BODY));
-        assert!(matches!(decode(huge.as_bytes()), Err(XmlError::TooLarge(_))));
+        assert!(matches!(
+            decode(huge.as_bytes()),
+            Err(XmlError::TooLarge(_))
+        ));
     }
 
     proptest! {

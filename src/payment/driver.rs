@@ -1,0 +1,447 @@
+//! The thin async driver around [`Machine`]: it journals, sends, listens for
+//! the cashier, and sleeps until the machine's next instant. It decides
+//! nothing; the order of its steps is what keeps invariant 4:
+//! every request is journaled before it is sent, every answer before the
+//! machine sees it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::machine::{Call, Final, Machine, Status, Step};
+use super::policy::Timings;
+use crate::domain::{AuthCode, Fen, OutTradeNo, TillId};
+use crate::journal::{
+    EventKind, EventRecord, FinalRecord, Journal, JournalError, NewOrder, OrderId, OrderState,
+};
+use crate::wechat::Fields;
+use crate::wechat::api::{
+    self, Expected, Merchant, MicropayOrder, MicropayOutcome, QueryOutcome, ReverseOutcome,
+};
+use crate::wechat::client::{Endpoint, GatewayClient};
+use crate::wechat::messages::Language;
+
+/// The journal, shared by the engine and the screens that read it.
+pub type SharedJournal = Arc<Mutex<Journal>>;
+
+/// One payment to take.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    pub amount: Fen,
+    pub body: String,
+    pub auth_code: AuthCode,
+}
+
+/// What a payment reports while it runs, for a screen or a log.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// The order is journaled under this number.
+    Opened {
+        out_trade_no: OutTradeNo,
+    },
+    /// The machine's state changed; `elapsed` is the time since the micropay was sent.
+    Status {
+        status: Status,
+        elapsed: Duration,
+    },
+    Finished(PaymentResult),
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentResult {
+    pub out_trade_no: OutTradeNo,
+    pub amount: Fen,
+    pub outcome: Final,
+    /// The cashier's message in the configured language.
+    pub message: String,
+}
+
+impl PaymentResult {
+    pub fn state(&self) -> OrderState {
+        self.outcome.state()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "the journal could not be written ({0}); {1} Free disk space or fix the journal's permissions, then restart scanpay: unfinished orders are recovered from the journal"
+    )]
+    Journal(JournalError, &'static str),
+    #[error("the journal task stopped unexpectedly: {0}")]
+    JournalTask(String),
+}
+
+/// Everything a payment needs; cheap to clone into a task.
+#[derive(Clone)]
+pub struct Engine {
+    pub gateway: GatewayClient,
+    pub merchant: Merchant,
+    pub journal: SharedJournal,
+    pub timings: Timings,
+    pub till: TillId,
+    pub spbill_create_ip: String,
+    pub store_offset: UtcOffset,
+    pub language: Language,
+}
+
+impl Engine {
+    /// Takes one payment to its end. `cancel` turning true is the cashier's
+    /// cancel key. An error means the journal failed: the order is left open
+    /// in it, for recovery.
+    pub async fn pay(
+        &self,
+        request: PaymentRequest,
+        progress: mpsc::UnboundedSender<Progress>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<PaymentResult, EngineError> {
+        let before_send = "nothing was sent, so nobody was charged.";
+        let in_flight = "the order is left open.";
+        let new = NewOrder {
+            till: &self.till,
+            total_fee: request.amount,
+            body: &request.body,
+            auth_code_masked: request.auth_code.masked(),
+            now: OffsetDateTime::now_utc(),
+            local_offset: self.store_offset,
+        };
+        let (order, out_trade_no) = {
+            let mut journal = self.lock()?;
+            journal
+                .open_order(&new)
+                .map_err(|e| EngineError::Journal(e, before_send))?
+        };
+        let _ = progress.send(Progress::Opened {
+            out_trade_no: out_trade_no.clone(),
+        });
+        let span = tracing::info_span!("payment", %out_trade_no, amount = %request.amount, code = %request.auth_code);
+        let _enter = span.enter();
+        tracing::info!("order opened");
+
+        let expected = Expected {
+            merchant: &self.merchant,
+            out_trade_no: &out_trade_no,
+            total_fee: request.amount,
+        };
+        let mut machine = Machine::new(self.timings);
+        let mut t0: Option<Instant> = None;
+        let elapsed = |t0: Option<Instant>| t0.map(|t| t.elapsed()).unwrap_or_default();
+        let mut cancel_pending = !*cancel.borrow();
+        if !cancel_pending {
+            machine.cancel(Duration::ZERO);
+        }
+        let mut last_status = None;
+
+        loop {
+            let status = machine.status();
+            if last_status.as_ref() != Some(&status) {
+                let _ = progress.send(Progress::Status {
+                    status: status.clone(),
+                    elapsed: elapsed(t0),
+                });
+                last_status = Some(status);
+            }
+            match machine.step(elapsed(t0)) {
+                Step::Send(call) => {
+                    let fields = self.request(call, &out_trade_no, &request);
+                    let record =
+                        request_event(call, &fields, request.amount, t0.map(|t| t.elapsed()));
+                    let stage = if call == Call::Micropay {
+                        before_send
+                    } else {
+                        in_flight
+                    };
+                    {
+                        let mut journal = self.lock()?;
+                        let written = match call {
+                            Call::Micropay => journal.record_micropay_intent(order, &record),
+                            _ => journal.append(order, &record),
+                        };
+                        written.map_err(|e| EngineError::Journal(e, stage))?;
+                    }
+                    if call == Call::Micropay {
+                        t0 = Some(Instant::now());
+                    }
+                    tracing::info!(
+                        call = call.name(),
+                        elapsed_ms = elapsed(t0).as_millis() as u64,
+                        "request sent"
+                    );
+                    let send = self.gateway.post(endpoint(call), &fields);
+                    tokio::pin!(send);
+                    let answer = loop {
+                        tokio::select! {
+                            answer = &mut send => break answer,
+                            () = cancelled(&mut cancel), if cancel_pending => {
+                                cancel_pending = false;
+                                self.cashier_cancel(&mut machine, order, elapsed(t0))?;
+                            }
+                        }
+                    };
+                    let now = elapsed(t0);
+                    let raw = answer.clone().ok();
+                    let (class, reason, feed): (&str, String, Box<dyn FnOnce(&mut Machine)>) =
+                        match call {
+                            Call::Micropay => {
+                                let outcome = api::classify_micropay(answer, &expected);
+                                let (class, reason) = describe_micropay(&outcome);
+                                (
+                                    class,
+                                    reason,
+                                    Box::new(move |m: &mut Machine| m.on_micropay(outcome, now)),
+                                )
+                            }
+                            Call::Query => {
+                                let outcome = api::classify_query(answer, &expected);
+                                let (class, reason) = describe_query(&outcome);
+                                (
+                                    class,
+                                    reason,
+                                    Box::new(move |m: &mut Machine| m.on_query(outcome, now)),
+                                )
+                            }
+                            Call::Reverse { .. } => {
+                                let outcome = api::classify_reverse(answer, &expected);
+                                let (class, reason) = describe_reverse(&outcome);
+                                (
+                                    class,
+                                    reason,
+                                    Box::new(move |m: &mut Machine| m.on_reverse(outcome, now)),
+                                )
+                            }
+                        };
+                    let record = EventRecord {
+                        at: OffsetDateTime::now_utc(),
+                        since_t0_ms: Some(now.as_millis() as u64),
+                        kind: EventKind::Answer,
+                        call: Some(call.name().to_string()),
+                        summary: format!(
+                            "{} answer: {class}{}",
+                            call.name(),
+                            if reason.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" — {reason}")
+                            }
+                        ),
+                        detail: json!({ "class": class, "reason": reason, "fields": raw.as_ref().map(journal_fields) }),
+                    };
+                    self.lock()?
+                        .append(order, &record)
+                        .map_err(|e| EngineError::Journal(e, in_flight))?;
+                    tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = now.as_millis() as u64, "answer");
+                    feed(&mut machine);
+                }
+                Step::WaitUntil(at) => {
+                    let wake = t0.expect("the machine waits only after the micropay is sent") + at;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake) => {
+                            let what = match machine.status() {
+                                Status::Reversing { .. } => "reverse due",
+                                _ => "query due",
+                            };
+                            let record = EventRecord {
+                                at: OffsetDateTime::now_utc(),
+                                since_t0_ms: Some(elapsed(t0).as_millis() as u64),
+                                kind: EventKind::Timer,
+                                call: None,
+                                summary: format!("timer: {what} at {} ms", at.as_millis()),
+                                detail: json!({ "due_ms": at.as_millis() as u64 }),
+                            };
+                            self.lock()?.append(order, &record).map_err(|e| EngineError::Journal(e, in_flight))?;
+                        }
+                        () = cancelled(&mut cancel), if cancel_pending => {
+                            cancel_pending = false;
+                            self.cashier_cancel(&mut machine, order, elapsed(t0))?;
+                        }
+                    }
+                }
+                Step::AwaitAnswer => {
+                    unreachable!("the driver feeds every answer before stepping again")
+                }
+                Step::Done(outcome) => {
+                    let message = outcome.message(self.language);
+                    let record = FinalRecord {
+                        state: outcome.state(),
+                        transaction_id: outcome.transaction_id().map(str::to_string),
+                        err_code: outcome.err_code(),
+                        message: Some(message.clone()),
+                        at: OffsetDateTime::now_utc(),
+                    };
+                    let event = EventRecord {
+                        at: record.at,
+                        since_t0_ms: t0.map(|t| t.elapsed().as_millis() as u64),
+                        kind: EventKind::Finished,
+                        call: None,
+                        summary: format!("finished: {} — {message}", record.state.as_str()),
+                        detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
+                    };
+                    self.lock()?
+                        .finish(order, &record, &event)
+                        .map_err(|e| EngineError::Journal(e, in_flight))?;
+                    tracing::info!(state = record.state.as_str(), err_code = ?record.err_code, "payment finished");
+                    let result = PaymentResult {
+                        out_trade_no,
+                        amount: request.amount,
+                        outcome,
+                        message,
+                    };
+                    let _ = progress.send(Progress::Finished(result.clone()));
+                    return Ok(result);
+                }
+            }
+        }
+    }
+
+    fn request(&self, call: Call, out_trade_no: &OutTradeNo, request: &PaymentRequest) -> Fields {
+        let nonce = api::nonce();
+        match call {
+            Call::Micropay => api::micropay_request(
+                &self.merchant,
+                &MicropayOrder {
+                    out_trade_no,
+                    total_fee: request.amount,
+                    body: &request.body,
+                    auth_code: &request.auth_code,
+                    device_info: self.till.as_str(),
+                    spbill_create_ip: &self.spbill_create_ip,
+                },
+                &nonce,
+            ),
+            Call::Query => api::query_request(&self.merchant, out_trade_no, &nonce),
+            Call::Reverse { .. } => api::reverse_request(&self.merchant, out_trade_no, &nonce),
+        }
+    }
+
+    fn cashier_cancel(
+        &self,
+        machine: &mut Machine,
+        order: OrderId,
+        now: Duration,
+    ) -> Result<(), EngineError> {
+        let accepted = machine.cancel(now);
+        let summary = if accepted {
+            "cashier cancelled: the order will be reversed as soon as the rules allow"
+        } else {
+            "cashier cancelled too late: the order is already being reversed or finished"
+        };
+        tracing::info!(accepted, "cashier cancel");
+        let record = EventRecord {
+            at: OffsetDateTime::now_utc(),
+            since_t0_ms: Some(now.as_millis() as u64),
+            kind: EventKind::Cashier,
+            call: None,
+            summary: summary.to_string(),
+            detail: json!({ "action": "cancel", "accepted": accepted }),
+        };
+        self.lock()?
+            .append(order, &record)
+            .map_err(|e| EngineError::Journal(e, "the order is left open."))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Journal>, EngineError> {
+        // A panic while holding the lock leaves SQLite consistent (every write
+        // is a transaction), so the journal stays usable.
+        Ok(self
+            .journal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// Resolves when the cashier presses cancel; never if the sender is gone.
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|pressed| *pressed).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn endpoint(call: Call) -> Endpoint {
+    match call {
+        Call::Micropay => Endpoint::Micropay,
+        Call::Query => Endpoint::OrderQuery,
+        Call::Reverse { .. } => Endpoint::Reverse,
+    }
+}
+
+/// Fields as the journal keeps them: no signature, and the payment code masked.
+fn journal_fields(fields: &Fields) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .filter(|(k, _)| *k != "sign")
+        .map(|(k, v)| {
+            let v = if k == "auth_code" {
+                crate::domain::mask(v)
+            } else {
+                v.to_string()
+            };
+            (k.to_string(), serde_json::Value::String(v))
+        })
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+fn request_event(
+    call: Call,
+    fields: &Fields,
+    amount: Fen,
+    since_t0: Option<Duration>,
+) -> EventRecord {
+    let summary = match call {
+        Call::Micropay => format!(
+            "micropay sent: {amount} yuan, code {}",
+            crate::domain::mask(fields.get("auth_code").unwrap_or(""))
+        ),
+        Call::Query => "orderquery sent".to_string(),
+        Call::Reverse { attempt } => format!("reverse attempt {attempt} sent"),
+    };
+    EventRecord {
+        at: OffsetDateTime::now_utc(),
+        since_t0_ms: Some(since_t0.unwrap_or_default().as_millis() as u64),
+        kind: EventKind::Request,
+        call: Some(call.name().to_string()),
+        summary,
+        detail: json!({ "fields": journal_fields(fields) }),
+    }
+}
+
+fn describe_micropay(outcome: &MicropayOutcome) -> (&'static str, String) {
+    match outcome {
+        MicropayOutcome::Paid(paid) => ("PAID", format!("transaction {}", paid.transaction_id)),
+        MicropayOutcome::Pending => (
+            "PENDING",
+            "USERPAYING: the customer confirms on the phone".into(),
+        ),
+        MicropayOutcome::Unknown(why) => ("UNKNOWN", why.to_string()),
+        MicropayOutcome::Failed(refusal) => (
+            "FAILED",
+            format!("{} {}", refusal.code, refusal.description),
+        ),
+    }
+}
+
+fn describe_query(outcome: &QueryOutcome) -> (&'static str, String) {
+    match outcome {
+        QueryOutcome::Paid(paid) => ("PAID", format!("transaction {}", paid.transaction_id)),
+        QueryOutcome::NotSettled(state) => ("NOT_SETTLED", state.clone()),
+        QueryOutcome::PayError(desc) => ("PAYERROR", desc.clone()),
+        QueryOutcome::Closed(state) => ("CLOSED", state.clone()),
+        QueryOutcome::Refunded => ("REFUNDED", String::new()),
+        QueryOutcome::Unknown(why) => ("UNKNOWN", why.to_string()),
+    }
+}
+
+fn describe_reverse(outcome: &ReverseOutcome) -> (&'static str, String) {
+    match outcome {
+        ReverseOutcome::Reversed => ("REVERSED", "recall=N".into()),
+        ReverseOutcome::Again(why) => ("AGAIN", why.to_string()),
+        ReverseOutcome::Refused(refusal) => (
+            "REFUSED",
+            format!("{} {}", refusal.code, refusal.description),
+        ),
+    }
+}

@@ -1,0 +1,324 @@
+//! The micropay state machine of seed 001, as a pure value: no clock, no IO.
+//!
+//! Time is an input. Every instant is the time elapsed since t0, the moment
+//! the micropay request was sent. The driver asks [`Machine::step`] what to
+//! do now, performs it, and feeds answers back; tests jump straight to the
+//! instant the machine asks to be woken at.
+//!
+//! The rules, in one place:
+//! - USERPAYING: query every `poll_interval` until paid, definitely failed,
+//!   or `deadline`; the last query falls on the deadline itself.
+//! - unclear micropay (SYSTEMERROR, timeout, …): query after
+//!   `query_after_unknown`, then on the same cadence.
+//! - still unclear at the deadline, PAYERROR, or the cashier cancels:
+//!   reverse, never before `reverse_not_before`; reverse again on recall=Y
+//!   or errors, at most `reverse_max_attempts` times, then leave the order
+//!   for replay.
+//! - a verified SUCCESS at any point wins: never reverse a known-paid order.
+//! - the micropay is sent once; nothing here can send it again.
+
+use std::time::Duration;
+
+use super::policy::Timings;
+use crate::wechat::api::{
+    MicropayOutcome, QueryOutcome, Refusal, ReverseOutcome, Settlement, Unclear,
+};
+
+/// A request the driver must send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Micropay,
+    Query,
+    /// Numbered from 1.
+    Reverse {
+        attempt: u32,
+    },
+}
+
+impl Call {
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Micropay => "micropay",
+            Call::Query => "orderquery",
+            Call::Reverse { .. } => "reverse",
+        }
+    }
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Send(Call),
+    /// Nothing to do until this instant (or an answer, or a cancel).
+    WaitUntil(Duration),
+    /// A request is out; feed its answer.
+    AwaitAnswer,
+    Done(Final),
+}
+
+/// Why an order was reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReverseReason {
+    /// Still unclear at the deadline.
+    Deadline,
+    /// The query said PAYERROR.
+    PayError,
+    /// The cashier cancelled.
+    Cancelled,
+}
+
+/// Why a person must look at an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attention {
+    /// Every reverse attempt was unclear; the last reason is kept.
+    ReverseExhausted { attempts: u32, last: Unclear },
+    /// The gateway refused the reverse (REVERSE_EXPIRE, TRADE_ERROR, …).
+    ReverseRefused(Refusal),
+    /// The query says the order was paid and then refunded by someone.
+    Refunded,
+}
+
+/// How a payment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    Paid(Settlement),
+    /// A definite failure: no money moved.
+    Failed(Refusal),
+    /// The cashier cancelled before the micropay was sent.
+    CancelledBeforeSending,
+    /// The gateway reports the order CLOSED or REVOKED without our reverse.
+    Closed(String),
+    /// Our reverse succeeded: nothing is kept from the customer.
+    Reversed(ReverseReason),
+    NeedsAttention(Attention),
+}
+
+/// What the cashier's screen shows while the payment runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The micropay is out.
+    Sending,
+    /// The customer confirms on the phone; queries continue until `deadline`.
+    CustomerPaying {
+        next_query_at: Duration,
+        deadline: Duration,
+    },
+    /// The outcome is unclear; the next query is due then.
+    Unclear {
+        next_query_at: Duration,
+        deadline: Duration,
+    },
+    Querying,
+    /// Waiting to reverse (never before `earliest`), or reversing.
+    Reversing {
+        earliest: Duration,
+        attempt: u32,
+    },
+    Done(Final),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    SendMicropay,
+    AwaitMicropay,
+    QueryAt(Duration),
+    /// A query is out; `scheduled` is the instant it was due.
+    AwaitQuery {
+        scheduled: Duration,
+    },
+    ReverseAt(Duration),
+    AwaitReverse,
+    Done(Final),
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    timings: Timings,
+    /// The configured deadline, brought forward when the cashier cancels.
+    deadline: Duration,
+    phase: Phase,
+    cancelled: bool,
+    /// The customer was seen confirming on the phone (USERPAYING).
+    customer_paying: bool,
+    reverse_attempts: u32,
+    reverse_reason: ReverseReason,
+}
+
+impl Machine {
+    /// A machine about to send the micropay; its first step is `Send(Micropay)`.
+    pub fn new(timings: Timings) -> Self {
+        Self {
+            timings,
+            deadline: timings.deadline,
+            phase: Phase::SendMicropay,
+            cancelled: false,
+            customer_paying: false,
+            reverse_attempts: 0,
+            reverse_reason: ReverseReason::Deadline,
+        }
+    }
+
+    /// What to do at `now`. Returning `Send` marks the request as sent.
+    pub fn step(&mut self, now: Duration) -> Step {
+        match self.phase.clone() {
+            Phase::SendMicropay => {
+                self.phase = Phase::AwaitMicropay;
+                Step::Send(Call::Micropay)
+            }
+            Phase::AwaitMicropay | Phase::AwaitQuery { .. } | Phase::AwaitReverse => {
+                Step::AwaitAnswer
+            }
+            Phase::QueryAt(at) if now >= at => {
+                self.phase = Phase::AwaitQuery { scheduled: at };
+                Step::Send(Call::Query)
+            }
+            Phase::ReverseAt(at) if now >= at => {
+                self.reverse_attempts += 1;
+                self.phase = Phase::AwaitReverse;
+                Step::Send(Call::Reverse {
+                    attempt: self.reverse_attempts,
+                })
+            }
+            Phase::QueryAt(at) | Phase::ReverseAt(at) => Step::WaitUntil(at),
+            Phase::Done(done) => Step::Done(done),
+        }
+    }
+
+    pub fn on_micropay(&mut self, outcome: MicropayOutcome, now: Duration) {
+        if self.phase != Phase::AwaitMicropay {
+            return;
+        }
+        match outcome {
+            MicropayOutcome::Paid(paid) => self.finish(Final::Paid(paid)),
+            MicropayOutcome::Failed(refusal) => self.finish(Final::Failed(refusal)),
+            MicropayOutcome::Pending => {
+                self.customer_paying = true;
+                self.query_at(now + self.timings.poll_interval, now);
+            }
+            MicropayOutcome::Unknown(_) => {
+                self.query_at(now + self.timings.query_after_unknown, now)
+            }
+        }
+    }
+
+    pub fn on_query(&mut self, outcome: QueryOutcome, now: Duration) {
+        let Phase::AwaitQuery { scheduled } = self.phase else {
+            return;
+        };
+        match outcome {
+            QueryOutcome::Paid(paid) => self.finish(Final::Paid(paid)),
+            QueryOutcome::Closed(state) => self.finish(Final::Closed(state)),
+            QueryOutcome::Refunded => self.finish(Final::NeedsAttention(Attention::Refunded)),
+            QueryOutcome::PayError(_) => self.reverse(ReverseReason::PayError, now),
+            QueryOutcome::NotSettled(state) => {
+                self.customer_paying |= state == "USERPAYING";
+                self.query_again_or_reverse(scheduled, now);
+            }
+            QueryOutcome::Unknown(_) => self.query_again_or_reverse(scheduled, now),
+        }
+    }
+
+    pub fn on_reverse(&mut self, outcome: ReverseOutcome, now: Duration) {
+        if self.phase != Phase::AwaitReverse {
+            return;
+        }
+        match outcome {
+            ReverseOutcome::Reversed => self.finish(Final::Reversed(self.reverse_reason)),
+            ReverseOutcome::Refused(refusal) => {
+                self.finish(Final::NeedsAttention(Attention::ReverseRefused(refusal)))
+            }
+            ReverseOutcome::Again(last)
+                if self.reverse_attempts >= self.timings.reverse_max_attempts =>
+            {
+                let attempts = self.reverse_attempts;
+                self.finish(Final::NeedsAttention(Attention::ReverseExhausted {
+                    attempts,
+                    last,
+                }))
+            }
+            ReverseOutcome::Again(_) => {
+                let at = (now + self.timings.reverse_retry_interval)
+                    .max(self.timings.reverse_not_before);
+                self.phase = Phase::ReverseAt(at);
+            }
+        }
+    }
+
+    /// The cashier cancels. Before the micropay is sent that ends the order;
+    /// after, the deadline is brought forward to the earliest reverse time,
+    /// so the order gets one last query there and is then reversed (unless
+    /// that query finds it paid). Returns false when it is too late to cancel.
+    pub fn cancel(&mut self, now: Duration) -> bool {
+        match self.phase {
+            Phase::Done(_) | Phase::ReverseAt(_) | Phase::AwaitReverse => return false,
+            Phase::SendMicropay => {
+                self.finish(Final::CancelledBeforeSending);
+                return true;
+            }
+            _ if self.cancelled => return false,
+            _ => {}
+        }
+        self.cancelled = true;
+        self.reverse_reason = ReverseReason::Cancelled;
+        self.deadline = self.deadline.min(now.max(self.timings.reverse_not_before));
+        if let Phase::QueryAt(at) = self.phase {
+            self.phase = Phase::QueryAt(at.min(self.deadline).max(now));
+        }
+        true
+    }
+
+    pub fn status(&self) -> Status {
+        let deadline = self.deadline;
+        match &self.phase {
+            Phase::SendMicropay | Phase::AwaitMicropay => Status::Sending,
+            Phase::QueryAt(at) if self.customer_paying => Status::CustomerPaying {
+                next_query_at: *at,
+                deadline,
+            },
+            Phase::QueryAt(at) => Status::Unclear {
+                next_query_at: *at,
+                deadline,
+            },
+            Phase::AwaitQuery { .. } => Status::Querying,
+            Phase::ReverseAt(at) => Status::Reversing {
+                earliest: *at,
+                attempt: self.reverse_attempts + 1,
+            },
+            Phase::AwaitReverse => Status::Reversing {
+                earliest: self.timings.reverse_not_before,
+                attempt: self.reverse_attempts,
+            },
+            Phase::Done(done) => Status::Done(done.clone()),
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// Schedules a query at `candidate`, but not after the deadline (the last
+    /// query falls on it) and not in the past.
+    fn query_at(&mut self, candidate: Duration, now: Duration) {
+        self.phase = Phase::QueryAt(candidate.min(self.deadline).max(now));
+    }
+
+    /// After an unclear query: the next on the cadence of scheduled instants
+    /// (so a slow answer does not drift the schedule), or reverse once the
+    /// query on the deadline has been answered.
+    fn query_again_or_reverse(&mut self, scheduled: Duration, now: Duration) {
+        if scheduled >= self.deadline || now >= self.deadline {
+            self.reverse(self.reverse_reason, now);
+        } else {
+            self.query_at(scheduled + self.timings.poll_interval, now);
+        }
+    }
+
+    fn reverse(&mut self, reason: ReverseReason, now: Duration) {
+        self.reverse_reason = reason;
+        self.phase = Phase::ReverseAt(now.max(self.timings.reverse_not_before));
+    }
+
+    fn finish(&mut self, done: Final) {
+        self.phase = Phase::Done(done);
+    }
+}

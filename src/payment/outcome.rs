@@ -1,0 +1,175 @@
+//! How a finished payment is recorded and told: the journal's state, the
+//! error code, and the sentence for the cashier.
+
+use super::machine::{Attention, Final, ReverseReason};
+use crate::journal::OrderState;
+use crate::wechat::messages::{Language, cashier_message};
+
+impl Final {
+    pub fn state(&self) -> OrderState {
+        match self {
+            Final::Paid(_) => OrderState::Paid,
+            Final::Failed(_) | Final::CancelledBeforeSending => OrderState::Failed,
+            Final::Closed(_) => OrderState::Closed,
+            Final::Reversed(_) => OrderState::Reversed,
+            Final::NeedsAttention(_) => OrderState::NeedsAttention,
+        }
+    }
+
+    pub fn transaction_id(&self) -> Option<&str> {
+        match self {
+            Final::Paid(paid) => Some(&paid.transaction_id),
+            _ => None,
+        }
+    }
+
+    /// The gateway's code (or ours) that explains the outcome.
+    pub fn err_code(&self) -> Option<String> {
+        match self {
+            Final::Paid(_) => None,
+            Final::Failed(refusal) => Some(refusal.code.clone()),
+            Final::CancelledBeforeSending => Some("CANCELLED".into()),
+            Final::Closed(state) => Some(state.clone()),
+            Final::Reversed(ReverseReason::PayError) => Some("PAYERROR".into()),
+            Final::Reversed(ReverseReason::Deadline) => Some("TIMEOUT".into()),
+            Final::Reversed(ReverseReason::Cancelled) => Some("CANCELLED".into()),
+            Final::NeedsAttention(Attention::ReverseRefused(refusal)) => Some(refusal.code.clone()),
+            Final::NeedsAttention(Attention::ReverseExhausted { last, .. }) => {
+                Some(last.code().to_string())
+            }
+            Final::NeedsAttention(Attention::Refunded) => Some("REFUND".into()),
+        }
+    }
+
+    /// What the cashier reads (and the journal keeps): what happened and what to do.
+    pub fn message(&self, language: Language) -> String {
+        let zh = language == Language::Chinese;
+        match self {
+            Final::Paid(_) => if zh { "支付成功" } else { "Paid" }.to_string(),
+            Final::Failed(refusal) => match cashier_message(&refusal.code, language) {
+                Some(text) => text.to_string(),
+                None if refusal.description.is_empty() => {
+                    if zh {
+                        format!("支付失败（{}），请用户重新支付", refusal.code)
+                    } else {
+                        format!(
+                            "Payment failed ({}): ask the customer to pay again",
+                            refusal.code
+                        )
+                    }
+                }
+                None => format!("{} ({})", refusal.description, refusal.code),
+            },
+            Final::CancelledBeforeSending => if zh {
+                "已取消，未发起扣款"
+            } else {
+                "Cancelled before anything was charged"
+            }
+            .to_string(),
+            Final::Closed(_) => if zh {
+                "订单已关闭，未扣款，请重新下单"
+            } else {
+                "The order was closed and nothing was charged: start a new sale"
+            }
+            .to_string(),
+            Final::Reversed(reason) => {
+                let why = match (reason, zh) {
+                    (ReverseReason::Deadline, true) => "用户未在30秒内完成支付",
+                    (ReverseReason::Deadline, false) => "the payment did not complete in time",
+                    (ReverseReason::PayError, true) => "支付失败",
+                    (ReverseReason::PayError, false) => "the payment failed",
+                    (ReverseReason::Cancelled, true) => "收银员已取消",
+                    (ReverseReason::Cancelled, false) => "the cashier cancelled",
+                };
+                if zh {
+                    format!("{why}，订单已撤销，如已扣款将退回用户；请用户重新支付")
+                } else {
+                    format!(
+                        "Reversed because {why}; any charge goes back to the customer. Ask them to pay again"
+                    )
+                }
+            }
+            Final::NeedsAttention(attention) => {
+                let detail = match attention {
+                    Attention::ReverseExhausted { attempts, last } => {
+                        format!("{attempts} reverse attempts unclear; last: {last}")
+                    }
+                    Attention::ReverseRefused(refusal) => {
+                        format!("reverse refused: {} {}", refusal.code, refusal.description)
+                    }
+                    Attention::Refunded => {
+                        "the gateway says the order was paid and then refunded".to_string()
+                    }
+                };
+                if zh {
+                    format!("结果未明，请勿重复收款；已记录待店长处理（{detail}）")
+                } else {
+                    format!(
+                        "Outcome unclear: do not charge again; the order is kept for the manager ({detail})"
+                    )
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wechat::api::{Refusal, Unclear};
+
+    #[test]
+    fn each_outcome_has_a_state_code_and_message_in_both_languages() {
+        let cases = [
+            (
+                Final::Failed(Refusal {
+                    code: "NOTENOUGH".into(),
+                    description: "余额不足".into(),
+                }),
+                OrderState::Failed,
+                "NOTENOUGH",
+                "余额不足，请用户换卡支付",
+            ),
+            (
+                Final::Reversed(ReverseReason::Deadline),
+                OrderState::Reversed,
+                "TIMEOUT",
+                "订单已撤销",
+            ),
+            (
+                Final::Closed("REVOKED".into()),
+                OrderState::Closed,
+                "REVOKED",
+                "订单已关闭",
+            ),
+            (
+                Final::NeedsAttention(Attention::ReverseExhausted {
+                    attempts: 5,
+                    last: Unclear::Transport("reset".into()),
+                }),
+                OrderState::NeedsAttention,
+                "TRANSPORT",
+                "请勿重复收款",
+            ),
+        ];
+        for (done, state, code, zh) in cases {
+            assert_eq!(done.state(), state);
+            assert_eq!(done.err_code().as_deref(), Some(code));
+            assert!(
+                done.message(Language::Chinese).contains(zh),
+                "{}",
+                done.message(Language::Chinese)
+            );
+            assert!(
+                done.message(Language::English).is_ascii(),
+                "{}",
+                done.message(Language::English)
+            );
+        }
+        let unknown_code = Final::Failed(Refusal {
+            code: "NEW_CODE".into(),
+            description: "新错误".into(),
+        });
+        assert_eq!(unknown_code.message(Language::English), "新错误 (NEW_CODE)");
+    }
+}

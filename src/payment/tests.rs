@@ -1,0 +1,656 @@
+//! The state machine in virtual time: every test feeds explicit instants and
+//! asserts the exact instant of each request.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::machine::{Attention, Call, Final, Machine, ReverseReason, Status, Step};
+use super::policy::Timings;
+use crate::wechat::api::{
+    MicropayOutcome, QueryOutcome, Refusal, ReverseOutcome, Settlement, Unclear,
+};
+
+fn s(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// One scripted answer and how long it takes to arrive.
+#[derive(Debug, Clone)]
+enum Reply {
+    Micropay(MicropayOutcome),
+    Query(QueryOutcome),
+    Reverse(ReverseOutcome),
+}
+
+struct Run {
+    /// Each request with the instant it was sent.
+    sent: Vec<(Call, Duration)>,
+    done: Final,
+    done_at: Duration,
+}
+
+/// Drives a machine through `script`, each answer arriving `latency` after
+/// its request; `cancel_at` presses the cashier's cancel key at that instant.
+fn drive(
+    timings: Timings,
+    script: Vec<Reply>,
+    latency: Duration,
+    cancel_at: Option<Duration>,
+) -> Run {
+    let mut machine = Machine::new(timings);
+    let mut script: VecDeque<Reply> = script.into();
+    let mut now = Duration::ZERO;
+    let mut sent = Vec::new();
+    let mut cancel_at = cancel_at;
+    for _ in 0..1000 {
+        match machine.step(now) {
+            Step::Send(call) => {
+                sent.push((call, now));
+                let arrives = now + latency;
+                if let Some(at) = cancel_at.filter(|at| *at <= arrives) {
+                    machine.cancel(at.max(now));
+                    cancel_at = None;
+                }
+                now = arrives;
+                match (
+                    call,
+                    script
+                        .pop_front()
+                        .unwrap_or_else(|| panic!("no answer scripted for {call:?} at {now:?}")),
+                ) {
+                    (Call::Micropay, Reply::Micropay(o)) => machine.on_micropay(o, now),
+                    (Call::Query, Reply::Query(o)) => machine.on_query(o, now),
+                    (Call::Reverse { .. }, Reply::Reverse(o)) => machine.on_reverse(o, now),
+                    (call, reply) => panic!("{call:?} got {reply:?}"),
+                }
+            }
+            Step::WaitUntil(at) => {
+                assert!(at >= now, "asked to wake in the past: {at:?} < {now:?}");
+                match cancel_at.filter(|c| *c < at) {
+                    Some(c) => {
+                        now = now.max(c);
+                        machine.cancel(now);
+                        cancel_at = None;
+                    }
+                    None => now = at,
+                }
+            }
+            Step::AwaitAnswer => unreachable!("the harness always answers at once"),
+            Step::Done(done) => {
+                assert!(script.is_empty(), "unused answers: {script:?}");
+                return Run {
+                    sent,
+                    done,
+                    done_at: now,
+                };
+            }
+        }
+    }
+    panic!("the machine did not finish in 1000 steps");
+}
+
+fn at(run: &Run) -> Vec<(&'static str, f64)> {
+    run.sent
+        .iter()
+        .map(|(c, t)| (c.name(), (t.as_secs_f64() * 1000.0).round() / 1000.0))
+        .collect()
+}
+
+fn paid() -> Settlement {
+    Settlement {
+        transaction_id: "4200000001".into(),
+        time_end: None,
+        cash_fee: Some(1),
+    }
+}
+fn refusal(code: &str) -> Refusal {
+    Refusal {
+        code: code.into(),
+        description: String::new(),
+    }
+}
+fn systemerror() -> Unclear {
+    Unclear::Gateway {
+        code: "SYSTEMERROR".into(),
+        description: String::new(),
+    }
+}
+fn userpaying() -> QueryOutcome {
+    QueryOutcome::NotSettled("USERPAYING".into())
+}
+use Reply::{Micropay as M, Query as Q, Reverse as R};
+
+const FAST: Duration = Duration::from_millis(0);
+
+#[test]
+fn paid_at_once_sends_nothing_else() {
+    let run = drive(
+        Timings::default(),
+        vec![M(MicropayOutcome::Paid(paid()))],
+        FAST,
+        None,
+    );
+    assert_eq!(at(&run), [("micropay", 0.0)]);
+    assert_eq!(run.done, Final::Paid(paid()));
+}
+
+#[test]
+fn a_definite_failure_ends_without_query_or_reverse() {
+    let run = drive(
+        Timings::default(),
+        vec![M(MicropayOutcome::Failed(refusal("NOTENOUGH")))],
+        FAST,
+        None,
+    );
+    assert_eq!(at(&run), [("micropay", 0.0)]);
+    assert_eq!(run.done, Final::Failed(refusal("NOTENOUGH")));
+}
+
+#[test]
+fn userpaying_is_queried_every_10_s_and_paid_on_success() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(QueryOutcome::Paid(paid())),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("orderquery", 20.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Paid(paid()));
+}
+
+#[test]
+fn userpaying_until_the_deadline_is_queried_at_30_s_then_reversed() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("orderquery", 20.0),
+            ("orderquery", 30.0),
+            ("reverse", 30.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Deadline));
+}
+
+#[test]
+fn systemerror_is_queried_after_5_s_then_every_10_s_and_the_deadline() {
+    let unclear = || Q(QueryOutcome::Unknown(systemerror()));
+    let script = vec![
+        M(MicropayOutcome::Unknown(systemerror())),
+        unclear(),
+        unclear(),
+        unclear(),
+        unclear(),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 5.0),
+            ("orderquery", 15.0),
+            ("orderquery", 25.0),
+            ("orderquery", 30.0),
+            ("reverse", 30.0)
+        ]
+    );
+}
+
+#[test]
+fn systemerror_then_paid_is_paid() {
+    let script = vec![
+        M(MicropayOutcome::Unknown(systemerror())),
+        Q(QueryOutcome::Paid(paid())),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(at(&run), [("micropay", 0.0), ("orderquery", 5.0)]);
+    assert_eq!(run.done, Final::Paid(paid()));
+}
+
+#[test]
+fn payerror_is_reversed_but_not_before_15_s() {
+    let script = vec![
+        M(MicropayOutcome::Unknown(systemerror())),
+        Q(QueryOutcome::PayError("支付失败".into())),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [("micropay", 0.0), ("orderquery", 5.0), ("reverse", 15.0)]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::PayError));
+}
+
+#[test]
+fn a_slow_micropay_answer_moves_the_first_query_but_not_past_the_deadline() {
+    // Read timeout 10 s: the UNKNOWN arrives at 10 s, the query at 15 s.
+    let timings = Timings::default();
+    let mut machine = Machine::new(timings);
+    assert_eq!(machine.step(s(0.0)), Step::Send(Call::Micropay));
+    machine.on_micropay(
+        MicropayOutcome::Unknown(Unclear::Transport("timed out".into())),
+        s(10.0),
+    );
+    assert_eq!(machine.step(s(10.0)), Step::WaitUntil(s(15.0)));
+    // An answer after the deadline is followed by a query at once, then the reverse.
+    let mut late = Machine::new(timings);
+    late.step(s(0.0));
+    late.on_micropay(
+        MicropayOutcome::Unknown(Unclear::Transport("timed out".into())),
+        s(41.0),
+    );
+    assert_eq!(late.step(s(41.0)), Step::Send(Call::Query));
+    late.on_query(QueryOutcome::Unknown(systemerror()), s(42.0));
+    assert_eq!(late.step(s(42.0)), Step::Send(Call::Reverse { attempt: 1 }));
+}
+
+#[test]
+fn slow_queries_keep_the_cadence_of_scheduled_instants() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, s(3.0), None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 13.0),
+            ("orderquery", 23.0),
+            ("orderquery", 30.0),
+            ("reverse", 33.0)
+        ]
+    );
+}
+
+#[test]
+fn recall_y_and_errors_reverse_again_up_to_the_limit() {
+    let again = || {
+        R(ReverseOutcome::Again(Unclear::Gateway {
+            code: "RECALL".into(),
+            description: String::new(),
+        }))
+    };
+    let timings = Timings {
+        reverse_max_attempts: 3,
+        ..Timings::default()
+    };
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(QueryOutcome::PayError(String::new())),
+        again(),
+        again(),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(timings, script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("reverse", 15.0),
+            ("reverse", 20.0),
+            ("reverse", 25.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::PayError));
+
+    let exhausted = vec![
+        M(MicropayOutcome::Pending),
+        Q(QueryOutcome::PayError(String::new())),
+        again(),
+        again(),
+        again(),
+    ];
+    let run = drive(timings, exhausted, FAST, None);
+    assert_eq!(
+        run.sent
+            .iter()
+            .filter(|(c, _)| matches!(c, Call::Reverse { .. }))
+            .count(),
+        3
+    );
+    assert!(matches!(
+        run.done,
+        Final::NeedsAttention(Attention::ReverseExhausted { attempts: 3, .. })
+    ));
+    assert_eq!(run.done_at, s(25.0));
+}
+
+#[test]
+fn a_refused_reverse_needs_a_person() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(QueryOutcome::PayError(String::new())),
+        R(ReverseOutcome::Refused(refusal("REVERSE_EXPIRE"))),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        run.done,
+        Final::NeedsAttention(Attention::ReverseRefused(refusal("REVERSE_EXPIRE")))
+    );
+}
+
+#[test]
+fn closed_and_refunded_orders_end_without_reverse() {
+    let closed = drive(
+        Timings::default(),
+        vec![
+            M(MicropayOutcome::Pending),
+            Q(QueryOutcome::Closed("REVOKED".into())),
+        ],
+        FAST,
+        None,
+    );
+    assert_eq!(closed.done, Final::Closed("REVOKED".into()));
+    let refunded = drive(
+        Timings::default(),
+        vec![M(MicropayOutcome::Pending), Q(QueryOutcome::Refunded)],
+        FAST,
+        None,
+    );
+    assert_eq!(refunded.done, Final::NeedsAttention(Attention::Refunded));
+}
+
+#[test]
+fn cancel_while_the_customer_pays_reverses_at_15_s_after_one_last_query() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, FAST, Some(s(3.0)));
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("orderquery", 15.0),
+            ("reverse", 15.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Cancelled));
+}
+
+#[test]
+fn cancel_after_15_s_queries_once_and_reverses_at_once() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, FAST, Some(s(17.0)));
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("orderquery", 17.0),
+            ("reverse", 17.0)
+        ]
+    );
+}
+
+#[test]
+fn cancel_while_the_micropay_is_out_still_honours_its_answer() {
+    let paid_anyway = drive(
+        Timings::default(),
+        vec![M(MicropayOutcome::Paid(paid()))],
+        s(2.0),
+        Some(s(1.0)),
+    );
+    assert_eq!(paid_anyway.done, Final::Paid(paid()));
+
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+    ];
+    let run = drive(Timings::default(), script, s(2.0), Some(s(1.0)));
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 12.0),
+            ("orderquery", 15.0),
+            ("reverse", 17.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Cancelled));
+}
+
+#[test]
+fn a_query_that_finds_it_paid_after_cancel_wins() {
+    let script = vec![M(MicropayOutcome::Pending), Q(QueryOutcome::Paid(paid()))];
+    let run = drive(Timings::default(), script, FAST, Some(s(1.0)));
+    assert_eq!(run.done, Final::Paid(paid()));
+}
+
+#[test]
+fn cancel_before_sending_sends_nothing_and_cancel_is_refused_when_too_late() {
+    let mut machine = Machine::new(Timings::default());
+    assert!(machine.cancel(s(0.0)));
+    assert_eq!(
+        machine.step(s(0.0)),
+        Step::Done(Final::CancelledBeforeSending)
+    );
+
+    let mut done = Machine::new(Timings::default());
+    done.step(s(0.0));
+    done.on_micropay(MicropayOutcome::Paid(paid()), s(1.0));
+    assert!(!done.cancel(s(2.0)));
+    assert_eq!(done.step(s(2.0)), Step::Done(Final::Paid(paid())));
+}
+
+#[test]
+fn answers_out_of_turn_are_ignored() {
+    let mut machine = Machine::new(Timings::default());
+    machine.step(s(0.0));
+    machine.on_query(QueryOutcome::Paid(paid()), s(1.0));
+    machine.on_reverse(ReverseOutcome::Reversed, s(1.0));
+    assert_eq!(machine.step(s(1.0)), Step::AwaitAnswer);
+}
+
+#[test]
+fn status_tells_the_cashier_what_is_happening() {
+    let mut machine = Machine::new(Timings::default());
+    assert_eq!(machine.status(), Status::Sending);
+    machine.step(s(0.0));
+    assert_eq!(machine.status(), Status::Sending);
+    machine.on_micropay(MicropayOutcome::Pending, s(0.5));
+    assert_eq!(
+        machine.status(),
+        Status::CustomerPaying {
+            next_query_at: s(10.5),
+            deadline: s(30.0)
+        }
+    );
+    machine.step(s(10.5));
+    assert_eq!(machine.status(), Status::Querying);
+    machine.on_query(QueryOutcome::PayError(String::new()), s(11.0));
+    assert_eq!(
+        machine.status(),
+        Status::Reversing {
+            earliest: s(15.0),
+            attempt: 1
+        }
+    );
+
+    let mut unclear = Machine::new(Timings::default());
+    unclear.step(s(0.0));
+    unclear.on_micropay(MicropayOutcome::Unknown(systemerror()), s(1.0));
+    assert_eq!(
+        unclear.status(),
+        Status::Unclear {
+            next_query_at: s(6.0),
+            deadline: s(30.0)
+        }
+    );
+}
+
+// ---- invariants under random answers and timings ----
+
+fn settlement() -> impl Strategy<Value = Settlement> {
+    Just(paid())
+}
+fn unclear() -> impl Strategy<Value = Unclear> {
+    prop_oneof![
+        Just(systemerror()),
+        Just(Unclear::Transport("reset".into())),
+        Just(Unclear::Untrusted("bad sign".into())),
+        Just(Unclear::Gateway {
+            code: "ORDERNOTEXIST".into(),
+            description: String::new()
+        }),
+    ]
+}
+fn micropay_outcome() -> impl Strategy<Value = MicropayOutcome> {
+    prop_oneof![
+        settlement().prop_map(MicropayOutcome::Paid),
+        Just(MicropayOutcome::Pending),
+        unclear().prop_map(MicropayOutcome::Unknown),
+        Just(MicropayOutcome::Failed(refusal("NOTENOUGH"))),
+    ]
+}
+fn query_outcome() -> impl Strategy<Value = QueryOutcome> {
+    prop_oneof![
+        1 => settlement().prop_map(QueryOutcome::Paid),
+        4 => Just(userpaying()),
+        1 => Just(QueryOutcome::PayError(String::new())),
+        1 => Just(QueryOutcome::Closed("CLOSED".into())),
+        3 => unclear().prop_map(QueryOutcome::Unknown),
+    ]
+}
+fn reverse_outcome() -> impl Strategy<Value = ReverseOutcome> {
+    prop_oneof![
+        2 => Just(ReverseOutcome::Reversed),
+        3 => unclear().prop_map(ReverseOutcome::Again),
+        1 => Just(ReverseOutcome::Refused(refusal("REVERSE_EXPIRE"))),
+    ]
+}
+
+/// An adversarial gateway: each answer is random and takes a random time.
+#[derive(Debug, Clone)]
+struct World {
+    micropay: MicropayOutcome,
+    queries: Vec<QueryOutcome>,
+    reverses: Vec<ReverseOutcome>,
+    latencies_ms: Vec<u64>,
+    cancel_at_ms: Option<u64>,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        micropay_outcome(),
+        proptest::collection::vec(query_outcome(), 8),
+        proptest::collection::vec(reverse_outcome(), 8),
+        proptest::collection::vec(0u64..12_000, 24),
+        proptest::option::of(0u64..40_000),
+    )
+        .prop_map(
+            |(micropay, queries, reverses, latencies_ms, cancel_at_ms)| World {
+                micropay,
+                queries,
+                reverses,
+                latencies_ms,
+                cancel_at_ms,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_four_invariants_hold_whatever_the_gateway_answers(w in world()) {
+        let timings = Timings::default();
+        let mut machine = Machine::new(timings);
+        let mut now = Duration::ZERO;
+        let mut sent: Vec<(Call, Duration)> = Vec::new();
+        let (mut queries, mut reverses) = (w.queries.clone().into_iter(), w.reverses.clone().into_iter());
+        let mut latencies = w.latencies_ms.iter().cycle().map(|ms| Duration::from_millis(*ms));
+        let mut cancel_at = w.cancel_at_ms.map(Duration::from_millis);
+        let mut seen_paid = false;
+        let mut seen_failure = false;
+        let done = loop {
+            prop_assert!(sent.len() < 64, "runaway: {sent:?}");
+            if let Some(c) = cancel_at.filter(|c| *c <= now) {
+                machine.cancel(now.max(c));
+                cancel_at = None;
+            }
+            match machine.step(now) {
+                Step::Send(call) => {
+                    sent.push((call, now));
+                    now += latencies.next().unwrap();
+                    match call {
+                        Call::Micropay => {
+                            seen_paid |= matches!(w.micropay, MicropayOutcome::Paid(_));
+                            seen_failure |= matches!(w.micropay, MicropayOutcome::Failed(_));
+                            machine.on_micropay(w.micropay.clone(), now)
+                        }
+                        Call::Query => {
+                            let outcome = queries.next().unwrap_or(userpaying());
+                            seen_paid |= matches!(outcome, QueryOutcome::Paid(_));
+                            machine.on_query(outcome, now)
+                        }
+                        Call::Reverse { .. } => machine.on_reverse(reverses.next().unwrap_or(ReverseOutcome::Reversed), now),
+                    }
+                }
+                Step::WaitUntil(at) => {
+                    prop_assert!(at >= now);
+                    now = match cancel_at { Some(c) if c < at => c.max(now), _ => at };
+                }
+                Step::AwaitAnswer => prop_assert!(false, "awaiting with no request out"),
+                Step::Done(done) => break done,
+            }
+        };
+        // 1. PAID only on a verified SUCCESS.
+        prop_assert_eq!(matches!(done, Final::Paid(_)), seen_paid, "{:?}", done);
+        // 2. FAILED only on a definite failure.
+        if matches!(done, Final::Failed(_)) { prop_assert!(seen_failure); }
+        // 3. One micropay, always first; no reverse before 15 s; every reverse
+        //    preceded by a query; nothing after a reverse but another reverse.
+        prop_assert_eq!(sent.iter().filter(|(c, _)| *c == Call::Micropay).count(), 1);
+        prop_assert_eq!(sent[0].0, Call::Micropay);
+        let first_reverse = sent.iter().position(|(c, _)| matches!(c, Call::Reverse { .. }));
+        if let Some(i) = first_reverse {
+            prop_assert!(sent[..i].iter().any(|(c, _)| *c == Call::Query), "reverse without a query: {sent:?}");
+            prop_assert!(sent[i..].iter().all(|(c, t)| matches!(c, Call::Reverse { .. }) && *t >= timings.reverse_not_before), "{sent:?}");
+            prop_assert!(sent[i..].len() as u32 <= timings.reverse_max_attempts);
+        }
+        // Every unclear order is queried and, while still unclear, reversed:
+        // no query is sent after the deadline unless the micropay answer
+        // itself came late, and an order that was never settled ends by reverse.
+        let undecided = !seen_paid && !seen_failure && !matches!(done, Final::Closed(_) | Final::NeedsAttention(Attention::Refunded));
+        if undecided {
+            prop_assert!(first_reverse.is_some(), "unclear order not reversed: {done:?} {sent:?}");
+            prop_assert!(matches!(done, Final::Reversed(_) | Final::NeedsAttention(_)));
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The HTTP side of the gateway: one pooled reqwest client (rustls) for the
+//! plain endpoints and one carrying the merchant's certificate for `/secapi/`.
+//! Whatever goes wrong on the way comes back as [`Unclear`]: never a success,
+//! never a definite failure.
+
+use std::time::Duration;
+
+use super::api::{Answer, Merchant, Unclear};
+use super::sign::{ApiKey, sign_request};
+use super::xml::{self, Fields};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Micropay,
+    OrderQuery,
+    Reverse,
+    /// WeChat's sandbox: fetches the key sandbox requests are signed with.
+    SandboxSignKey,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Micropay => "/pay/micropay",
+            Endpoint::OrderQuery => "/pay/orderquery",
+            Endpoint::Reverse => "/secapi/pay/reverse",
+            Endpoint::SandboxSignKey => "/pay/getsignkey",
+        }
+    }
+
+    fn needs_certificate(self) -> bool {
+        matches!(self, Endpoint::Reverse)
+    }
+}
+
+/// The path prefix of WeChat's old sandbox.
+pub const SANDBOX_PREFIX: &str = "/sandboxnew";
+
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub base_url: String,
+    pub sandbox: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// The merchant's apiclient certificate and key, PEM, concatenated.
+    pub client_identity_pem: Option<Vec<u8>>,
+    /// Sent as `Wechatpay-Negative-Test` to pick a sandbox error case.
+    pub negative_test: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "merchant.client_cert / merchant.client_key are not a usable PEM certificate and private key ({0}); download apiclient_cert.pem and apiclient_key.pem again from the merchant platform"
+    )]
+    Identity(String),
+    #[error("could not set up the HTTPS client: {0}")]
+    Setup(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayClient {
+    plain: reqwest::Client,
+    with_certificate: Option<reqwest::Client>,
+    base_url: String,
+    prefix: &'static str,
+    negative_test: Option<String>,
+    read_timeout: Duration,
+}
+
+impl GatewayClient {
+    pub fn new(settings: &ClientSettings) -> Result<Self, ClientError> {
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(settings.connect_timeout)
+                .timeout(settings.read_timeout)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .user_agent(concat!("scanpay/", env!("CARGO_PKG_VERSION")))
+        };
+        let plain = builder()
+            .build()
+            .map_err(|e| ClientError::Setup(chain(&e)))?;
+        let with_certificate = match &settings.client_identity_pem {
+            Some(pem) => {
+                let identity = reqwest::Identity::from_pem(pem)
+                    .map_err(|e| ClientError::Identity(chain(&e)))?;
+                Some(
+                    builder()
+                        .identity(identity)
+                        .build()
+                        .map_err(|e| ClientError::Identity(chain(&e)))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
+            plain,
+            with_certificate,
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            prefix: if settings.sandbox { SANDBOX_PREFIX } else { "" },
+            negative_test: settings.negative_test.clone(),
+            read_timeout: settings.read_timeout,
+        })
+    }
+
+    pub fn url(&self, endpoint: Endpoint) -> String {
+        format!("{}{}{}", self.base_url, self.prefix, endpoint.path())
+    }
+
+    /// Posts signed `fields` and decodes the answer. Classification (and the
+    /// signature check) is the caller's: this only says whether an answer came.
+    pub async fn post(&self, endpoint: Endpoint, fields: &Fields) -> Answer {
+        let client = match (endpoint.needs_certificate(), &self.with_certificate) {
+            (true, Some(client)) => client,
+            _ => &self.plain,
+        };
+        let mut request = client
+            .post(self.url(endpoint))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(xml::encode(fields));
+        if let Some(case) = &self.negative_test {
+            request = request.header("Wechatpay-Negative-Test", case);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport(endpoint, &e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport(endpoint, &e))?;
+        if !status.is_success() {
+            return Err(http_error(endpoint, status.as_u16(), &body));
+        }
+        Ok(xml::decode(&body)?)
+    }
+
+    /// Fetches the sandbox signing key (`/sandboxnew/pay/getsignkey`), signed
+    /// with the real key as WeChat requires.
+    pub async fn sandbox_sign_key(&self, merchant: &Merchant) -> Result<ApiKey, String> {
+        let mut fields = Fields::new();
+        fields
+            .set("mch_id", merchant.mch_id.as_str())
+            .set("nonce_str", super::api::nonce());
+        sign_request(&mut fields, &merchant.key, super::SignType::Md5);
+        let answer = self
+            .post(Endpoint::SandboxSignKey, &fields)
+            .await
+            .map_err(|e| e.to_string())?;
+        match (answer.get("return_code"), answer.get("sandbox_signkey")) {
+            (Some("SUCCESS"), Some(key)) if !key.is_empty() => Ok(ApiKey::new(key)),
+            _ => Err(format!(
+                "the sandbox refused to give a signing key: {}",
+                answer.get("return_msg").unwrap_or("no reason given")
+            )),
+        }
+    }
+
+    fn transport(&self, endpoint: Endpoint, e: &reqwest::Error) -> Unclear {
+        let what = if e.is_timeout() {
+            format!(
+                "no answer from {} within {} ms",
+                endpoint.path(),
+                self.read_timeout.as_millis()
+            )
+        } else if e.is_connect() {
+            format!("could not connect to {}: {}", self.base_url, chain(e))
+        } else if e.is_body() || e.is_decode() {
+            format!(
+                "the answer from {} was cut off: {}",
+                endpoint.path(),
+                chain(e)
+            )
+        } else {
+            format!("{} failed: {}", endpoint.path(), chain(e))
+        };
+        Unclear::Transport(what)
+    }
+}
+
+/// A non-200 answer. On `/secapi/` an HTML 400 is WeChat refusing the client
+/// certificate: the order is merely unclear, but the operator must hear of it.
+fn http_error(endpoint: Endpoint, status: u16, body: &[u8]) -> Unclear {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if endpoint.needs_certificate() && status == 400 {
+        tracing::error!(
+            status,
+            "the gateway refused the client certificate on {}: check merchant.client_cert and merchant.client_key",
+            endpoint.path()
+        );
+        return Unclear::Transport(format!(
+            "HTTP 400 from {}: the client certificate was refused (check merchant.client_cert and merchant.client_key)",
+            endpoint.path()
+        ));
+    }
+    Unclear::Transport(format!("HTTP {status} from {}: {snippet}", endpoint.path()))
+}
+
+/// An error with its causes, which is where reqwest keeps the useful part.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_paths_carry_the_prefix() {
+        let settings = ClientSettings {
+            base_url: "http://127.0.0.1:1/".into(),
+            sandbox: true,
+            connect_timeout: Duration::from_millis(100),
+            read_timeout: Duration::from_millis(100),
+            client_identity_pem: None,
+            negative_test: None,
+        };
+        let client = GatewayClient::new(&settings).unwrap();
+        assert_eq!(
+            client.url(Endpoint::Reverse),
+            "http://127.0.0.1:1/sandboxnew/secapi/pay/reverse"
+        );
+        let live = GatewayClient::new(&ClientSettings {
+            sandbox: false,
+            ..settings
+        })
+        .unwrap();
+        assert_eq!(
+            live.url(Endpoint::Micropay),
+            "http://127.0.0.1:1/pay/micropay"
+        );
+    }
+
+    #[test]
+    fn a_certificate_that_is_not_pem_is_a_configuration_error() {
+        let settings = ClientSettings {
+            base_url: "https://api.mch.weixin.qq.com".into(),
+            sandbox: false,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            client_identity_pem: Some(b"not a certificate".to_vec()),
+            negative_test: None,
+        };
+        let err = GatewayClient::new(&settings).unwrap_err();
+        assert!(err.to_string().contains("merchant.client_cert"), "{err}");
+    }
+
+    #[test]
+    fn an_html_400_on_secapi_names_the_certificate() {
+        let unclear = http_error(
+            Endpoint::Reverse,
+            400,
+            b"<html><body>400 Bad Request</body></html>",
+        );
+        assert!(
+            unclear.to_string().contains("client certificate"),
+            "{unclear}"
+        );
+        let other = http_error(
+            Endpoint::Micropay,
+            502,
+            b"<html>\n<body>502 Bad Gateway</body></html>",
+        );
+        assert_eq!(
+            other,
+            Unclear::Transport(
+                "HTTP 502 from /pay/micropay: <html> <body>502 Bad Gateway</body></html>".into()
+            )
+        );
+    }
+}
