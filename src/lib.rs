@@ -1,7 +1,16 @@
-//! scanpay: a WeChat Pay micropay till. See README.md for the tour.
+//! scanpay: a WeChat Pay payment-code till. See README.md for the tour.
+//!
+//! `domain` holds the validated values, `wechat` the wire protocol,
+//! `payment` the state machine and its driver, `journal` the write-ahead
+//! SQLite record, `simulator` the built-in gateway, and `config`, `app`,
+//! `cli`, `logging` wire them into the program.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod journal;
+pub mod logging;
 pub mod payment;
 pub mod simulator;
 pub mod wechat;

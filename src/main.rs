@@ -1,1 +1,120 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use scanpay::cli::{self, Exit, pay::PayArgs};
+use scanpay::config::Settings;
+
+/// A WeChat Pay payment-code till: scan, charge, journal, recover.
+///
+/// With no merchant configured, scanpay runs against its built-in simulator,
+/// so everything works offline for training and testing.
+#[derive(Parser)]
+#[command(version, about, long_about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Configuration file (defaults: config/default.toml, built in).
+    #[arg(long, global = true, env = "SCANPAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also log to stderr at this level (error, warn, info, debug, trace);
+    /// the log file under log.dir always gets log.level. RUST_LOG overrides.
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes of `scanpay pay`:
+  0 paid · 1 internal error (journal) · 2 bad input, nothing sent · 3 configuration error, nothing sent
+  4 failed, no money moved · 5 reversed or closed, any charge returned · 6 needs attention (unclear)";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Take one payment without the till screen, printing each step.
+    Pay {
+        /// Amount in yuan, e.g. 12.34 (two decimals at most).
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// The customer's WeChat payment code: 18 digits starting 10-15.
+        #[arg(long, allow_hyphen_values = true)]
+        auth_code: String,
+        /// Order description the customer sees (default: till.default_body).
+        #[arg(long)]
+        body: Option<String>,
+        /// Print one JSON object with the outcome on stdout (steps go to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
+    Simulate {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        listen: SocketAddr,
+        /// How long the "timing out" scenarios take to answer, in ms.
+        #[arg(long, default_value_t = 12_000)]
+        slow_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("scanpay: cannot start the async runtime: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        println!("\nThe till screen arrives with the next release; use `scanpay pay` meanwhile.");
+        return ExitCode::SUCCESS;
+    };
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("scanpay: configuration error: {e}");
+            return Exit::Config.into();
+        }
+    };
+    let _log = match scanpay::logging::init(
+        &settings.log_dir,
+        &settings.log_level,
+        Some(&cli.log_level),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("scanpay: {e}");
+            return Exit::Config.into();
+        }
+    };
+    let exit = runtime.block_on(async {
+        match command {
+            Command::Pay {
+                amount,
+                auth_code,
+                body,
+                json,
+            } => {
+                cli::pay::run(
+                    PayArgs {
+                        amount,
+                        auth_code,
+                        body,
+                        json,
+                    },
+                    settings,
+                )
+                .await
+            }
+            Command::Simulate { listen, slow_ms } => {
+                cli::simulate::run(listen, Duration::from_millis(slow_ms)).await
+            }
+        }
+    });
+    exit.into()
+}

@@ -1,0 +1,78 @@
+//! Turns checked settings into a running engine: the journal opened, the
+//! built-in simulator started when no merchant is configured, the sandbox
+//! key fetched when asked for.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Gateway, Settings};
+use crate::journal::Journal;
+use crate::payment::Engine;
+use crate::simulator::{Simulator, SimulatorConfig};
+use crate::wechat::client::GatewayClient;
+
+pub struct Running {
+    pub engine: Engine,
+    pub settings: Settings,
+    /// The in-process simulator, when the gateway is simulated.
+    pub simulator: Option<Simulator>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Journal(String),
+    #[error("{0}")]
+    Gateway(String),
+}
+
+pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
+    let simulator = match settings.gateway {
+        Gateway::Simulator { slow_answer } => {
+            let config = SimulatorConfig {
+                slow_answer,
+                ..SimulatorConfig::demo()
+            };
+            let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
+            let simulator = Simulator::start(listen, config).await.map_err(|e| {
+                StartError::Gateway(format!(
+                    "could not start the built-in simulator on 127.0.0.1: {e}"
+                ))
+            })?;
+            settings.client.base_url = simulator.base_url();
+            tracing::info!(base_url = %settings.client.base_url, "built-in simulator started");
+            Some(simulator)
+        }
+        Gateway::Wechat => None,
+    };
+    let gateway =
+        GatewayClient::new(&settings.client).map_err(|e| StartError::Config(e.to_string()))?;
+    if settings.client.sandbox {
+        settings.merchant.key = gateway.sandbox_sign_key(&settings.merchant).await.map_err(
+            |e| {
+                StartError::Gateway(format!(
+                    "gateway.sandbox is on, but the sandbox signing key could not be fetched: {e}"
+                ))
+            },
+        )?;
+    }
+    let journal =
+        Journal::open(&settings.journal_path).map_err(|e| StartError::Journal(e.to_string()))?;
+    let engine = Engine {
+        gateway,
+        merchant: settings.merchant.clone(),
+        journal: Arc::new(Mutex::new(journal)),
+        timings: settings.timings,
+        till: settings.till.clone(),
+        spbill_create_ip: settings.spbill_create_ip.clone(),
+        store_offset: settings.store_offset,
+        language: settings.language,
+    };
+    Ok(Running {
+        engine,
+        settings,
+        simulator,
+    })
+}

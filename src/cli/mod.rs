@@ -1,0 +1,29 @@
+//! The headless commands. The exit codes are part of the interface other
+//! POS programs and scripts rely on (README, "Exit codes").
+
+pub mod pay;
+pub mod simulate;
+
+/// `scanpay pay` exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Paid = 0,
+    /// The journal or another part of the program failed.
+    Internal = 1,
+    /// The amount, payment code or arguments are malformed; nothing was sent.
+    BadInput = 2,
+    /// A setting is wrong or missing; nothing was sent.
+    Config = 3,
+    /// A definite failure: no money moved (NOTENOUGH, AUTHCODEEXPIRE, …).
+    Failed = 4,
+    /// Reversed or closed: any charge was returned.
+    Reversed = 5,
+    /// Unclear after every attempt: a person must look (see `scanpay journal`).
+    NeedsAttention = 6,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit as u8)
+    }
+}

@@ -1,0 +1,163 @@
+//! `scanpay pay`: one payment, headless, the way a script or another POS
+//! program integrates scanpay.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::Exit;
+use crate::app;
+use crate::config::Settings;
+use crate::domain::{AuthCode, Fen};
+use crate::journal::OrderState;
+use crate::payment::{PaymentRequest, Progress, Status};
+
+pub struct PayArgs {
+    pub amount: String,
+    pub auth_code: String,
+    pub body: Option<String>,
+    pub json: bool,
+}
+
+/// Checks the input before anything is journaled or sent.
+pub fn validate(args: &PayArgs, settings: &Settings) -> Result<PaymentRequest, String> {
+    let amount = Fen::parse_yuan_within(&args.amount, settings.max_amount)
+        .map_err(|e| format!("--amount {:?}: {e}", args.amount))?;
+    let auth_code = AuthCode::parse(&args.auth_code).map_err(|e| format!("--auth-code: {e}"))?;
+    let body = args
+        .body
+        .clone()
+        .unwrap_or_else(|| settings.default_body.clone());
+    if body.trim().is_empty() {
+        return Err(
+            "--body is empty: describe the sale, or leave --body out to use till.default_body"
+                .into(),
+        );
+    }
+    Ok(PaymentRequest {
+        amount,
+        body,
+        auth_code,
+    })
+}
+
+pub async fn run(args: PayArgs, settings: Settings) -> Exit {
+    let request = match validate(&args, &settings) {
+        Ok(request) => request,
+        Err(message) => {
+            eprintln!("scanpay pay: {message}");
+            return Exit::BadInput;
+        }
+    };
+    let running = match app::start(settings).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("scanpay pay: {e}");
+            return match e {
+                app::StartError::Config(_) | app::StartError::Journal(_) => Exit::Config,
+                app::StartError::Gateway(_) => Exit::Internal,
+            };
+        }
+    };
+    let deadline = running.settings.timings.deadline;
+    let json = args.json;
+    // With --json, stdout carries only the result object.
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    let (progress, mut updates) = mpsc::unbounded_channel();
+    let (cancel, cancel_rx) = watch::channel(false);
+    let engine = running.engine.clone();
+    let mut payment = tokio::spawn(async move { engine.pay(request, progress, cancel_rx).await });
+    let mut ctrl_c_seen = false;
+    // Ctrl-C is the cashier's cancel: the engine reverses as the rules allow.
+    let joined = loop {
+        tokio::select! {
+            Some(update) = updates.recv() => {
+                if let Some(line) = describe(&update, deadline) { say(line) }
+            }
+            _ = tokio::signal::ctrl_c(), if !ctrl_c_seen => {
+                ctrl_c_seen = true;
+                eprintln!("cancelling: the order will be reversed as soon as the rules allow");
+                let _ = cancel.send(true);
+            }
+            joined = &mut payment => break joined,
+        }
+    };
+    while let Ok(update) = updates.try_recv() {
+        if let Some(line) = describe(&update, deadline) {
+            say(line)
+        }
+    }
+    let outcome = match joined {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => {
+            eprintln!("scanpay pay: {e}");
+            return Exit::Internal;
+        }
+        Err(e) => {
+            eprintln!("scanpay pay: the payment task failed: {e}");
+            return Exit::Internal;
+        }
+    };
+    let state = outcome.state();
+    if json {
+        let object = serde_json::json!({
+            "out_trade_no": outcome.out_trade_no.as_str(),
+            "state": state.as_str(),
+            "amount": outcome.amount.to_string(),
+            "transaction_id": outcome.outcome.transaction_id(),
+            "err_code": outcome.outcome.err_code(),
+            "message": outcome.message,
+        });
+        println!("{object}");
+    } else {
+        println!(
+            "{}: {} — {}",
+            state.as_str().to_uppercase(),
+            outcome.out_trade_no,
+            outcome.message
+        );
+    }
+    match state {
+        OrderState::Paid => Exit::Paid,
+        OrderState::Failed => Exit::Failed,
+        OrderState::Reversed | OrderState::Closed => Exit::Reversed,
+        OrderState::NeedsAttention | OrderState::Open => Exit::NeedsAttention,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// One line per step for the operator.
+fn describe(update: &Progress, deadline: Duration) -> Option<String> {
+    Some(match update {
+        Progress::Opened { out_trade_no } => format!("order {out_trade_no} opened"),
+        Progress::Status { status, elapsed } => match status {
+            Status::Sending => "sending micropay".to_string(),
+            Status::CustomerPaying { next_query_at, .. } => format!(
+                "waiting for the customer's password, {} left; next query at {}",
+                secs(deadline.saturating_sub(*elapsed)),
+                secs(*next_query_at)
+            ),
+            Status::Unclear { next_query_at, .. } => {
+                format!("outcome unclear; querying at {}", secs(*next_query_at))
+            }
+            Status::Querying => format!("querying ({} since sending)", secs(*elapsed)),
+            Status::Reversing { earliest, attempt } => {
+                format!(
+                    "reversing (attempt {attempt}, not before {})",
+                    secs(*earliest)
+                )
+            }
+            Status::Done(_) => return None,
+        },
+        Progress::Finished(_) => return None,
+    })
+}

@@ -1,0 +1,40 @@
+//! `scanpay simulate`: the built-in gateway on its own, for training, for
+//! another POS program's tests, or for a second till.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Exit;
+use crate::simulator::{Simulator, SimulatorConfig, scenario_table};
+
+pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
+    let config = SimulatorConfig {
+        slow_answer,
+        ..SimulatorConfig::demo()
+    };
+    let (appid, mch_id) = (config.appid.clone(), config.mch_id.clone());
+    let simulator = match Simulator::start(listen, config).await {
+        Ok(simulator) => simulator,
+        Err(e) => {
+            eprintln!(
+                "scanpay simulate: cannot listen on {listen}: {e} (is the port taken? try --listen 127.0.0.1:0)"
+            );
+            return Exit::Config;
+        }
+    };
+    println!("WeChat Pay simulator listening on {}", simulator.base_url());
+    println!(
+        "merchant: appid {appid}, mch_id {mch_id}, the documentation's example API key (MD5 or HMAC-SHA256)"
+    );
+    println!("scenarios by amount:");
+    for (fee, name, what) in scenario_table() {
+        println!(
+            "  {:>7}  {name:<24} {what}",
+            crate::domain::Fen(*fee).to_string()
+        );
+    }
+    println!("any other amount: paid at once. Ctrl-C stops.");
+    let _ = tokio::signal::ctrl_c().await;
+    simulator.shutdown().await;
+    Exit::Paid
+}

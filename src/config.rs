@@ -1,0 +1,707 @@
+//! Settings: the built-in defaults (`config/default.toml`), overlaid by an
+//! optional `--config` file, overlaid by `SCANPAY_<SECTION>_<KEY>` variables,
+//! then checked. Every error names the setting and says how to fix it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use time::UtcOffset;
+
+use crate::domain::{Fen, TillId};
+use crate::payment::Timings;
+use crate::simulator;
+use crate::wechat::api::Merchant;
+use crate::wechat::client::ClientSettings;
+use crate::wechat::messages::Language;
+use crate::wechat::{ApiKey, SignType};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const SECTIONS: &[&str] = &["till", "gateway", "merchant", "payment", "journal", "log"];
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn err<T>(message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(message.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    till: RawTill,
+    gateway: RawGateway,
+    merchant: RawMerchant,
+    payment: RawPayment,
+    journal: RawJournal,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTill {
+    id: String,
+    max_amount: String,
+    default_body: String,
+    language: Language,
+    time_zone: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Auto,
+    Simulator,
+    Wechat,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    mode: Mode,
+    base_url: String,
+    sandbox: bool,
+    negative_test: String,
+    connect_timeout_ms: u64,
+    read_timeout_ms: u64,
+    spbill_create_ip: String,
+    simulator_slow_answer_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMerchant {
+    appid: String,
+    mch_id: String,
+    sub_appid: String,
+    sub_mch_id: String,
+    sign_type: SignType,
+    api_key_file: String,
+    api_key_env: String,
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    allow_plaintext_api_key: bool,
+    client_cert: String,
+    client_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayment {
+    query_after_unknown_ms: u64,
+    poll_interval_ms: u64,
+    deadline_ms: u64,
+    reverse_not_before_ms: u64,
+    reverse_retry_interval_ms: u64,
+    reverse_max_attempts: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    dir: PathBuf,
+    level: String,
+}
+
+/// Which gateway the till talks to.
+#[derive(Debug, Clone)]
+pub enum Gateway {
+    /// The built-in simulator, started in-process on a free loopback port.
+    Simulator { slow_answer: Duration },
+    /// WeChat Pay (or anything at `client.base_url`).
+    Wechat,
+}
+
+/// Everything the program needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub till: TillId,
+    pub max_amount: Fen,
+    pub default_body: String,
+    pub language: Language,
+    pub store_offset: UtcOffset,
+    pub gateway: Gateway,
+    pub client: ClientSettings,
+    pub merchant: Merchant,
+    pub spbill_create_ip: String,
+    pub timings: Timings,
+    pub journal_path: PathBuf,
+    pub log_dir: PathBuf,
+    pub log_level: String,
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML
+            .parse()
+            .expect("config/default.toml is checked by a unit test");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read the configuration file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let overlay: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
+            merge(&mut table, overlay, path)?;
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        apply_env(&mut table, &env)?;
+        let raw: Raw = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(format!("configuration: {}", e.message())))?;
+        resolve(raw, &env)
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        matches!(self.gateway, Gateway::Simulator { .. })
+    }
+}
+
+/// Overlays `overlay` on `base`, refusing keys the defaults do not have (a
+/// typo would otherwise be ignored silently).
+fn merge(base: &mut toml::Table, overlay: toml::Table, file: &Path) -> Result<(), ConfigError> {
+    for (section, value) in overlay {
+        let Some(toml::Value::Table(target)) = base.get_mut(&section) else {
+            return err(format!(
+                "{}: unknown section [{section}]; the sections are {}",
+                file.display(),
+                SECTIONS.join(", ")
+            ));
+        };
+        let toml::Value::Table(values) = value else {
+            return err(format!("{}: {section} must be a [section]", file.display()));
+        };
+        for (key, value) in values {
+            let allowed = target.contains_key(&key)
+                || (section == "merchant"
+                    && matches!(key.as_str(), "api_key" | "allow_plaintext_api_key"));
+            if !allowed {
+                return err(format!(
+                    "{}: unknown setting {section}.{key}; see config/default.toml for the settings",
+                    file.display()
+                ));
+            }
+            target.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// `SCANPAY_PAYMENT_DEADLINE_MS=30000` sets `payment.deadline_ms`. The value
+/// takes the type of the default (integer, boolean or text).
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("SCANPAY_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let Some(section) = SECTIONS
+            .iter()
+            .find(|s| lower.starts_with(&format!("{s}_")))
+        else {
+            continue;
+        };
+        let key = &lower[section.len() + 1..];
+        let Some(toml::Value::Table(target)) = table.get_mut(*section) else {
+            continue;
+        };
+        let typed = match target.get(key) {
+            Some(toml::Value::Integer(_)) => value
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "{name}={value:?}: {section}.{key} takes a whole number"
+                    ))
+                })?,
+            Some(toml::Value::Boolean(_)) => value
+                .trim()
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "{name}={value:?}: {section}.{key} takes true or false"
+                    ))
+                })?,
+            Some(_) => toml::Value::String(value.clone()),
+            None => {
+                return err(format!(
+                    "{name}: there is no setting {section}.{key}; see config/default.toml for the settings"
+                ));
+            }
+        };
+        target.insert(key.to_string(), typed);
+    }
+    Ok(())
+}
+
+fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    let till = TillId::parse(&raw.till.id).map_err(|e| ConfigError(e.to_string()))?;
+    let max_amount = Fen::parse_yuan(&raw.till.max_amount)
+        .map_err(|e| ConfigError(format!("till.max_amount = {:?}: {e}", raw.till.max_amount)))?;
+    let store_offset = parse_offset(&raw.till.time_zone)?;
+    let ms = Duration::from_millis;
+    let p = &raw.payment;
+    let timings = Timings {
+        query_after_unknown: ms(p.query_after_unknown_ms),
+        poll_interval: ms(p.poll_interval_ms),
+        deadline: ms(p.deadline_ms),
+        reverse_not_before: ms(p.reverse_not_before_ms),
+        reverse_retry_interval: ms(p.reverse_retry_interval_ms),
+        reverse_max_attempts: p.reverse_max_attempts,
+    };
+    timings.validate().map_err(ConfigError)?;
+    let g = &raw.gateway;
+    if g.read_timeout_ms == 0 || g.connect_timeout_ms == 0 {
+        return err(
+            "gateway.connect_timeout_ms and gateway.read_timeout_ms must be more than 0: without a timeout the till can hang",
+        );
+    }
+    let has_credentials = !raw.merchant.appid.is_empty() && !raw.merchant.mch_id.is_empty();
+    let simulated = match g.mode {
+        Mode::Simulator => true,
+        Mode::Wechat => false,
+        Mode::Auto => !has_credentials,
+    };
+    let mut client = ClientSettings {
+        base_url: g.base_url.clone(),
+        sandbox: g.sandbox,
+        connect_timeout: ms(g.connect_timeout_ms),
+        read_timeout: ms(g.read_timeout_ms),
+        client_identity_pem: None,
+        negative_test: Some(g.negative_test.clone()).filter(|t| !t.is_empty()),
+    };
+    let (gateway, merchant) = if simulated {
+        let demo = simulator::SimulatorConfig::demo();
+        let merchant = Merchant {
+            appid: demo.appid.clone(),
+            mch_id: demo.mch_id.clone(),
+            sub_appid: None,
+            sub_mch_id: None,
+            key: demo.key.clone(),
+            sign_type: raw.merchant.sign_type,
+        };
+        (
+            Gateway::Simulator {
+                slow_answer: ms(g.simulator_slow_answer_ms),
+            },
+            merchant,
+        )
+    } else {
+        if !has_credentials {
+            return err(
+                "gateway.mode is \"wechat\" but merchant.appid or merchant.mch_id is empty: set both (from the WeChat Pay merchant platform), or use gateway.mode = \"simulator\"",
+            );
+        }
+        if !g.base_url.starts_with("https://")
+            && !g.base_url.starts_with("http://127.")
+            && !g.base_url.starts_with("http://localhost")
+        {
+            return err(format!(
+                "gateway.base_url = {:?} must start with https:// (only a loopback address may use plain http)",
+                g.base_url
+            ));
+        }
+        client.client_identity_pem = Some(read_identity(&raw.merchant)?);
+        let merchant = Merchant {
+            appid: raw.merchant.appid.clone(),
+            mch_id: raw.merchant.mch_id.clone(),
+            sub_appid: Some(raw.merchant.sub_appid.clone()).filter(|s| !s.is_empty()),
+            sub_mch_id: Some(raw.merchant.sub_mch_id.clone()).filter(|s| !s.is_empty()),
+            key: read_api_key(&raw.merchant, env)?,
+            sign_type: raw.merchant.sign_type,
+        };
+        (Gateway::Wechat, merchant)
+    };
+    Ok(Settings {
+        till,
+        max_amount,
+        default_body: raw.till.default_body,
+        language: raw.till.language,
+        store_offset,
+        gateway,
+        client,
+        merchant,
+        spbill_create_ip: raw.gateway.spbill_create_ip,
+        timings,
+        journal_path: raw.journal.path,
+        log_dir: raw.log.dir,
+        log_level: raw.log.level,
+    })
+}
+
+fn parse_offset(text: &str) -> Result<UtcOffset, ConfigError> {
+    let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    UtcOffset::parse(text, &format).map_err(|_| {
+        ConfigError(format!(
+            "till.time_zone = {text:?} must be an offset like \"+08:00\""
+        ))
+    })
+}
+
+/// The API key: from a private file, else the named environment variable,
+/// else (only when explicitly allowed) the configuration itself.
+fn read_api_key(m: &RawMerchant, env: &[(String, String)]) -> Result<ApiKey, ConfigError> {
+    let key = if !m.api_key_file.is_empty() {
+        let path = Path::new(&m.api_key_file);
+        check_private(path, "merchant.api_key_file")?;
+        std::fs::read_to_string(path)
+            .map_err(|e| {
+                ConfigError(format!(
+                    "merchant.api_key_file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?
+            .trim()
+            .to_string()
+    } else if let Some((_, value)) = env
+        .iter()
+        .find(|(k, v)| *k == m.api_key_env && !v.is_empty())
+    {
+        value.trim().to_string()
+    } else if !m.api_key.is_empty() {
+        if !m.allow_plaintext_api_key {
+            return err(
+                "merchant.api_key is written in the configuration in plain text: put it in a file only you can read (merchant.api_key_file, chmod 600) or in the SCANPAY_API_KEY environment variable; to keep it in the configuration anyway, set merchant.allow_plaintext_api_key = true",
+            );
+        }
+        m.api_key.trim().to_string()
+    } else {
+        return err(format!(
+            "no API key: set merchant.api_key_file to a file holding the key (chmod 600), or the {} environment variable",
+            m.api_key_env
+        ));
+    };
+    if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return err(format!(
+            "the merchant API key must be the 32 letters and digits set on the merchant platform (this one has {} characters)",
+            key.chars().count()
+        ));
+    }
+    Ok(ApiKey::new(key))
+}
+
+fn read_identity(m: &RawMerchant) -> Result<Vec<u8>, ConfigError> {
+    if m.client_cert.is_empty() || m.client_key.is_empty() {
+        return err(
+            "merchant.client_cert and merchant.client_key must be set: reversing an order (/secapi/pay/reverse) needs the merchant certificate, apiclient_cert.pem and apiclient_key.pem from the merchant platform",
+        );
+    }
+    let key_path = Path::new(&m.client_key);
+    check_private(key_path, "merchant.client_key")?;
+    let read = |setting: &str, path: &str| {
+        std::fs::read(path).map_err(|e| ConfigError(format!("{setting}: cannot read {path}: {e}")))
+    };
+    let mut pem = read("merchant.client_cert", &m.client_cert)?;
+    pem.push(b'\n');
+    pem.extend(read("merchant.client_key", &m.client_key)?);
+    Ok(pem)
+}
+
+/// A secret file must not be readable by group or others.
+fn check_private(path: &Path, setting: &str) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return err(format!(
+                "{setting}: {} can be read by other users (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = dir.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_demo() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.is_simulated());
+        assert_eq!(s.till.as_str(), "T01");
+        assert_eq!(s.max_amount, Fen(500_000));
+        assert_eq!(s.timings, Timings::default());
+        assert_eq!(s.store_offset, UtcOffset::from_hms(8, 0, 0).unwrap());
+        assert_eq!(s.journal_path, PathBuf::from("./data/journal.sqlite3"));
+    }
+
+    #[test]
+    fn environment_overrides_with_the_default_type() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_PAYMENT_DEADLINE_MS", "300"),
+                ("SCANPAY_TILL_ID", "T02"),
+                ("SCANPAY_GATEWAY_SANDBOX", "true"),
+                ("SCANPAY_API_KEY", "ignored: not a setting"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.timings.deadline, Duration::from_millis(300));
+        assert_eq!(s.till.as_str(), "T02");
+        assert!(s.client.sandbox);
+        let bad =
+            Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLINE_MS", "soon")])).unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("payment.deadline_ms takes a whole number"),
+            "{bad}"
+        );
+        let typo = Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLNE_MS", "1")])).unwrap_err();
+        assert!(
+            typo.to_string().contains("no setting payment.deadlne_ms"),
+            "{typo}"
+        );
+    }
+
+    #[test]
+    fn a_file_overlays_the_defaults_and_typos_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = file(
+            &dir,
+            "a.toml",
+            "[till]\nid = \"K9\"\n[payment]\nreverse_max_attempts = 2\n",
+            0o644,
+        );
+        let s = Settings::load(Some(&good), env(&[])).unwrap();
+        assert_eq!(s.till.as_str(), "K9");
+        assert_eq!(s.timings.reverse_max_attempts, 2);
+        assert_eq!(s.timings.deadline, Duration::from_secs(30));
+
+        let typo = file(&dir, "b.toml", "[till]\nidd = \"K9\"\n", 0o644);
+        assert!(
+            Settings::load(Some(&typo), env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown setting till.idd")
+        );
+        let section = file(&dir, "c.toml", "[tills]\nid = \"K9\"\n", 0o644);
+        assert!(
+            Settings::load(Some(&section), env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown section [tills]")
+        );
+        let broken = file(&dir, "d.toml", "[till\n", 0o644);
+        assert!(
+            Settings::load(Some(&broken), env(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("not valid TOML")
+        );
+        let missing = Settings::load(Some(&dir.path().join("none.toml")), env(&[])).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("cannot read the configuration file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases = [
+            ("SCANPAY_TILL_ID", "T-01", "till.id"),
+            ("SCANPAY_TILL_MAX_AMOUNT", "lots", "till.max_amount"),
+            ("SCANPAY_TILL_TIME_ZONE", "Asia/Shanghai", "till.time_zone"),
+            ("SCANPAY_TILL_LANGUAGE", "fr", "language"),
+            ("SCANPAY_MERCHANT_SIGN_TYPE", "SHA1", "sign_type"),
+            ("SCANPAY_GATEWAY_MODE", "live", "mode"),
+            (
+                "SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS",
+                "40000",
+                "payment.reverse_not_before_ms",
+            ),
+            (
+                "SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS",
+                "0",
+                "payment.reverse_max_attempts",
+            ),
+            (
+                "SCANPAY_GATEWAY_READ_TIMEOUT_MS",
+                "0",
+                "gateway.read_timeout_ms",
+            ),
+        ];
+        for (name, value, setting) in cases {
+            let e = Settings::load(None, env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(setting), "{name}={value}: {e}");
+        }
+    }
+
+    fn wechat_env<'a>(
+        dir: &tempfile::TempDir,
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(String, String)> {
+        let cert = file(dir, "cert.pem", "CERT", 0o644);
+        let key = file(dir, "key.pem", "KEY", 0o600);
+        let mut pairs = env(&[
+            ("SCANPAY_GATEWAY_MODE", "wechat"),
+            ("SCANPAY_MERCHANT_APPID", "wx2421b1c4370ec43b"),
+            ("SCANPAY_MERCHANT_MCH_ID", "10000100"),
+            ("SCANPAY_MERCHANT_CLIENT_CERT", cert.to_str().unwrap()),
+            ("SCANPAY_MERCHANT_CLIENT_KEY", key.to_str().unwrap()),
+        ]);
+        pairs.extend(env(extra));
+        pairs
+    }
+
+    #[test]
+    fn a_real_merchant_reads_its_key_from_the_environment_or_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "0123456789abcdef0123456789ABCDEF";
+        let s = Settings::load(None, wechat_env(&dir, &[("SCANPAY_API_KEY", key)])).unwrap();
+        assert!(!s.is_simulated());
+        assert_eq!(s.merchant.key, ApiKey::new(key));
+        assert_eq!(
+            s.client.client_identity_pem.as_deref(),
+            Some(&b"CERT\nKEY"[..])
+        );
+        assert!(!format!("{s:?}").contains(key), "the key must not print");
+
+        let private = file(&dir, "api.key", &format!("{key}\n"), 0o600);
+        let s = Settings::load(
+            None,
+            wechat_env(
+                &dir,
+                &[("SCANPAY_MERCHANT_API_KEY_FILE", private.to_str().unwrap())],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.merchant.key, ApiKey::new(key));
+
+        let shared = file(&dir, "shared.key", key, 0o644);
+        let e = Settings::load(
+            None,
+            wechat_env(
+                &dir,
+                &[("SCANPAY_MERCHANT_API_KEY_FILE", shared.to_str().unwrap())],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(!e.contains(key), "the key must not appear in an error");
+    }
+
+    #[test]
+    fn a_real_merchant_without_key_certificate_or_https_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Settings::load(None, wechat_env(&dir, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no API key") && e.contains("SCANPAY_API_KEY"),
+            "{e}"
+        );
+
+        let short = Settings::load(
+            None,
+            wechat_env(&dir, &[("SCANPAY_API_KEY", "secret-but-short")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            short.contains("32 letters and digits") && !short.contains("secret-but-short"),
+            "{short}"
+        );
+
+        let plaintext = wechat_env(&dir, &[]);
+        let conf = file(
+            &dir,
+            "plain.toml",
+            "[merchant]\napi_key = \"0123456789abcdef0123456789ABCDEF\"\n",
+            0o600,
+        );
+        let e = Settings::load(Some(&conf), plaintext.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_plaintext_api_key"), "{e}");
+        let insist = file(
+            &dir,
+            "insist.toml",
+            "[merchant]\napi_key = \"0123456789abcdef0123456789ABCDEF\"\nallow_plaintext_api_key = true\n",
+            0o600,
+        );
+        assert!(Settings::load(Some(&insist), plaintext).is_ok());
+
+        let mut no_cert = wechat_env(
+            &dir,
+            &[("SCANPAY_API_KEY", "0123456789abcdef0123456789ABCDEF")],
+        );
+        no_cert.retain(|(k, _)| k != "SCANPAY_MERCHANT_CLIENT_CERT");
+        let e = Settings::load(None, no_cert).unwrap_err().to_string();
+        assert!(
+            e.contains("merchant.client_cert") && e.contains("apiclient_cert.pem"),
+            "{e}"
+        );
+
+        let http = Settings::load(
+            None,
+            wechat_env(
+                &dir,
+                &[
+                    ("SCANPAY_API_KEY", "0123456789abcdef0123456789ABCDEF"),
+                    ("SCANPAY_GATEWAY_BASE_URL", "http://api.mch.weixin.qq.com"),
+                ],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(http.contains("https://"), "{http}");
+
+        let no_ids = Settings::load(None, env(&[("SCANPAY_GATEWAY_MODE", "wechat")]))
+            .unwrap_err()
+            .to_string();
+        assert!(no_ids.contains("merchant.appid"), "{no_ids}");
+    }
+}
