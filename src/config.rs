@@ -161,9 +161,9 @@ impl Settings {
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         apply_env(&mut table, &env)?;
-        let raw: Raw = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(format!("configuration: {}", e.message())))?;
+        // The path says which setting is wrong: "till.language: unknown variant `fr`".
+        let raw: Raw = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError(format!("{}: {}", e.path(), e.inner().message())))?;
         resolve(raw, &env)
     }
 
@@ -309,16 +309,20 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
                 "gateway.mode is \"wechat\" but merchant.appid or merchant.mch_id is empty: set both (from the WeChat Pay merchant platform), or use gateway.mode = \"simulator\"",
             );
         }
-        if !g.base_url.starts_with("https://")
-            && !g.base_url.starts_with("http://127.")
-            && !g.base_url.starts_with("http://localhost")
-        {
+        let loopback =
+            g.base_url.starts_with("http://127.") || g.base_url.starts_with("http://localhost");
+        if !g.base_url.starts_with("https://") && !loopback {
             return err(format!(
-                "gateway.base_url = {:?} must start with https:// (only a loopback address may use plain http)",
+                "gateway.base_url = {:?} must start with https:// (only a loopback address, such as `scanpay simulate`, may use plain http)",
                 g.base_url
             ));
         }
-        client.client_identity_pem = Some(read_identity(&raw.merchant)?);
+        // A simulator on loopback checks no certificate; WeChat does, for reverse.
+        let certificate_given =
+            !raw.merchant.client_cert.is_empty() || !raw.merchant.client_key.is_empty();
+        if !loopback || certificate_given {
+            client.client_identity_pem = Some(read_identity(&raw.merchant)?);
+        }
         let merchant = Merchant {
             appid: raw.merchant.appid.clone(),
             mch_id: raw.merchant.mch_id.clone(),
@@ -476,7 +480,7 @@ mod tests {
         let s = Settings::load(
             None,
             env(&[
-                ("SCANPAY_PAYMENT_DEADLINE_MS", "300"),
+                ("SCANPAY_PAYMENT_DEADLINE_MS", "45000"),
                 ("SCANPAY_TILL_ID", "T02"),
                 ("SCANPAY_GATEWAY_SANDBOX", "true"),
                 ("SCANPAY_API_KEY", "ignored: not a setting"),
@@ -484,7 +488,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.timings.deadline, Duration::from_millis(300));
+        assert_eq!(s.timings.deadline, Duration::from_millis(45000));
         assert_eq!(s.till.as_str(), "T02");
         assert!(s.client.sandbox);
         let bad =
@@ -698,6 +702,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(http.contains("https://"), "{http}");
+
+        let simulator = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_GATEWAY_MODE", "wechat"),
+                ("SCANPAY_GATEWAY_BASE_URL", "http://127.0.0.1:8765"),
+                ("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f"),
+                ("SCANPAY_MERCHANT_MCH_ID", "10000100"),
+                ("SCANPAY_API_KEY", "192006250b4c09247ec02edce69f6a2d"),
+            ]),
+        )
+        .unwrap();
+        assert!(!simulator.is_simulated() && simulator.client.client_identity_pem.is_none());
 
         let no_ids = Settings::load(None, env(&[("SCANPAY_GATEWAY_MODE", "wechat")]))
             .unwrap_err()

@@ -150,12 +150,8 @@ fn describe(update: &Progress, deadline: Duration) -> Option<String> {
                 format!("outcome unclear; querying at {}", secs(*next_query_at))
             }
             Status::Querying => format!("querying ({} since sending)", secs(*elapsed)),
-            Status::Reversing { earliest, attempt } => {
-                format!(
-                    "reversing (attempt {attempt}, not before {})",
-                    secs(*earliest)
-                )
-            }
+            Status::ReverseDue { at, attempt } => format!("reverse {attempt} due at {}", secs(*at)),
+            Status::Reversing { attempt } => format!("reversing (attempt {attempt})"),
             Status::Done(_) => return None,
         },
         Progress::Finished(_) => return None,

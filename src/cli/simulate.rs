@@ -22,18 +22,24 @@ pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
             return Exit::Config;
         }
     };
-    println!("WeChat Pay simulator listening on {}", simulator.base_url());
-    println!(
-        "merchant: appid {appid}, mch_id {mch_id}, the documentation's example API key (MD5 or HMAC-SHA256)"
+    // One write, errors ignored: a caller that reads only the first line
+    // (the address) and closes the pipe must not stop the simulator.
+    let mut banner = format!(
+        "WeChat Pay simulator listening on {}\n",
+        simulator.base_url()
     );
-    println!("scenarios by amount:");
+    banner += &format!(
+        "merchant: appid {appid}, mch_id {mch_id}, the documentation's example API key (MD5 or HMAC-SHA256)\n"
+    );
+    banner += "scenarios by amount (yuan):\n";
     for (fee, name, what) in scenario_table() {
-        println!(
-            "  {:>7}  {name:<24} {what}",
+        banner += &format!(
+            "  {:>7}  {name:<24} {what}\n",
             crate::domain::Fen(*fee).to_string()
         );
     }
-    println!("any other amount: paid at once. Ctrl-C stops.");
+    banner += "any other amount: paid at once. Ctrl-C stops.\n";
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let _ = tokio::signal::ctrl_c().await;
     simulator.shutdown().await;
     Exit::Paid

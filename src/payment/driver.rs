@@ -137,15 +137,18 @@ impl Engine {
         let mut last_status = None;
 
         loop {
+            // Step first: sending moves the machine to "querying"/"reversing",
+            // which is what the cashier should see while the request is out.
+            let step = machine.step(elapsed(t0));
             let status = machine.status();
-            if last_status.as_ref() != Some(&status) {
+            if last_status.as_ref() != Some(&status) && !matches!(status, Status::Done(_)) {
                 let _ = progress.send(Progress::Status {
                     status: status.clone(),
                     elapsed: elapsed(t0),
                 });
                 last_status = Some(status);
             }
-            match machine.step(elapsed(t0)) {
+            match step {
                 Step::Send(call) => {
                     let fields = self.request(call, &out_trade_no, &request);
                     let record =
@@ -241,7 +244,7 @@ impl Engine {
                     tokio::select! {
                         () = tokio::time::sleep_until(wake) => {
                             let what = match machine.status() {
-                                Status::Reversing { .. } => "reverse due",
+                                Status::ReverseDue { .. } => "reverse due",
                                 _ => "query due",
                             };
                             let record = EventRecord {

@@ -109,9 +109,13 @@ pub enum Status {
         deadline: Duration,
     },
     Querying,
-    /// Waiting to reverse (never before `earliest`), or reversing.
+    /// A reverse is due at `at` (never before the 15 s rule allows).
+    ReverseDue {
+        at: Duration,
+        attempt: u32,
+    },
+    /// A reverse request is out.
     Reversing {
-        earliest: Duration,
         attempt: u32,
     },
     Done(Final),
@@ -280,12 +284,11 @@ impl Machine {
                 deadline,
             },
             Phase::AwaitQuery { .. } => Status::Querying,
-            Phase::ReverseAt(at) => Status::Reversing {
-                earliest: *at,
+            Phase::ReverseAt(at) => Status::ReverseDue {
+                at: *at,
                 attempt: self.reverse_attempts + 1,
             },
             Phase::AwaitReverse => Status::Reversing {
-                earliest: self.timings.reverse_not_before,
                 attempt: self.reverse_attempts,
             },
             Phase::Done(done) => Status::Done(done.clone()),

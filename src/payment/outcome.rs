@@ -74,7 +74,7 @@ impl Final {
             .to_string(),
             Final::Reversed(reason) => {
                 let why = match (reason, zh) {
-                    (ReverseReason::Deadline, true) => "用户未在30秒内完成支付",
+                    (ReverseReason::Deadline, true) => "用户未在规定时间内完成支付",
                     (ReverseReason::Deadline, false) => "the payment did not complete in time",
                     (ReverseReason::PayError, true) => "支付失败",
                     (ReverseReason::PayError, false) => "the payment failed",

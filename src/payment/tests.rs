@@ -496,11 +496,13 @@ fn status_tells_the_cashier_what_is_happening() {
     machine.on_query(QueryOutcome::PayError(String::new()), s(11.0));
     assert_eq!(
         machine.status(),
-        Status::Reversing {
-            earliest: s(15.0),
+        Status::ReverseDue {
+            at: s(15.0),
             attempt: 1
         }
     );
+    machine.step(s(15.0));
+    assert_eq!(machine.status(), Status::Reversing { attempt: 1 });
 
     let mut unclear = Machine::new(Timings::default());
     unclear.step(s(0.0));

@@ -1,0 +1,262 @@
+//! `scanpay pay` and `scanpay simulate` as a script would run them: the real
+//! binary, its exit codes and output, the journal it leaves behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use scanpay::journal::{Journal, OrderState};
+
+const CODE: &str = "134539517967686076";
+
+/// The binary with WeChat's timings ÷ 100 and its data in `dir`.
+fn scanpay(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.env_remove("SCANPAY_CONFIG")
+        .env_remove("RUST_LOG")
+        .env_remove("SCANPAY_API_KEY")
+        .env("SCANPAY_JOURNAL_PATH", dir.join("journal.sqlite3"))
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
+        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
+        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
+        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
+        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
+        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3")
+        .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "150")
+        .env("SCANPAY_GATEWAY_SIMULATOR_SLOW_ANSWER_MS", "400");
+    cmd
+}
+
+fn pay(dir: &Path, amount: &str, code: &str, extra: &[&str]) -> Output {
+    scanpay(dir)
+        .args(["pay", "--amount", amount, "--auth-code", code])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}",
+            text(&output.stdout)
+        )
+    })
+}
+
+#[test]
+fn malformed_amounts_are_refused_before_anything_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("0", "more than 0.00"),
+        ("-1", "not an amount"),
+        ("1.234", "more than two decimals"),
+        ("abc", "not an amount"),
+        ("5000.01", "over this till's maximum of 5000.00"),
+        ("", "no amount given"),
+    ];
+    for (amount, reason) in cases {
+        let out = pay(dir.path(), amount, CODE, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{amount:?}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--amount") && stderr.contains(reason),
+            "{amount:?}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("journal.sqlite3").exists(),
+        "nothing may be journaled for bad input"
+    );
+}
+
+#[test]
+fn malformed_payment_codes_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("13453951796768607", "has 18 digits, this one has 17"),
+        ("13453951796768607X", "not a digit"),
+        (
+            "164539517967686076",
+            "starts with 10 to 15, this one starts with 16",
+        ),
+        ("284539517967686076", "Alipay"),
+    ];
+    for (code, reason) in cases {
+        let out = pay(dir.path(), "12.34", code, &[]);
+        assert_eq!(out.status.code(), Some(2), "{code}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--auth-code") && stderr.contains(reason),
+            "{code}: {stderr}"
+        );
+        assert!(
+            !stderr.contains(&code[..14]),
+            "the code must not be echoed: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_setting_is_a_configuration_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scanpay(dir.path())
+        .env("SCANPAY_TILL_ID", "T-1")
+        .args(["pay", "--amount", "1", "--auth-code", CODE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("till.id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn paid_prints_one_json_object_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pay(dir.path(), "12.34", CODE, &["--json", "--body", "两杯咖啡"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result = json(&out);
+    assert_eq!(result["state"], "paid");
+    assert_eq!(result["amount"], "12.34");
+    assert_eq!(result["err_code"], serde_json::Value::Null);
+    let out_trade_no = result["out_trade_no"].as_str().unwrap();
+    assert!(out_trade_no.starts_with("T01"));
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    let order = journal.order_by_trade_no(out_trade_no).unwrap().unwrap();
+    assert_eq!(order.state, OrderState::Paid);
+    assert_eq!(order.total_fee.0, 1234);
+    assert_eq!(order.body, "两杯咖啡");
+    assert_eq!(
+        order.transaction_id.as_deref(),
+        result["transaction_id"].as_str()
+    );
+    assert_eq!(order.auth_code_masked, "**************6076");
+}
+
+#[test]
+fn each_outcome_has_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    for (amount, exit, state, err_code) in [
+        ("0.44", 4, "failed", "NOTENOUGH"),
+        ("0.41", 5, "reversed", "TIMEOUT"),
+        ("0.48", 6, "needs_attention", "SYSTEMERROR"),
+    ] {
+        let out = pay(dir.path(), amount, CODE, &["--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(exit),
+            "{amount}: {}",
+            text(&out.stderr)
+        );
+        let result = json(&out);
+        assert_eq!(result["state"], state, "{amount}");
+        assert_eq!(result["err_code"], err_code, "{amount}");
+        assert!(!result["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_human_output_shows_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pay(dir.path(), "0.40", CODE, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for step in [
+        "opened",
+        "sending micropay",
+        "waiting for the customer's password",
+        "querying",
+        "PAID: T01",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+}
+
+/// A till configured as for a real merchant, talking to `scanpay simulate`
+/// in another process: the journal and the simulator's ledger agree.
+#[test]
+fn pay_against_a_separate_simulator_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut simulator = scanpay(dir.path())
+        .args(["simulate", "--listen", "127.0.0.1:0", "--slow-ms", "400"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(simulator.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let base_url = first_line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{first_line}");
+
+    let mut outcomes = Vec::new();
+    for amount in ["12.34", "0.40", "0.41", "0.49"] {
+        let out = scanpay(dir.path())
+            .env("SCANPAY_GATEWAY_MODE", "wechat")
+            .env("SCANPAY_GATEWAY_BASE_URL", &base_url)
+            .env("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f")
+            .env("SCANPAY_MERCHANT_MCH_ID", "10000100")
+            .env("SCANPAY_API_KEY", "192006250b4c09247ec02edce69f6a2d")
+            .args(["pay", "--json", "--amount", amount, "--auth-code", CODE])
+            .output()
+            .unwrap();
+        outcomes.push((amount, out.status.code(), json(&out)));
+    }
+    let ledger: Vec<scanpay::simulator::LedgerEntry> =
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let body = reqwest::get(format!("{base_url}/_simulator/ledger"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            serde_json::from_slice(&body).unwrap()
+        });
+    simulator.kill().unwrap();
+    simulator.wait().unwrap();
+
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    for (amount, exit, result) in outcomes {
+        let no = result["out_trade_no"].as_str().unwrap();
+        let order = journal.order_by_trade_no(no).unwrap().unwrap();
+        let entry = ledger
+            .iter()
+            .find(|e| e.out_trade_no == no)
+            .unwrap_or_else(|| panic!("{no} not in the ledger"));
+        let paid = order.state == OrderState::Paid;
+        assert_eq!(exit, Some(if paid { 0 } else { 5 }), "{amount}");
+        assert_eq!(
+            entry.net_charged() > 0,
+            paid,
+            "{amount}: journal {:?}, ledger {entry:?}",
+            order.state
+        );
+        if paid {
+            assert_eq!(order.transaction_id, entry.transaction_id);
+        }
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scanpay(dir.path()).arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("6 needs attention") && help.contains("pay") && help.contains("simulate"),
+        "{help}"
+    );
+}
