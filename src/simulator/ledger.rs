@@ -1,0 +1,616 @@
+//! The simulated gateway's book of orders: what each order's state is, what
+//! money moved, and every call made about it. Each method is one gateway call
+//! applied to the book; the scenario of the order says how it goes, this
+//! module keeps the rules that hold whatever the scenario (an order is charged
+//! at most once, a reverse refunds and closes for good, a re-sent micropay
+//! never charges again).
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::time::Instant;
+
+use rand::RngExt;
+use time::OffsetDateTime;
+use time::macros::{format_description, offset};
+
+use super::scenarios::{Customer, MicropayReply, ReverseReply, Scenario, Start};
+use crate::domain::AuthCode;
+use crate::wechat::Fields;
+
+/// One order as the gateway sees it, for the till's tests and the trainer.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct LedgerEntry {
+    pub out_trade_no: String,
+    pub total_fee: u64,
+    pub scenario: String,
+    /// SUCCESS | USERPAYING | NOTPAY | PAYERROR | REVOKED | CLOSED. NOTPAY is
+    /// an order the gateway never created (queries say ORDERNOTEXIST).
+    pub trade_state: String,
+    /// Fen of the order paid (cash and coupons), and fen given back.
+    pub charged: u64,
+    pub refunded: u64,
+    pub transaction_id: Option<String>,
+    /// Never the full payment code.
+    pub auth_code_last4: String,
+    /// Every accepted request about this order, in arrival order.
+    pub calls: Vec<CallRecord>,
+}
+
+impl LedgerEntry {
+    pub fn net_charged(&self) -> u64 {
+        self.charged - self.refunded
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct CallRecord {
+    /// micropay | orderquery | reverse | closeorder
+    pub call: String,
+    /// Since the first micropay for this order arrived (0 before it).
+    pub after_micropay_ms: u64,
+    /// Short: "SUCCESS", "USERPAYING", "SYSTEMERROR", "recall=Y", "timeout", "html502", …
+    pub answer: String,
+}
+
+/// What the gateway answers to one call, before it is signed and encoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// result_code SUCCESS with these fields.
+    Success(Fields),
+    /// Like `Success`, but the signature is spoiled after signing.
+    SuccessBadSign(Fields),
+    /// result_code FAIL with this err_code.
+    Fail(&'static str),
+    /// No XML at all: HTTP 502 and an HTML page.
+    BadGateway,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub answer: Answer,
+    /// Hold the answer back for `slow_answer` (the till should time out).
+    pub slow: bool,
+}
+
+impl Outcome {
+    pub fn fail(code: &'static str) -> Self {
+        Self {
+            answer: Answer::Fail(code),
+            slow: false,
+        }
+    }
+
+    pub fn success(fields: Fields) -> Self {
+        Self {
+            answer: Answer::Success(fields),
+            slow: false,
+        }
+    }
+
+    /// The short form kept in [`CallRecord::answer`] and logged.
+    pub fn summary(&self) -> String {
+        if self.slow {
+            return "timeout".into();
+        }
+        match &self.answer {
+            Answer::Success(fields) => match (fields.get("recall"), fields.get("trade_state")) {
+                (Some(recall), _) => format!("recall={recall}"),
+                (None, Some(state)) => state.to_string(),
+                (None, None) => "SUCCESS".into(),
+            },
+            Answer::SuccessBadSign(_) => "SUCCESS(bad sign)".into(),
+            Answer::Fail(code) => code.to_string(),
+            Answer::BadGateway => "html502".into(),
+        }
+    }
+}
+
+/// A micropay request, already checked by the server.
+pub struct MicropayRequest<'a> {
+    pub out_trade_no: &'a str,
+    pub total_fee: u64,
+    pub auth_code: &'a AuthCode,
+    pub attach: Option<&'a str>,
+    /// The scenario asked for by a `Wechatpay-Negative-Test` header.
+    pub forced: Option<Scenario>,
+}
+
+/// How a query or reverse names its order; `transaction_id` wins when both
+/// are sent (seed 004).
+#[derive(Clone, Copy, Debug)]
+pub enum OrderRef<'a> {
+    TransactionId(&'a str),
+    OutTradeNo(&'a str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Known to the ledger (a micropay arrived) but not to the gateway.
+    NotCreated,
+    UserPaying,
+    Success,
+    PayError,
+    Revoked,
+    Closed,
+}
+
+impl State {
+    fn wire_name(self) -> &'static str {
+        match self {
+            State::NotCreated => "NOTPAY",
+            State::UserPaying => "USERPAYING",
+            State::Success => "SUCCESS",
+            State::PayError => "PAYERROR",
+            State::Revoked => "REVOKED",
+            State::Closed => "CLOSED",
+        }
+    }
+
+    /// trade_state_desc, as WeChat words it (seed 000, 002).
+    fn description(self) -> &'static str {
+        match self {
+            State::NotCreated => "订单未支付",
+            State::UserPaying => "需要用户输入支付密码",
+            State::Success => "支付成功",
+            State::PayError => "支付失败，请撤销订单",
+            State::Revoked => "订单已撤销",
+            State::Closed => "订单已关闭",
+        }
+    }
+}
+
+struct Order {
+    out_trade_no: String,
+    total_fee: u64,
+    /// None for an order first seen in a reverse.
+    scenario: Option<Scenario>,
+    state: State,
+    charged: u64,
+    refunded: u64,
+    transaction_id: Option<String>,
+    time_end: Option<String>,
+    auth_code_last4: String,
+    attach: String,
+    first_micropay: Option<Instant>,
+    queries: u32,
+    reverses: u32,
+    calls: Vec<CallRecord>,
+}
+
+impl Order {
+    fn new(out_trade_no: &str) -> Self {
+        Self {
+            out_trade_no: out_trade_no.to_string(),
+            total_fee: 0,
+            scenario: None,
+            state: State::NotCreated,
+            charged: 0,
+            refunded: 0,
+            transaction_id: None,
+            time_end: None,
+            auth_code_last4: String::new(),
+            attach: String::new(),
+            first_micropay: None,
+            queries: 0,
+            reverses: 0,
+            calls: Vec::new(),
+        }
+    }
+
+    fn charge(&mut self, transaction_id: String) {
+        self.state = State::Success;
+        self.charged = self.total_fee;
+        self.transaction_id = Some(transaction_id);
+        self.time_end = Some(beijing_now(format_description!(
+            "[year][month][day][hour][minute][second]"
+        )));
+    }
+
+    /// Closes the order for good; a payment is returned to the customer.
+    fn revoke(&mut self) {
+        if self.state != State::Closed {
+            self.state = State::Revoked;
+            self.refunded = self.charged;
+        }
+    }
+
+    fn record(&mut self, call: &str, now: Instant, outcome: &Outcome) {
+        let since = self
+            .first_micropay
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis());
+        self.calls.push(CallRecord {
+            call: call.to_string(),
+            after_micropay_ms: u64::try_from(since).unwrap_or(u64::MAX),
+            answer: outcome.summary(),
+        });
+    }
+
+    /// The fields of a paid micropay answer, also sent by a SUCCESS query.
+    fn paid_fields(&self) -> Fields {
+        let scenario = self.scenario.unwrap_or(Scenario::Success);
+        let reported_fee = self.total_fee + u64::from(scenario.misreports_fee());
+        let coupons = scenario.coupons();
+        let coupon_fee: u64 = coupons.iter().map(|c| c.0).sum();
+        let mut fields = Fields::new();
+        fields
+            .set("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+            .set("is_subscribe", "N")
+            .set("trade_type", "MICROPAY")
+            .set("bank_type", "OTHERS")
+            .set("fee_type", "CNY")
+            .set("total_fee", reported_fee.to_string())
+            .set("cash_fee_type", "CNY")
+            .set(
+                "cash_fee",
+                self.total_fee.saturating_sub(coupon_fee).to_string(),
+            );
+        if !coupons.is_empty() {
+            fields
+                .set("coupon_fee", coupon_fee.to_string())
+                .set("coupon_count", coupons.len().to_string());
+        }
+        for (n, (fee, kind)) in coupons.iter().enumerate() {
+            fields
+                .set(&format!("coupon_type_{n}"), *kind)
+                .set(&format!("coupon_id_{n}"), format!("{}", 2_000_000_000 + n))
+                .set(&format!("coupon_fee_{n}"), fee.to_string());
+        }
+        let no_cash: u64 = coupons
+            .iter()
+            .filter(|c| c.1 == "NO_CASH")
+            .map(|c| c.0)
+            .sum();
+        if no_cash > 0 {
+            fields.set(
+                "settlement_total_fee",
+                (self.total_fee - no_cash).to_string(),
+            );
+        }
+        fields
+            .set_opt("transaction_id", self.transaction_id.as_deref())
+            .set("out_trade_no", self.out_trade_no.as_str())
+            .set_opt("attach", Some(self.attach.as_str()))
+            .set_opt("time_end", self.time_end.as_deref());
+        fields
+    }
+
+    fn query_fields(&self) -> Fields {
+        let mut fields = if self.state == State::Success {
+            self.paid_fields()
+        } else {
+            let mut fields = Fields::new();
+            fields
+                .set("out_trade_no", self.out_trade_no.as_str())
+                .set_opt("attach", Some(self.attach.as_str()));
+            fields
+        };
+        fields
+            .set("trade_state", self.state.wire_name())
+            .set("trade_state_desc", self.state.description());
+        fields
+    }
+
+    fn entry(&self) -> LedgerEntry {
+        LedgerEntry {
+            out_trade_no: self.out_trade_no.clone(),
+            total_fee: self.total_fee,
+            scenario: self
+                .scenario
+                .map_or("no-micropay", Scenario::name)
+                .to_string(),
+            trade_state: self.state.wire_name().to_string(),
+            charged: self.charged,
+            refunded: self.refunded,
+            transaction_id: self.transaction_id.clone(),
+            auth_code_last4: self.auth_code_last4.clone(),
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+pub struct Ledger {
+    orders: BTreeMap<String, Order>,
+    /// Keyed hashes of the payment codes seen, for scenario 34. A hash with a
+    /// per-run random key, never the code: nothing here may hold a customer's
+    /// payment code.
+    codes_seen: HashSet<u64>,
+    code_hasher: RandomState,
+    transactions: TransactionIds,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            orders: BTreeMap::new(),
+            codes_seen: HashSet::new(),
+            code_hasher: RandomState::new(),
+            transactions: TransactionIds::new(),
+        }
+    }
+}
+
+impl Ledger {
+    pub fn snapshot(&self) -> Vec<LedgerEntry> {
+        self.orders.values().map(Order::entry).collect()
+    }
+
+    pub fn micropay(&mut self, request: &MicropayRequest<'_>, now: Instant) -> Outcome {
+        if let Some(order) = self.orders.get_mut(request.out_trade_no)
+            && order.state != State::NotCreated
+        {
+            // The gateway has this out_trade_no: never charge it again.
+            let outcome = Outcome::fail(match order.state {
+                State::Success => "ORDERPAID",
+                State::Revoked => "ORDERREVERSED",
+                State::Closed => "ORDERCLOSED",
+                _ => "OUT_TRADE_NO_USED",
+            });
+            order.first_micropay.get_or_insert(now);
+            order.record("micropay", now, &outcome);
+            return outcome;
+        }
+
+        let seen_before = !self
+            .codes_seen
+            .insert(self.code_hasher.hash_one(request.auth_code.expose()));
+        let mut scenario = request
+            .forced
+            .unwrap_or_else(|| Scenario::for_fee(request.total_fee));
+        if scenario == Scenario::SandboxCouponRetryFirst && seen_before {
+            scenario = Scenario::SandboxCouponRetryAgain;
+        }
+        let script = scenario.micropay();
+
+        // A new order, or a retry of one the gateway never created.
+        let order = self
+            .orders
+            .entry(request.out_trade_no.to_string())
+            .or_insert_with_key(|no| Order::new(no));
+        order.total_fee = request.total_fee;
+        order.scenario = Some(scenario);
+        order.auth_code_last4 = last4(request.auth_code.expose());
+        order.attach = request.attach.unwrap_or_default().to_string();
+        order.first_micropay.get_or_insert(now);
+        match script.start {
+            Start::Charge => order.charge(self.transactions.next()),
+            Start::Pending => order.state = State::UserPaying,
+            Start::Fail => order.state = State::PayError,
+            Start::NotCreated => order.state = State::NotCreated,
+        }
+        let answer = match script.reply {
+            MicropayReply::Paid => Answer::Success(order.paid_fields()),
+            MicropayReply::PaidBadSign => Answer::SuccessBadSign(order.paid_fields()),
+            MicropayReply::Error(code) => Answer::Fail(code),
+            MicropayReply::BadGateway => Answer::BadGateway,
+        };
+        let outcome = Outcome {
+            answer,
+            slow: script.slow,
+        };
+        order.record("micropay", now, &outcome);
+        outcome
+    }
+
+    pub fn query(&mut self, order: OrderRef<'_>, now: Instant) -> Outcome {
+        let Some(order) = find(&mut self.orders, order) else {
+            return Outcome::fail("ORDERNOTEXIST");
+        };
+        order.queries += 1;
+        if let (State::UserPaying, Some(scenario)) = (order.state, order.scenario) {
+            match scenario.customer_at_query(order.queries) {
+                Customer::StillPaying => {}
+                Customer::Paid => order.charge(self.transactions.next()),
+                Customer::PaymentFailed => order.state = State::PayError,
+            }
+        }
+        let answer = match order.state {
+            State::NotCreated => Answer::Fail("ORDERNOTEXIST"),
+            _ => Answer::Success(order.query_fields()),
+        };
+        let outcome = Outcome {
+            answer,
+            slow: order.scenario.is_some_and(Scenario::slow_queries),
+        };
+        order.record("orderquery", now, &outcome);
+        outcome
+    }
+
+    /// Reverses (撤销) an order: refunds a payment, and stops a customer who
+    /// is still paying from ever completing. An out_trade_no never seen is
+    /// recorded as reversed, so a micropay arriving late gets ORDERREVERSED.
+    pub fn reverse(&mut self, order: OrderRef<'_>, now: Instant) -> Outcome {
+        let order = match (find(&mut self.orders, order), order) {
+            (Some(found), _) => found,
+            (None, OrderRef::OutTradeNo(no)) => self
+                .orders
+                .entry(no.to_string())
+                .or_insert_with_key(|no| Order::new(no)),
+            (None, OrderRef::TransactionId(_)) => return Outcome::fail("INVALID_TRANSACTIONID"),
+        };
+        order.reverses += 1;
+        let reply = match (order.state, order.scenario) {
+            (State::UserPaying, Some(scenario)) => scenario.reverse(order.reverses),
+            _ => ReverseReply::Reversed,
+        };
+        let recall = |flag: &str| {
+            let mut fields = Fields::new();
+            fields.set("recall", flag);
+            Outcome::success(fields)
+        };
+        let outcome = match reply {
+            ReverseReply::Reversed => {
+                order.revoke();
+                recall("N")
+            }
+            ReverseReply::PaidThenReversed => {
+                order.charge(self.transactions.next());
+                order.revoke();
+                recall("N")
+            }
+            ReverseReply::Recall => recall("Y"),
+            ReverseReply::SystemError => Outcome::fail("SYSTEMERROR"),
+        };
+        order.record("reverse", now, &outcome);
+        outcome
+    }
+
+    /// Closes (关闭) an unpaid order so it can never be paid.
+    pub fn close(&mut self, out_trade_no: &str, now: Instant) -> Outcome {
+        let Some(order) = self.orders.get_mut(out_trade_no) else {
+            return Outcome::fail("ORDERNOTEXIST");
+        };
+        let outcome = match order.state {
+            State::NotCreated => Outcome::fail("ORDERNOTEXIST"),
+            State::Success => Outcome::fail("ORDERPAID"),
+            State::Closed => Outcome::fail("ORDERCLOSED"),
+            State::Revoked => Outcome::fail("ORDERREVERSED"),
+            State::UserPaying | State::PayError => {
+                order.state = State::Closed;
+                let mut fields = Fields::new();
+                fields.set("result_msg", "OK");
+                Outcome::success(fields)
+            }
+        };
+        order.record("closeorder", now, &outcome);
+        outcome
+    }
+}
+
+fn find<'a>(orders: &'a mut BTreeMap<String, Order>, order: OrderRef<'_>) -> Option<&'a mut Order> {
+    match order {
+        OrderRef::OutTradeNo(no) => orders.get_mut(no),
+        OrderRef::TransactionId(id) => orders
+            .values_mut()
+            .find(|o| o.transaction_id.as_deref() == Some(id)),
+    }
+}
+
+fn last4(code: &str) -> String {
+    code[code.len().saturating_sub(4)..].to_string()
+}
+
+fn beijing_now(format: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
+    OffsetDateTime::now_utc()
+        .to_offset(offset!(+8))
+        .format(format)
+        .expect("a date formats with a fixed numeric description")
+}
+
+/// 28-digit transaction ids like WeChat's `4200…`: the day, a per-run random
+/// part (ids differ between runs) and a sequence (ids never repeat in a run).
+struct TransactionIds {
+    run: u32,
+    sequence: u64,
+}
+
+impl TransactionIds {
+    fn new() -> Self {
+        Self {
+            run: rand::rng().random_range(0..1_000_000),
+            sequence: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.sequence += 1;
+        let day = beijing_now(format_description!("[year][month][day]"));
+        format!("4200{day}{:06}{:010}", self.run, self.sequence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code() -> AuthCode {
+        AuthCode::parse("134539517967686076").unwrap()
+    }
+
+    fn pay(ledger: &mut Ledger, no: &str, fee: u64) -> Outcome {
+        let code = code();
+        let request = MicropayRequest {
+            out_trade_no: no,
+            total_fee: fee,
+            auth_code: &code,
+            attach: None,
+            forced: None,
+        };
+        ledger.micropay(&request, Instant::now())
+    }
+
+    fn entry(ledger: &Ledger, no: &str) -> LedgerEntry {
+        ledger
+            .snapshot()
+            .into_iter()
+            .find(|e| e.out_trade_no == no)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_resent_micropay_never_charges_twice() {
+        let mut ledger = Ledger::default();
+        assert!(matches!(
+            pay(&mut ledger, "A1", 100).answer,
+            Answer::Success(_)
+        ));
+        assert_eq!(
+            pay(&mut ledger, "A1", 100).answer,
+            Answer::Fail("ORDERPAID")
+        );
+        let a1 = entry(&ledger, "A1");
+        assert_eq!((a1.charged, a1.refunded, a1.calls.len()), (100, 0, 2));
+        assert_eq!(a1.auth_code_last4, "6076");
+        assert_eq!(a1.transaction_id.as_ref().map(String::len), Some(28));
+    }
+
+    #[test]
+    fn a_reverse_refunds_and_stops_a_paying_customer() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "B1", 40);
+        ledger.reverse(OrderRef::OutTradeNo("B1"), Instant::now());
+        for _ in 0..3 {
+            let answer = ledger
+                .query(OrderRef::OutTradeNo("B1"), Instant::now())
+                .answer;
+            let Answer::Success(fields) = answer else {
+                panic!("{answer:?}")
+            };
+            assert_eq!(fields.get("trade_state"), Some("REVOKED"));
+        }
+        assert_eq!(entry(&ledger, "B1").net_charged(), 0);
+        assert_eq!(entry(&ledger, "B1").charged, 0);
+
+        pay(&mut ledger, "B2", 1);
+        ledger.reverse(OrderRef::OutTradeNo("B2"), Instant::now());
+        let b2 = entry(&ledger, "B2");
+        assert_eq!(
+            (b2.charged, b2.refunded, b2.trade_state.as_str()),
+            (1, 1, "REVOKED")
+        );
+    }
+
+    #[test]
+    fn a_reverse_first_makes_the_late_micropay_orderreversed() {
+        let mut ledger = Ledger::default();
+        ledger.reverse(OrderRef::OutTradeNo("C1"), Instant::now());
+        assert_eq!(
+            pay(&mut ledger, "C1", 1).answer,
+            Answer::Fail("ORDERREVERSED")
+        );
+        assert_eq!(entry(&ledger, "C1").charged, 0);
+        assert_eq!(entry(&ledger, "C1").scenario, "no-micropay");
+    }
+
+    #[test]
+    fn the_second_order_with_a_scenario_34_code_succeeds() {
+        let mut ledger = Ledger::default();
+        assert!(pay(&mut ledger, "D1", 34).slow);
+        let again = pay(&mut ledger, "D2", 34);
+        let Answer::Success(fields) = again.answer else {
+            panic!("{again:?}")
+        };
+        assert_eq!(fields.get("cash_fee"), Some("33"));
+        assert_eq!(fields.get("coupon_fee_0"), Some("1"));
+        assert_eq!(entry(&ledger, "D2").scenario, "sandbox-coupon-retry-again");
+    }
+}

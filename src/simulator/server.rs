@@ -1,0 +1,367 @@
+//! The HTTP side: an axum server serving WeChat's v2 paths, the same under
+//! the `/sandboxnew` prefix (with the sandbox key), and two paths of its own,
+//! `/_simulator/ledger` and `/_simulator/health`, for tests and scripts that
+//! run the simulator as a separate process.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::SimulatorConfig;
+use super::ledger::{Ledger, LedgerEntry, MicropayRequest, OrderRef, Outcome};
+use super::scenarios::Scenario;
+use super::wire;
+use crate::domain::{AuthCode, OutTradeNo};
+use crate::wechat::sign::{self, ApiKey, SignType};
+use crate::wechat::xml::Fields;
+
+/// The header of WeChat's newer sandbox that picks an error case.
+const NEGATIVE_TEST: &str = "Wechatpay-Negative-Test";
+
+const SANDBOX_PREFIX: &str = "/sandboxnew";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Micropay,
+    OrderQuery,
+    Reverse,
+    CloseOrder,
+    /// Sandbox only: hands out the key the sandbox signs with.
+    GetSignKey,
+}
+
+/// The calls served both at the root and under [`SANDBOX_PREFIX`].
+const ROUTES: &[(&str, Endpoint)] = &[
+    ("/pay/micropay", Endpoint::Micropay),
+    ("/pay/orderquery", Endpoint::OrderQuery),
+    ("/secapi/pay/reverse", Endpoint::Reverse),
+    ("/pay/closeorder", Endpoint::CloseOrder),
+];
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Micropay => "micropay",
+            Endpoint::OrderQuery => "orderquery",
+            Endpoint::Reverse => "reverse",
+            Endpoint::CloseOrder => "closeorder",
+            Endpoint::GetSignKey => "getsignkey",
+        }
+    }
+
+    /// Parameters without which the call answers LACK_PARAMS (`sign` is
+    /// checked before, by the signature). Queries and reverses also need one
+    /// of transaction_id / out_trade_no.
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Micropay => &[
+                "appid",
+                "mch_id",
+                "nonce_str",
+                "body",
+                "out_trade_no",
+                "total_fee",
+                "spbill_create_ip",
+                "auth_code",
+            ],
+            Endpoint::OrderQuery | Endpoint::Reverse => &["appid", "mch_id", "nonce_str"],
+            Endpoint::CloseOrder => &["appid", "mch_id", "nonce_str", "out_trade_no"],
+            Endpoint::GetSignKey => &["mch_id", "nonce_str"],
+        }
+    }
+}
+
+/// What every request handler shares.
+struct Gateway {
+    config: SimulatorConfig,
+    /// The key `/sandboxnew` calls are signed with, and its text for getsignkey.
+    sandbox_key: ApiKey,
+    sandbox_key_text: String,
+    ledger: Mutex<Ledger>,
+    /// Turns true at shutdown; cuts slow answers short.
+    stopping: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    fn new(config: SimulatorConfig, stopping: watch::Receiver<bool>) -> Self {
+        // ApiKey never reveals its text, so the sandbox key is derived through
+        // the signature: lowercase hex MD5 of "sandbox=signkey&key=KEY".
+        let sandbox_key_text = sign::sign(
+            &[("sandbox", "signkey")].into_iter().collect(),
+            &config.key,
+            SignType::Md5,
+        )
+        .to_ascii_lowercase();
+        Self {
+            sandbox_key: ApiKey::new(sandbox_key_text.clone()),
+            sandbox_key_text,
+            config,
+            ledger: Mutex::new(Ledger::default()),
+            stopping,
+        }
+    }
+
+    /// The ledger, even after a handler panicked while holding it: a
+    /// simulator that keeps answering is more use than one that cascades.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn key(&self, endpoint: Endpoint, sandbox: bool) -> &ApiKey {
+        if sandbox && endpoint != Endpoint::GetSignKey {
+            &self.sandbox_key
+        } else {
+            &self.config.key
+        }
+    }
+
+    /// The business-layer checks every call shares, in WeChat's order.
+    fn check(&self, endpoint: Endpoint, fields: &Fields) -> Result<(), &'static str> {
+        if endpoint
+            .required()
+            .iter()
+            .any(|name| fields.get(name).is_none_or(str::is_empty))
+        {
+            return Err("LACK_PARAMS");
+        }
+        if fields.get("mch_id") != Some(self.config.mch_id.as_str()) {
+            return Err("MCHID_NOT_EXIST");
+        }
+        if endpoint != Endpoint::GetSignKey
+            && fields.get("appid") != Some(self.config.appid.as_str())
+        {
+            return Err("APPID_MCHID_NOT_MATCH");
+        }
+        Ok(())
+    }
+
+    fn serve(&self, endpoint: Endpoint, fields: &Fields, headers: &HeaderMap) -> Outcome {
+        let now = Instant::now();
+        match endpoint {
+            Endpoint::Micropay => self.micropay(fields, headers, now),
+            Endpoint::OrderQuery => match order_ref(fields) {
+                Some(order) => self.ledger().query(order, now),
+                None => Outcome::fail("LACK_PARAMS"),
+            },
+            Endpoint::Reverse => match order_ref(fields) {
+                Some(order) => self.ledger().reverse(order, now),
+                None => Outcome::fail("LACK_PARAMS"),
+            },
+            Endpoint::CloseOrder => self
+                .ledger()
+                .close(fields.get("out_trade_no").unwrap_or_default(), now),
+            Endpoint::GetSignKey => {
+                let mut answer = Fields::new();
+                answer.set("sandbox_signkey", self.sandbox_key_text.as_str());
+                Outcome::success(answer)
+            }
+        }
+    }
+
+    fn micropay(&self, fields: &Fields, headers: &HeaderMap, now: Instant) -> Outcome {
+        let field = |name| fields.get(name).unwrap_or_default();
+        let Some(total_fee) = field("total_fee")
+            .parse::<u64>()
+            .ok()
+            .filter(|fee| *fee > 0)
+        else {
+            return Outcome::fail("PARAM_ERROR");
+        };
+        if OutTradeNo::parse(field("out_trade_no")).is_err() {
+            return Outcome::fail("PARAM_ERROR");
+        }
+        let Ok(auth_code) = AuthCode::parse(field("auth_code")) else {
+            return Outcome::fail("AUTH_CODE_INVALID");
+        };
+        let forced = headers
+            .get(NEGATIVE_TEST)
+            .and_then(|value| value.to_str().ok())
+            .and_then(Scenario::for_negative_test);
+        let request = MicropayRequest {
+            out_trade_no: field("out_trade_no"),
+            total_fee,
+            auth_code: &auth_code,
+            attach: fields.get("attach"),
+            forced,
+        };
+        self.ledger().micropay(&request, now)
+    }
+
+    /// Holds a "timing out" answer back for `slow_answer`, or until shutdown.
+    async fn stall(&self) {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(self.config.slow_answer) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// `transaction_id` wins when both are sent, as at WeChat.
+fn order_ref(fields: &Fields) -> Option<OrderRef<'_>> {
+    let given = |name| fields.get(name).filter(|value| !value.is_empty());
+    given("transaction_id")
+        .map(OrderRef::TransactionId)
+        .or_else(|| given("out_trade_no").map(OrderRef::OutTradeNo))
+}
+
+async fn call(
+    gateway: Arc<Gateway>,
+    endpoint: Endpoint,
+    sandbox: bool,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = gateway.key(endpoint, sandbox);
+    let request = match wire::open(&method, &body, key) {
+        Ok(request) => request,
+        Err(refusal) => {
+            info!(
+                call = endpoint.name(),
+                sandbox,
+                answer = refusal.0,
+                "refused"
+            );
+            return refusal.into_response();
+        }
+    };
+    let fields = &request.fields;
+    let outcome = match gateway.check(endpoint, fields) {
+        Ok(()) => gateway.serve(endpoint, fields, &headers),
+        Err(code) => Outcome::fail(code),
+    };
+    let order = fields
+        .get("out_trade_no")
+        .or(fields.get("transaction_id"))
+        .unwrap_or_default();
+    info!(out_trade_no = order, call = endpoint.name(), sandbox, answer = %outcome.summary(), "answered");
+    if outcome.slow {
+        gateway.stall().await;
+    }
+    wire::reply(&request, outcome.answer, key)
+}
+
+fn router(gateway: Arc<Gateway>) -> Router {
+    let sandbox_routes = ROUTES
+        .iter()
+        .map(|&(path, endpoint)| (format!("{SANDBOX_PREFIX}{path}"), endpoint, true))
+        .chain([(
+            format!("{SANDBOX_PREFIX}/pay/getsignkey"),
+            Endpoint::GetSignKey,
+            true,
+        )]);
+    let routes = ROUTES
+        .iter()
+        .map(|&(path, endpoint)| (path.to_string(), endpoint, false))
+        .chain(sandbox_routes);
+
+    let mut router =
+        Router::new()
+            .route("/_simulator/health", get(|| async { "ok" }))
+            .route(
+                "/_simulator/ledger",
+                get(|State(gateway): State<Arc<Gateway>>| async move {
+                    Json(gateway.ledger().snapshot())
+                }),
+            );
+    for (path, endpoint, sandbox) in routes {
+        // `any`, not `post`: WeChat answers a GET with REQUIRE_POST_METHOD, not 405.
+        router = router.route(
+            &path,
+            any(
+                move |State(gateway): State<Arc<Gateway>>,
+                      method: Method,
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    call(gateway, endpoint, sandbox, method, headers, body)
+                },
+            ),
+        );
+    }
+    router.with_state(gateway)
+}
+
+/// A running simulator. Dropping it stops the server too.
+pub struct Simulator {
+    addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds `listen` (port 0 picks a free port) and serves on the current
+    /// tokio runtime; returns as soon as the socket is bound.
+    pub async fn start(listen: SocketAddr, config: SimulatorConfig) -> io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopping) = watch::channel(false);
+        let gateway = Arc::new(Gateway::new(config, stopping.clone()));
+        let app = router(gateway.clone());
+        let server = tokio::spawn(async move {
+            let mut stopping = stopping;
+            let stopped = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                warn!(%error, "the gateway simulator stopped");
+            }
+        });
+        info!(%addr, "gateway simulator listening");
+        Ok(Simulator {
+            addr,
+            gateway,
+            stop,
+            server: Some(server),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL a client uses; a server bound to 0.0.0.0 or [::] is
+    /// reached through loopback.
+    pub fn base_url(&self) -> String {
+        let ip = match self.addr.ip() {
+            ip if !ip.is_unspecified() => ip,
+            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// Every order so far, sorted by out_trade_no.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.gateway.ledger().snapshot()
+    }
+
+    /// Stops accepting, cuts slow answers short, and waits for the server.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
