@@ -260,3 +260,48 @@ fn help_documents_the_exit_codes() {
         "{help}"
     );
 }
+
+/// Everything a run leaves on disk (journal, its WAL, the logs), searched for
+/// the full payment code and the API key.
+#[test]
+fn nothing_on_disk_holds_the_payment_code_or_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "192006250b4c09247ec02edce69f6a2d";
+    for amount in ["12.34", "0.40", "0.44", "0.49", "0.51"] {
+        let out = scanpay(dir.path())
+            .env("SCANPAY_LOG_LEVEL", "trace")
+            .args(["pay", "--amount", amount, "--auth-code", CODE])
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some());
+        for stream in [&out.stdout, &out.stderr] {
+            let printed = text(stream);
+            assert!(
+                !printed.contains(CODE) && !printed.contains(key),
+                "{amount} printed a secret:\n{printed}"
+            );
+        }
+    }
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut searched = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        searched += bytes.len();
+        for secret in [CODE, key] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds {secret}",
+                path.display()
+            );
+        }
+    }
+    let logs = std::fs::read_dir(dir.path().join("logs")).unwrap().count();
+    assert!(
+        logs > 0 && searched > 10_000,
+        "the logs and journal were written ({logs} log files, {searched} bytes)"
+    );
+}

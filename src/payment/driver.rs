@@ -11,6 +11,7 @@ use serde_json::json;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::machine::{Call, Final, Machine, Status, Step};
 use super::policy::Timings;
@@ -97,10 +98,8 @@ impl Engine {
         &self,
         request: PaymentRequest,
         progress: mpsc::UnboundedSender<Progress>,
-        mut cancel: watch::Receiver<bool>,
+        cancel: watch::Receiver<bool>,
     ) -> Result<PaymentResult, EngineError> {
-        let before_send = "nothing was sent, so nobody was charged.";
-        let in_flight = "the order is left open.";
         let new = NewOrder {
             till: &self.till,
             total_fee: request.amount,
@@ -113,14 +112,29 @@ impl Engine {
             let mut journal = self.lock()?;
             journal
                 .open_order(&new)
-                .map_err(|e| EngineError::Journal(e, before_send))?
+                .map_err(|e| EngineError::Journal(e, "nothing was sent, so nobody was charged."))?
         };
         let _ = progress.send(Progress::Opened {
             out_trade_no: out_trade_no.clone(),
         });
         let span = tracing::info_span!("payment", %out_trade_no, amount = %request.amount, code = %request.auth_code);
-        let _enter = span.enter();
+        self.drive(order, out_trade_no, request, progress, cancel)
+            .instrument(span)
+            .await
+    }
+
+    /// Runs the machine for a journaled order until it is done.
+    async fn drive(
+        &self,
+        order: OrderId,
+        out_trade_no: OutTradeNo,
+        request: PaymentRequest,
+        progress: mpsc::UnboundedSender<Progress>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<PaymentResult, EngineError> {
         tracing::info!("order opened");
+        let in_flight = "the order is left open.";
+        let before_send = "nothing was sent, so nobody was charged.";
 
         let expected = Expected {
             merchant: &self.merchant,

@@ -1,0 +1,18 @@
+//! The README documents the simulator's scenario table; keep them in step.
+
+#[test]
+fn the_readme_lists_every_simulator_scenario() {
+    let readme = include_str!("../README.md");
+    for (fee, name, description) in scanpay::simulator::scenario_table() {
+        let amount = if *fee > 100_000 {
+            "1000.01+".to_string()
+        } else {
+            scanpay::domain::Fen(*fee).to_string()
+        };
+        let row = format!("| {amount} | {description} |");
+        assert!(
+            readme.contains(&row),
+            "README.md lacks the row for {name}: {row}"
+        );
+    }
+}
