@@ -27,7 +27,7 @@ fn reverse_times(till: &Till, result: &scanpay::payment::PaymentResult) -> Vec<u
     till.events(result)
         .iter()
         .filter(|e| e.kind == EventKind::Request && e.call.as_deref() == Some("reverse"))
-        .map(|e| e.since_t0_ms.unwrap() as u64)
+        .map(|e| e.since_t0_ms.unwrap())
         .collect()
 }
 
@@ -177,7 +177,7 @@ async fn userpaying_until_the_deadline_is_reversed_after_three_queries() {
 }
 
 #[tokio::test]
-async fn systemerror_then_paid_and_systemerror_then_orderNotExist() {
+async fn systemerror_then_paid_and_systemerror_then_order_not_exist() {
     let till = till().await;
     let paid = till.pay(42).await;
     assert_eq!(paid.state(), OrderState::Paid);

@@ -164,6 +164,10 @@ impl Engine {
             }
             match step {
                 Step::Send(call) => {
+                    tracing::debug!(
+                        call = call.name(),
+                        "request due: journaling it, then sending"
+                    );
                     let fields = self.request(call, &out_trade_no, &request);
                     let record =
                         request_event(call, &fields, request.amount, t0.map(|t| t.elapsed()));
@@ -201,36 +205,8 @@ impl Engine {
                     };
                     let now = elapsed(t0);
                     let raw = answer.clone().ok();
-                    let (class, reason, feed): (&str, String, Box<dyn FnOnce(&mut Machine)>) =
-                        match call {
-                            Call::Micropay => {
-                                let outcome = api::classify_micropay(answer, &expected);
-                                let (class, reason) = describe_micropay(&outcome);
-                                (
-                                    class,
-                                    reason,
-                                    Box::new(move |m: &mut Machine| m.on_micropay(outcome, now)),
-                                )
-                            }
-                            Call::Query => {
-                                let outcome = api::classify_query(answer, &expected);
-                                let (class, reason) = describe_query(&outcome);
-                                (
-                                    class,
-                                    reason,
-                                    Box::new(move |m: &mut Machine| m.on_query(outcome, now)),
-                                )
-                            }
-                            Call::Reverse { .. } => {
-                                let outcome = api::classify_reverse(answer, &expected);
-                                let (class, reason) = describe_reverse(&outcome);
-                                (
-                                    class,
-                                    reason,
-                                    Box::new(move |m: &mut Machine| m.on_reverse(outcome, now)),
-                                )
-                            }
-                        };
+                    let classified = Classified::new(call, answer, &expected);
+                    let (class, reason) = classified.describe();
                     let record = EventRecord {
                         at: OffsetDateTime::now_utc(),
                         since_t0_ms: Some(now.as_millis() as u64),
@@ -251,7 +227,7 @@ impl Engine {
                         .append(order, &record)
                         .map_err(|e| EngineError::Journal(e, in_flight))?;
                     tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = now.as_millis() as u64, "answer");
-                    feed(&mut machine);
+                    classified.feed(&mut machine, now);
                 }
                 Step::WaitUntil(at) => {
                     let wake = t0.expect("the machine waits only after the micropay is sent") + at;
@@ -426,39 +402,59 @@ fn request_event(
     }
 }
 
-fn describe_micropay(outcome: &MicropayOutcome) -> (&'static str, String) {
-    match outcome {
-        MicropayOutcome::Paid(paid) => ("PAID", format!("transaction {}", paid.transaction_id)),
-        MicropayOutcome::Pending => (
-            "PENDING",
-            "USERPAYING: the customer confirms on the phone".into(),
-        ),
-        MicropayOutcome::Unknown(why) => ("UNKNOWN", why.to_string()),
-        MicropayOutcome::Failed(refusal) => (
-            "FAILED",
-            format!("{} {}", refusal.code, refusal.description),
-        ),
-    }
+/// An answer once classified, for the journal line and for the machine.
+enum Classified {
+    Micropay(MicropayOutcome),
+    Query(QueryOutcome),
+    Reverse(ReverseOutcome),
 }
 
-fn describe_query(outcome: &QueryOutcome) -> (&'static str, String) {
-    match outcome {
-        QueryOutcome::Paid(paid) => ("PAID", format!("transaction {}", paid.transaction_id)),
-        QueryOutcome::NotSettled(state) => ("NOT_SETTLED", state.clone()),
-        QueryOutcome::PayError(desc) => ("PAYERROR", desc.clone()),
-        QueryOutcome::Closed(state) => ("CLOSED", state.clone()),
-        QueryOutcome::Refunded => ("REFUNDED", String::new()),
-        QueryOutcome::Unknown(why) => ("UNKNOWN", why.to_string()),
+impl Classified {
+    fn new(call: Call, answer: api::Answer, expected: &Expected<'_>) -> Self {
+        match call {
+            Call::Micropay => Classified::Micropay(api::classify_micropay(answer, expected)),
+            Call::Query => Classified::Query(api::classify_query(answer, expected)),
+            Call::Reverse { .. } => Classified::Reverse(api::classify_reverse(answer, expected)),
+        }
     }
-}
 
-fn describe_reverse(outcome: &ReverseOutcome) -> (&'static str, String) {
-    match outcome {
-        ReverseOutcome::Reversed => ("REVERSED", "recall=N".into()),
-        ReverseOutcome::Again(why) => ("AGAIN", why.to_string()),
-        ReverseOutcome::Refused(refusal) => (
-            "REFUSED",
-            format!("{} {}", refusal.code, refusal.description),
-        ),
+    fn feed(self, machine: &mut Machine, now: Duration) {
+        match self {
+            Classified::Micropay(outcome) => machine.on_micropay(outcome, now),
+            Classified::Query(outcome) => machine.on_query(outcome, now),
+            Classified::Reverse(outcome) => machine.on_reverse(outcome, now),
+        }
+    }
+
+    /// The class and the reason, as the journal and the log show them.
+    fn describe(&self) -> (&'static str, String) {
+        match self {
+            Classified::Micropay(MicropayOutcome::Paid(paid)) => {
+                ("PAID", format!("transaction {}", paid.transaction_id))
+            }
+            Classified::Micropay(MicropayOutcome::Pending) => (
+                "PENDING",
+                "USERPAYING: the customer confirms on the phone".into(),
+            ),
+            Classified::Micropay(MicropayOutcome::Unknown(why)) => ("UNKNOWN", why.to_string()),
+            Classified::Micropay(MicropayOutcome::Failed(refusal)) => (
+                "FAILED",
+                format!("{} {}", refusal.code, refusal.description),
+            ),
+            Classified::Query(QueryOutcome::Paid(paid)) => {
+                ("PAID", format!("transaction {}", paid.transaction_id))
+            }
+            Classified::Query(QueryOutcome::NotSettled(state)) => ("NOT_SETTLED", state.clone()),
+            Classified::Query(QueryOutcome::PayError(desc)) => ("PAYERROR", desc.clone()),
+            Classified::Query(QueryOutcome::Closed(state)) => ("CLOSED", state.clone()),
+            Classified::Query(QueryOutcome::Refunded) => ("REFUNDED", String::new()),
+            Classified::Query(QueryOutcome::Unknown(why)) => ("UNKNOWN", why.to_string()),
+            Classified::Reverse(ReverseOutcome::Reversed) => ("REVERSED", "recall=N".into()),
+            Classified::Reverse(ReverseOutcome::Again(why)) => ("AGAIN", why.to_string()),
+            Classified::Reverse(ReverseOutcome::Refused(refusal)) => (
+                "REFUSED",
+                format!("{} {}", refusal.code, refusal.description),
+            ),
+        }
     }
 }

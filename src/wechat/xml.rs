@@ -277,9 +277,12 @@ mod tests {
         assert_eq!(decoded.len(), 2);
     }
 
+    /// Tells whether an error is the expected kind.
+    type Expect = fn(&XmlError) -> bool;
+
     #[test]
     fn refuses_what_is_not_a_flat_map() {
-        let cases: &[(&str, fn(&XmlError) -> bool)] = &[
+        let cases: &[(&str, Expect)] = &[
             (
                 "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><a>&e;</a></xml>",
                 |e| matches!(e, XmlError::Doctype),
