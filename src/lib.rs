@@ -12,5 +12,6 @@ pub mod domain;
 pub mod journal;
 pub mod logging;
 pub mod payment;
+pub mod scanner;
 pub mod simulator;
 pub mod wechat;

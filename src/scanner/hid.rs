@@ -1,0 +1,1 @@
+//! Raw HID scanners (being written).

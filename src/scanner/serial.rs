@@ -1,0 +1,1 @@
+//! Serial scanners (being written).

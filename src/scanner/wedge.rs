@@ -1,0 +1,1 @@
+//! Keyboard-wedge scanners (being written).
