@@ -10,6 +10,10 @@ use time::UtcOffset;
 
 use crate::domain::{Fen, TillId};
 use crate::payment::Timings;
+use crate::scanner::hid::HidSettings;
+use crate::scanner::serial::SerialSettings;
+use crate::scanner::wedge::WedgeSettings;
+use crate::scanner::{Driver, ScannerSettings};
 use crate::simulator;
 use crate::wechat::api::Merchant;
 use crate::wechat::client::ClientSettings;
@@ -17,7 +21,9 @@ use crate::wechat::messages::Language;
 use crate::wechat::{ApiKey, SignType};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-const SECTIONS: &[&str] = &["till", "gateway", "merchant", "payment", "journal", "log"];
+const SECTIONS: &[&str] = &[
+    "till", "gateway", "merchant", "payment", "scanner", "wedge", "hid", "serial", "journal", "log",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -35,7 +41,18 @@ struct Raw {
     merchant: RawMerchant,
     payment: RawPayment,
     journal: RawJournal,
+    scanner: RawScanner,
+    wedge: WedgeSettings,
+    hid: HidSettings,
+    serial: SerialSettings,
     log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScanner {
+    driver: Driver,
+    duplicate_window_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +153,7 @@ pub struct Settings {
     pub journal_path: PathBuf,
     pub log_dir: PathBuf,
     pub log_level: String,
+    pub scanner: ScannerSettings,
 }
 
 impl Settings {
@@ -252,6 +270,14 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
 }
 
 fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    let scanner = ScannerSettings {
+        driver: raw.scanner.driver,
+        duplicate_window: Duration::from_millis(raw.scanner.duplicate_window_ms),
+        wedge: raw.wedge,
+        hid: raw.hid,
+        serial: raw.serial,
+    };
+    scanner.validate().map_err(ConfigError)?;
     let till = TillId::parse(&raw.till.id).map_err(|e| ConfigError(e.to_string()))?;
     let max_amount = Fen::parse_yuan(&raw.till.max_amount)
         .map_err(|e| ConfigError(format!("till.max_amount = {:?}: {e}", raw.till.max_amount)))?;
@@ -347,6 +373,7 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         journal_path: raw.journal.path,
         log_dir: raw.log.dir,
         log_level: raw.log.level,
+        scanner,
     })
 }
 
@@ -567,6 +594,12 @@ mod tests {
                 "SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS",
                 "0",
                 "payment.reverse_max_attempts",
+            ),
+            ("SCANPAY_SCANNER_DRIVER", "bluetooth", "scanner.driver"),
+            (
+                "SCANPAY_WEDGE_MAX_KEY_GAP_MS",
+                "150",
+                "wedge.max_key_gap_ms",
             ),
             (
                 "SCANPAY_GATEWAY_READ_TIMEOUT_MS",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use scanpay::cli::{self, Exit, pay::PayArgs};
+use scanpay::cli::{self, Exit, pay::PayArgs, scan_test::ScanTestArgs};
 use scanpay::config::Settings;
 
 /// A WeChat Pay payment-code till: scan, charge, journal, recover.
@@ -39,14 +39,40 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
         /// The customer's WeChat payment code: 18 digits starting 10-15.
-        #[arg(long, allow_hyphen_values = true)]
-        auth_code: String,
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            required_unless_present = "scan",
+            conflicts_with = "scan"
+        )]
+        auth_code: Option<String>,
+        /// Read the payment code from the configured scanner instead.
+        #[arg(long)]
+        scan: bool,
+        /// With --scan: how long to wait for a code, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        scan_timeout: u64,
         /// Order description the customer sees (default: till.default_body).
         #[arg(long)]
         body: Option<String>,
         /// Print one JSON object with the outcome on stdout (steps go to stderr).
         #[arg(long)]
         json: bool,
+    },
+    /// Test a scanner at this till: list devices, then show every read and its verdict.
+    ScanTest {
+        /// wedge | hid | serial (default: scanner.driver).
+        #[arg(long)]
+        driver: Option<scanpay::scanner::Driver>,
+        /// Serial port to read (implies --driver serial).
+        #[arg(long)]
+        port: Option<String>,
+        /// HID device, VID:PID or path (implies --driver hid).
+        #[arg(long)]
+        device: Option<String>,
+        /// List serial ports and HID devices, then exit.
+        #[arg(long)]
+        list: bool,
     },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     Simulate {
@@ -97,17 +123,38 @@ fn main() -> ExitCode {
             Command::Pay {
                 amount,
                 auth_code,
+                scan: _,
+                scan_timeout,
                 body,
                 json,
             } => {
+                let scan_timeout = Duration::from_secs(scan_timeout);
                 cli::pay::run(
                     PayArgs {
                         amount,
                         auth_code,
+                        scan_timeout,
                         body,
                         json,
                     },
                     settings,
+                )
+                .await
+            }
+            Command::ScanTest {
+                driver,
+                port,
+                device,
+                list,
+            } => {
+                cli::scan_test::run(
+                    ScanTestArgs {
+                        driver,
+                        port,
+                        device,
+                        list,
+                    },
+                    settings.scanner,
                 )
                 .await
             }

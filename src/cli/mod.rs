@@ -2,6 +2,8 @@
 //! POS programs and scripts rely on (README, "Exit codes").
 
 pub mod pay;
+mod scan;
+pub mod scan_test;
 pub mod simulate;
 
 /// `scanpay pay` exit codes.

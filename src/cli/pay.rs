@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::Exit;
+use super::{Exit, scan};
 use crate::app;
 use crate::config::Settings;
 use crate::domain::{AuthCode, Fen};
@@ -14,16 +14,23 @@ use crate::payment::{PaymentRequest, Progress, Status};
 
 pub struct PayArgs {
     pub amount: String,
-    pub auth_code: String,
+    /// The code given on the command line; `None` means: read it from the scanner.
+    pub auth_code: Option<String>,
+    /// How long to wait for a scan.
+    pub scan_timeout: Duration,
     pub body: Option<String>,
     pub json: bool,
 }
 
 /// Checks the input before anything is journaled or sent.
-pub fn validate(args: &PayArgs, settings: &Settings) -> Result<PaymentRequest, String> {
+pub fn validate(
+    args: &PayArgs,
+    settings: &Settings,
+    auth_code: &str,
+) -> Result<PaymentRequest, String> {
     let amount = Fen::parse_yuan_within(&args.amount, settings.max_amount)
         .map_err(|e| format!("--amount {:?}: {e}", args.amount))?;
-    let auth_code = AuthCode::parse(&args.auth_code).map_err(|e| format!("--auth-code: {e}"))?;
+    let auth_code = AuthCode::parse(auth_code).map_err(|e| format!("--auth-code: {e}"))?;
     let body = args
         .body
         .clone()
@@ -42,7 +49,22 @@ pub fn validate(args: &PayArgs, settings: &Settings) -> Result<PaymentRequest, S
 }
 
 pub async fn run(args: PayArgs, settings: Settings) -> Exit {
-    let request = match validate(&args, &settings) {
+    // The amount is checked before waiting for a scan: a typo must not cost a scan.
+    if let Err(e) = Fen::parse_yuan_within(&args.amount, settings.max_amount) {
+        eprintln!("scanpay pay: --amount {:?}: {e}", args.amount);
+        return Exit::BadInput;
+    }
+    let auth_code = match &args.auth_code {
+        Some(code) => code.clone(),
+        None => match scan::one_code(&settings.scanner, args.scan_timeout).await {
+            Ok(code) => code.expose().to_string(),
+            Err((exit, message)) => {
+                eprintln!("scanpay pay: {message}");
+                return exit;
+            }
+        },
+    };
+    let request = match validate(&args, &settings, &auth_code) {
         Ok(request) => request,
         Err(message) => {
             eprintln!("scanpay pay: {message}");

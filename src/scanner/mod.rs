@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use crate::domain::AuthCode;
 pub use verdict::{Rejection, Verdict};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Wedge,
@@ -70,6 +72,57 @@ pub enum ScanEvent {
         driver: Driver,
         status: DriverStatus,
     },
+}
+
+/// The chosen driver and every driver's settings (`[scanner]`, `[wedge]`,
+/// `[hid]`, `[serial]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct ScannerSettings {
+    pub driver: Driver,
+    pub duplicate_window: Duration,
+    pub wedge: wedge::WedgeSettings,
+    pub hid: hid::HidSettings,
+    pub serial: serial::SerialSettings,
+}
+
+impl ScannerSettings {
+    /// Checks the chosen driver's settings only: a till on a wedge scanner
+    /// need not fill in a serial port.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.driver {
+            Driver::Wedge => self.wedge.validate(),
+            Driver::Hid => self.hid.validate(),
+            Driver::Serial => self.serial.validate(),
+        }
+    }
+}
+
+/// A device driver's reader thread; it stops when dropped.
+pub enum DeviceReader {
+    Hid(hid::HidReader),
+    Serial(serial::SerialReader),
+}
+
+/// Starts the reader of a HID or serial scanner, sending its events to
+/// `events`. The wedge has no reader: the terminal's own key events feed it.
+pub fn start_reader(
+    settings: &ScannerSettings,
+    pipeline: Pipeline,
+    events: tokio::sync::mpsc::UnboundedSender<ScanEvent>,
+) -> Option<DeviceReader> {
+    match settings.driver {
+        Driver::Wedge => None,
+        Driver::Hid => Some(DeviceReader::Hid(hid::spawn(
+            settings.hid.clone(),
+            pipeline,
+            events,
+        ))),
+        Driver::Serial => Some(DeviceReader::Serial(serial::spawn(
+            settings.serial.clone(),
+            pipeline,
+            events,
+        ))),
+    }
 }
 
 /// Turns complete reads into events: judges each one and folds a repeat of
