@@ -1,1 +1,0 @@
-//! Raw HID scanners (being written).
