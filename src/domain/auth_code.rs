@@ -66,9 +66,10 @@ impl AuthCode {
 
 /// Masks anything that might be a payment code down to its last four characters.
 pub fn mask(code: &str) -> String {
-    let keep = code.len().saturating_sub(4);
-    let tail: String = code.chars().skip(keep).collect();
-    format!("{}{tail}", "*".repeat(keep.min(14)))
+    // Characters, not bytes: a read may hold Chinese text from another barcode.
+    let hidden = code.chars().count().saturating_sub(4);
+    let tail: String = code.chars().skip(hidden).collect();
+    format!("{}{tail}", "*".repeat(hidden.min(14)))
 }
 
 impl fmt::Display for AuthCode {
@@ -128,6 +129,13 @@ mod tests {
                 prefix: "28".into()
             })
         );
+    }
+
+    #[test]
+    fn masks_by_characters_not_bytes() {
+        assert_eq!(mask("门店二维码ABCD"), "*****ABCD");
+        assert_eq!(mask("1234"), "1234");
+        assert_eq!(mask(""), "");
     }
 
     #[test]
