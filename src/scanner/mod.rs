@@ -4,6 +4,7 @@
 //! one [`Pipeline`]: the verdict (a valid [`AuthCode`] or a rejection with its
 //! reason) and the duplicate guard, and comes out as a [`ScanEvent`].
 
+mod frame;
 pub mod hid;
 pub mod serial;
 pub mod verdict;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::domain::AuthCode;
+pub use frame::{Frame, MAX_READ};
 pub use verdict::{Rejection, Verdict};
 
 #[derive(

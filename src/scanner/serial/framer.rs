@@ -14,25 +14,7 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use super::settings::{SerialSettings, Terminator};
-use crate::scanner::{ReadTiming, Rejection};
-
-/// The most bytes a read may have before its line end. A code with STX/ETX,
-/// an AIM id and a prefix is about 25; the bound keeps a stream that never
-/// ends (wrong baud rate, a scanner in continuous mode) from growing forever.
-const MAX_READ: usize = 64;
-
-/// One read cut from the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// Printable text with the framing removed, for the pipeline to judge.
-    Read { text: String, timing: ReadTiming },
-    /// Bytes that cannot be a read at all (`Noise`, `Overlong`).
-    Refused {
-        reason: Rejection,
-        text: String,
-        timing: ReadTiming,
-    },
-}
+use crate::scanner::{Frame, MAX_READ, ReadTiming, Rejection};
 
 /// Told once when reads end by silence on a port set to a line end.
 const NO_LINE_END: &str = "the scanner sends no CR or LF after a code, so each read waits for serial.idle_gap_ms of silence and a pause inside a code would cut it: give the scanner a CR suffix with its configuration barcode, or set serial.terminator = \"idle\"";

@@ -11,7 +11,7 @@ mod framer;
 mod ports;
 mod settings;
 
-pub use framer::{Frame, SerialFramer};
+pub use framer::SerialFramer;
 pub use ports::{PortInfo, list_ports};
 pub use settings::{FlowControl, Parity, SerialSettings, Terminator};
 
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serialport::{ErrorKind, SerialPort};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{DriverStatus, Pipeline, ScanEvent};
+use super::{DriverStatus, Frame, Pipeline, ScanEvent};
 
 /// The longest a read on the port blocks: how soon the thread notices an
 /// idle gap's end, `stop`, or that nobody listens any more.
@@ -193,14 +193,7 @@ impl Reader {
     /// Sends the frames through the pipeline; false once nobody listens.
     fn dispatch(&mut self) -> bool {
         for frame in self.frames.drain(..) {
-            let event = match frame {
-                Frame::Read { text, timing } => self.pipeline.read(&text, timing),
-                Frame::Refused {
-                    reason,
-                    text,
-                    timing,
-                } => self.pipeline.rejected(reason, &text, timing),
-            };
+            let event = frame.into_event(&mut self.pipeline);
             // The event's codes are masked by their Debug.
             tracing::debug!(?event, "serial scanner read");
             if self.events.send(event).is_err() {
