@@ -28,6 +28,16 @@ pub enum StartError {
     Gateway(String),
 }
 
+impl StartError {
+    /// The exit code a command ends with when scanpay cannot start.
+    pub fn exit(&self) -> crate::cli::Exit {
+        match self {
+            StartError::Config(_) | StartError::Journal(_) => crate::cli::Exit::Config,
+            StartError::Gateway(_) => crate::cli::Exit::Internal,
+        }
+    }
+}
+
 pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
     let simulator = match settings.gateway {
         Gateway::Simulator { slow_answer } => {

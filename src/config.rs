@@ -15,6 +15,7 @@ use crate::scanner::serial::SerialSettings;
 use crate::scanner::wedge::WedgeSettings;
 use crate::scanner::{Driver, ScannerSettings};
 use crate::simulator;
+use crate::tui::Preset;
 use crate::wechat::api::Merchant;
 use crate::wechat::client::ClientSettings;
 use crate::wechat::messages::Language;
@@ -63,6 +64,8 @@ struct RawTill {
     default_body: String,
     language: Language,
     time_zone: String,
+    bell: bool,
+    presets: Vec<Preset>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,9 @@ pub struct Settings {
     pub log_dir: PathBuf,
     pub log_level: String,
     pub scanner: ScannerSettings,
+    /// Sales one key away: description and amount.
+    pub presets: Vec<(String, Fen)>,
+    pub bell: bool,
 }
 
 impl Settings {
@@ -282,6 +288,7 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
     let max_amount = Fen::parse_yuan(&raw.till.max_amount)
         .map_err(|e| ConfigError(format!("till.max_amount = {:?}: {e}", raw.till.max_amount)))?;
     let store_offset = parse_offset(&raw.till.time_zone)?;
+    let presets = presets(&raw.till.presets, max_amount)?;
     let ms = Duration::from_millis;
     let p = &raw.payment;
     let timings = Timings {
@@ -374,7 +381,38 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         log_dir: raw.log.dir,
         log_level: raw.log.level,
         scanner,
+        presets,
+        bell: raw.till.bell,
     })
+}
+
+/// At most nine (F1–F9), each with a name and an amount this till may charge.
+fn presets(presets: &[Preset], max: Fen) -> Result<Vec<(String, Fen)>, ConfigError> {
+    if presets.len() > 9 {
+        return err(format!(
+            "till.presets has {} entries; F1–F9 hold nine",
+            presets.len()
+        ));
+    }
+    presets
+        .iter()
+        .enumerate()
+        .map(|(i, preset)| {
+            if preset.name.trim().is_empty() {
+                return err(format!(
+                    "till.presets[{i}].name is empty: name the sale, e.g. \"拿铁\""
+                ));
+            }
+            Fen::parse_yuan_within(&preset.amount, max)
+                .map(|amount| (preset.name.clone(), amount))
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "till.presets[{i}].amount = {:?}: {e}",
+                        preset.amount
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn parse_offset(text: &str) -> Result<UtcOffset, ConfigError> {
@@ -545,6 +583,52 @@ mod tests {
         assert_eq!(s.till.as_str(), "K9");
         assert_eq!(s.timings.reverse_max_attempts, 2);
         assert_eq!(s.timings.deadline, Duration::from_secs(30));
+
+        let presets = file(
+            &dir,
+            "p.toml",
+            "[till]\npresets = [{ name = \"拿铁\", amount = \"22.00\" }]\n",
+            0o644,
+        );
+        assert_eq!(
+            Settings::load(Some(&presets), env(&[])).unwrap().presets,
+            [("拿铁".to_string(), Fen(2200))]
+        );
+        let dear = file(
+            &dir,
+            "q.toml",
+            "[till]\npresets = [{ name = \"金条\", amount = \"9999.00\" }]\n",
+            0o644,
+        );
+        let e = Settings::load(Some(&dear), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("till.presets[0].amount") && e.contains("maximum"),
+            "{e}"
+        );
+
+        let presets = file(
+            &dir,
+            "p.toml",
+            "[till]\npresets = [{ name = \"拿铁\", amount = \"22.00\" }]\n",
+            0o644,
+        );
+        let loaded = Settings::load(Some(&presets), env(&[])).unwrap();
+        assert_eq!(loaded.presets, [("拿铁".to_string(), Fen(2200))]);
+        let dear = file(
+            &dir,
+            "q.toml",
+            "[till]\npresets = [{ name = \"金条\", amount = \"9999.00\" }]\n",
+            0o644,
+        );
+        let e = Settings::load(Some(&dear), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("till.presets[0].amount") && e.contains("maximum"),
+            "{e}"
+        );
 
         let typo = file(&dir, "b.toml", "[till]\nidd = \"K9\"\n", 0o644);
         assert!(

@@ -14,4 +14,5 @@ pub mod logging;
 pub mod payment;
 pub mod scanner;
 pub mod simulator;
+pub mod tui;
 pub mod wechat;

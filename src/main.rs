@@ -33,6 +33,8 @@ Exit codes of `scanpay pay`:
 
 #[derive(Subcommand)]
 enum Command {
+    /// The till: amount, scan, payment, result; F2 opens the journal (the default).
+    Till,
     /// Take one payment without the till screen, printing each step.
     Pay {
         /// Amount in yuan, e.g. 12.34 (two decimals at most).
@@ -94,12 +96,7 @@ fn main() -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        let _ = Cli::command().print_help();
-        println!("\nThe till screen arrives with the next release; use `scanpay pay` meanwhile.");
-        return ExitCode::SUCCESS;
-    };
+    let command = cli.command.unwrap_or(Command::Till);
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -110,7 +107,8 @@ fn main() -> ExitCode {
     let _log = match scanpay::logging::init(
         &settings.log_dir,
         &settings.log_level,
-        Some(&cli.log_level),
+        // The terminal belongs to the till's screen: its logs go to the file only.
+        (!matches!(command, Command::Till)).then_some(cli.log_level.as_str()),
     ) {
         Ok(guard) => guard,
         Err(e) => {
@@ -158,10 +156,22 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Till => till(settings, false).await,
             Command::Simulate { listen, slow_ms } => {
                 cli::simulate::run(listen, Duration::from_millis(slow_ms)).await
             }
         }
     });
     exit.into()
+}
+
+/// The till screen, or the journal screen first.
+async fn till(settings: Settings, journal_first: bool) -> Exit {
+    match scanpay::app::start(settings).await {
+        Ok(running) => scanpay::tui::run(running, journal_first).await,
+        Err(e) => {
+            eprintln!("scanpay: {e}");
+            e.exit()
+        }
+    }
 }

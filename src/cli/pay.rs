@@ -75,10 +75,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
         Ok(running) => running,
         Err(e) => {
             eprintln!("scanpay pay: {e}");
-            return match e {
-                app::StartError::Config(_) | app::StartError::Journal(_) => Exit::Config,
-                app::StartError::Gateway(_) => Exit::Internal,
-            };
+            return e.exit();
         }
     };
     let deadline = running.settings.timings.deadline;

@@ -30,7 +30,7 @@ use crate::wechat::messages::Language;
 pub type SharedJournal = Arc<Mutex<Journal>>;
 
 /// One payment to take.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequest {
     pub amount: Fen,
     pub body: String,
@@ -38,7 +38,7 @@ pub struct PaymentRequest {
 }
 
 /// What a payment reports while it runs, for a screen or a log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// The order is journaled under this number.
     Opened {
@@ -52,7 +52,7 @@ pub enum Progress {
     Finished(PaymentResult),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentResult {
     pub out_trade_no: OutTradeNo,
     pub amount: Fen,

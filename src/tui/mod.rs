@@ -1,0 +1,252 @@
+//! The till in the terminal (ratatui + crossterm), built like gitui and
+//! ratatui's component template: one state (`app`), a loop that never
+//! blocks, and background work (payments, scanner readers, journal reads,
+//! the network probe) that reports back by message.
+
+pub mod amount;
+pub mod app;
+mod big;
+pub mod journal_view;
+pub mod till;
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, Event};
+use ratatui::Frame;
+use tokio::sync::{mpsc, watch};
+
+use crate::app::Running;
+use crate::cli::Exit;
+use crate::config::Gateway;
+use crate::journal::{DayReport, day_bounds};
+use crate::scanner::{Pipeline, ScanEvent, start_reader};
+pub use app::{App, Command, Msg, Preset, TillInfo};
+
+/// Draws whichever screen is open.
+pub fn render(app: &App, frame: &mut Frame) {
+    match &app.screen {
+        app::Screen::Till => till::render(app, frame),
+        app::Screen::Journal(journal) => journal_view::render(app, journal, frame),
+    }
+}
+
+impl TillInfo {
+    pub fn from_running(running: &Running) -> Self {
+        let settings = &running.settings;
+        let gateway = match settings.gateway {
+            Gateway::Simulator { .. } => format!("simulator {}", settings.client.base_url),
+            Gateway::Wechat if settings.client.sandbox => {
+                format!("WeChat sandbox {}", settings.client.base_url)
+            }
+            Gateway::Wechat => format!("WeChat {}", settings.client.base_url),
+        };
+        TillInfo {
+            till_id: settings.till.to_string(),
+            gateway,
+            driver: settings.scanner.driver,
+            journal_path: settings.journal_path.display().to_string(),
+            max_amount: settings.max_amount,
+            default_body: settings.default_body.clone(),
+            language: settings.language,
+            presets: settings.presets.clone(),
+            bell: settings.bell,
+            store_offset: settings.store_offset,
+            wedge: settings.scanner.wedge.clone(),
+            duplicate_window: settings.scanner.duplicate_window,
+            deadline: settings.timings.deadline,
+        }
+    }
+}
+
+/// Runs the till until the cashier quits. `journal_first` opens on the
+/// manager's journal screen (`scanpay journal`).
+pub async fn run(running: Running, journal_first: bool) -> Exit {
+    let mut app = App::new(TillInfo::from_running(&running), Instant::now());
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    read_keys(tx.clone());
+    let _reader = {
+        let scanner = &running.settings.scanner;
+        let (scans, mut received) = mpsc::unbounded_channel::<ScanEvent>();
+        let reader = start_reader(
+            scanner,
+            Pipeline::new(scanner.driver, scanner.duplicate_window),
+            scans,
+        );
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = received.recv().await {
+                if tx.send(Msg::Scan(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        reader
+    };
+    probe_network(running.settings.client.base_url.clone(), tx.clone());
+
+    let mut terminal = ratatui::init(); // raw mode, alternate screen, and a panic hook that restores both
+    let mut loop_state = Loop {
+        running: &running,
+        tx: tx.clone(),
+        cancel: None,
+    };
+    let mut commands = vec![Command::RefreshToday];
+    if journal_first {
+        commands.extend(app.open_journal());
+    }
+    let exit = loop {
+        for command in commands.drain(..) {
+            loop_state.execute(command);
+        }
+        if app.quit {
+            break Exit::Paid;
+        }
+        if let Err(e) = terminal.draw(|frame| render(&app, frame)) {
+            ratatui::restore();
+            eprintln!("scanpay: cannot draw on this terminal: {e}");
+            return Exit::Internal;
+        }
+        let wake = app
+            .next_deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_millis(250));
+        tokio::select! {
+            Some(msg) = rx.recv() => commands.extend(app.update(msg)),
+            () = tokio::time::sleep_until(wake.into()) => commands.extend(app.update(Msg::Tick(Instant::now()))),
+        }
+        // Take everything already waiting before the next frame.
+        while let Ok(msg) = rx.try_recv() {
+            commands.extend(app.update(msg));
+        }
+    };
+    ratatui::restore();
+    exit
+}
+
+/// The event loop's side of the commands.
+struct Loop<'a> {
+    running: &'a Running,
+    tx: mpsc::UnboundedSender<Msg>,
+    cancel: Option<watch::Sender<bool>>,
+}
+
+impl Loop<'_> {
+    fn execute(&mut self, command: Command) {
+        let tx = self.tx.clone();
+        let journal = self.running.engine.journal.clone();
+        let offset = self.running.settings.store_offset;
+        match command {
+            Command::Pay(request) => {
+                let (cancel, cancel_rx) = watch::channel(false);
+                self.cancel = Some(cancel);
+                let engine = self.running.engine.clone();
+                let (progress, mut updates) = mpsc::unbounded_channel();
+                let forward = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(update) = updates.recv().await {
+                        let _ = forward.send(Msg::Progress(update));
+                    }
+                });
+                tokio::spawn(async move {
+                    if let Err(e) = engine.pay(request, progress, cancel_rx).await {
+                        let _ = tx.send(Msg::PaymentError(e.to_string()));
+                    }
+                });
+            }
+            Command::Cancel => {
+                if let Some(cancel) = &self.cancel {
+                    let _ = cancel.send(true);
+                }
+            }
+            Command::LoadDay(day) => {
+                tokio::task::spawn_blocking(move || {
+                    let report: Result<DayReport, String> =
+                        lock(&journal).day(day, offset).map_err(|e| e.to_string());
+                    let _ = tx.send(Msg::DayLoaded(report));
+                });
+            }
+            Command::LoadOrder(order) => {
+                tokio::task::spawn_blocking(move || {
+                    let events = lock(&journal).events(order.id).map_err(|e| e.to_string());
+                    let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
+                });
+            }
+            Command::RefreshToday => {
+                tokio::task::spawn_blocking(move || {
+                    let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
+                    let (from, to) = day_bounds(today, offset);
+                    if let Ok(summary) = lock(&journal).summary_between(from, to) {
+                        let _ = tx.send(Msg::Today {
+                            paid: summary.paid_count,
+                            total: summary.paid_total,
+                        });
+                    }
+                });
+            }
+            Command::Bell => {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"\x07");
+                let _ = out.flush();
+            }
+            Command::Quit => {}
+        }
+    }
+}
+
+fn lock(
+    journal: &crate::payment::SharedJournal,
+) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
+    journal
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keys are read on their own thread and stamped the moment they arrive:
+/// crossterm events carry no time, and the wedge decoder needs it.
+fn read_keys(tx: mpsc::UnboundedSender<Msg>) {
+    std::thread::Builder::new()
+        .name("keys".into())
+        .spawn(move || {
+            while let Ok(event) = event::read() {
+                let sent = match event {
+                    Event::Key(key) => tx.send(Msg::Key(key, Instant::now())),
+                    Event::Resize(..) => tx.send(Msg::Tick(Instant::now())),
+                    _ => Ok(()),
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("the key reader thread starts");
+}
+
+/// Whether the gateway's host answers a TCP connect, every 15 s. A connect
+/// is enough to tell "network down" apart, and costs the gateway nothing.
+fn probe_network(base_url: String, tx: mpsc::UnboundedSender<Msg>) {
+    let Ok(url) = reqwest::Url::parse(&base_url) else {
+        return;
+    };
+    let (Some(host), Some(port)) = (
+        url.host_str().map(str::to_string),
+        url.port_or_known_default(),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+            let up = matches!(
+                tokio::time::timeout(Duration::from_secs(3), connect).await,
+                Ok(Ok(_))
+            );
+            if tx.send(Msg::Network(up)).is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+//! The till screen: status lines, the amount, and what the payment is doing
+//! or how it ended, large and in colour.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph, Wrap};
+
+use super::app::{App, Network, Paying, Phase, Tone};
+use super::big;
+use crate::journal::OrderState;
+use crate::payment::{PaymentResult, Status};
+use crate::scanner::DriverStatus;
+
+pub fn render(app: &App, frame: &mut Frame) {
+    let [header, amount, body, panel, notice, help] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(8),
+        Constraint::Length(1),
+        Constraint::Min(7),
+        Constraint::Length(2),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    status_lines(app, frame, header);
+    amount_block(app, frame, amount);
+    let body_line = Line::from(vec![
+        Span::raw(format!("  {}: ", app.t("商品描述", "Description"))).dark_gray(),
+        Span::raw(&app.body),
+    ]);
+    frame.render_widget(Paragraph::new(body_line), body);
+    match &app.phase {
+        Phase::Entering => prompt(app, frame, panel),
+        Phase::Paying(paying) => paying_panel(app, paying, frame, panel),
+        Phase::Done(Ok(result)) => result_panel(app, result, frame, panel),
+        Phase::Done(Err(error)) => error_panel(app, error, frame, panel),
+    }
+    notice_line(app, frame, notice);
+    let keys = match app.phase {
+        Phase::Paying(_) => app.t(" Esc 取消支付", " Esc cancel the payment"),
+        _ => app.t(
+            " 数字 输入金额 · Backspace 删除 · Esc 清除 · F1–F9 预设 · F2 账本 · q 退出",
+            " digits amount · Backspace delete · Esc clear · F1–F9 presets · F2 journal · q quit",
+        ),
+    };
+    frame.render_widget(Paragraph::new(keys).dark_gray(), help);
+}
+
+/// Till, gateway, scanner, network, journal and today's takings.
+pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
+    let (scanner_mark, scanner_style) = match &app.scanner {
+        DriverStatus::Connected(_) => ("✓", Style::new().green()),
+        DriverStatus::Disconnected(_) => ("…", Style::new().yellow()),
+        DriverStatus::Error(_) => ("✗", Style::new().red()),
+    };
+    let (network, network_style) = match app.network {
+        Network::Unknown => (app.t("检测中", "checking"), Style::new().dark_gray()),
+        Network::Reachable => (app.t("正常", "reachable"), Style::new().green()),
+        Network::Unreachable => (app.t("不可达", "unreachable"), Style::new().red().bold()),
+    };
+    let today = match app.today {
+        Some((paid, total)) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
+        None => "…".into(),
+    };
+    let first = Line::from(vec![
+        Span::raw(" scanpay ").bold().reversed(),
+        Span::raw(format!(
+            " {} {} · ",
+            app.t("收银台", "till"),
+            app.info.till_id
+        )),
+        Span::raw(format!(
+            "{} {} · ",
+            app.t("网关", "gateway"),
+            app.info.gateway
+        )),
+        Span::raw(format!("{} ", app.t("网络", "network"))),
+        Span::styled(network, network_style),
+    ]);
+    let second = Line::from(vec![
+        Span::raw(format!(
+            " {} {} ",
+            app.t("扫码枪", "scanner"),
+            app.info.driver
+        )),
+        Span::styled(scanner_mark, scanner_style),
+        Span::raw(format!(
+            " · {} {} · ",
+            app.t("账本", "journal"),
+            app.info.journal_path
+        )),
+        Span::raw(format!("{} ", app.t("今日", "today"))),
+        Span::raw(today).bold(),
+    ]);
+    frame.render_widget(
+        Paragraph::new(vec![first, second]).style(Style::new().on_black()),
+        area,
+    );
+}
+
+fn amount_block(app: &App, frame: &mut Frame, area: Rect) {
+    let shown = match &app.phase {
+        Phase::Paying(paying) => paying.amount.to_string(),
+        _ if app.amount.is_empty() => "0".into(),
+        _ => app.amount.text().to_string(),
+    };
+    let text = format!("¥{shown}");
+    let mut lines: Vec<Line> = big::lines(&text)
+        .into_iter()
+        .map(|row| Line::from(row).bold())
+        .collect();
+    lines.insert(0, Line::from(""));
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .title(format!(" {} ", app.t("金额（元）", "Amount (yuan)")));
+    let style = if app.amount.is_empty() && matches!(app.phase, Phase::Entering) {
+        Style::new().dark_gray()
+    } else {
+        Style::new()
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(style)
+            .alignment(Alignment::Center),
+        area,
+    );
+}
+
+fn prompt(app: &App, frame: &mut Frame, area: Rect) {
+    let text = if app.amount.value().is_ok() {
+        Text::from(vec![
+            Line::from(""),
+            Line::from(app.t(
+                "请扫描顾客的微信付款码",
+                "Scan the customer's WeChat payment code",
+            ))
+            .bold()
+            .cyan(),
+        ])
+    } else {
+        Text::from(vec![
+            Line::from(""),
+            Line::from(app.t("请输入金额", "Type the amount")).dark_gray(),
+        ])
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .block(Block::bordered().border_type(BorderType::Rounded)),
+        area,
+    );
+}
+
+fn secs(d: std::time::Duration) -> u64 {
+    d.as_secs_f64().ceil() as u64
+}
+
+fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
+    let remaining = app.remaining(paying);
+    let elapsed = paying.status_elapsed + app.now.saturating_duration_since(paying.status_at);
+    let state = match &paying.status {
+        Status::Sending => app
+            .t("正在发送支付请求…", "Sending the payment…")
+            .to_string(),
+        Status::CustomerPaying { .. } => {
+            if app.zh() {
+                format!("等待顾客在手机上输入密码 · 剩余 {} 秒", secs(remaining))
+            } else {
+                format!(
+                    "Waiting for the customer's password · {} s left",
+                    secs(remaining)
+                )
+            }
+        }
+        Status::Unclear { next_query_at, .. } => {
+            let wait = secs(next_query_at.saturating_sub(elapsed));
+            if app.zh() {
+                format!("结果未明，{wait} 秒后查询 · 剩余 {} 秒", secs(remaining))
+            } else {
+                format!(
+                    "Outcome unclear, querying in {wait} s · {} s left",
+                    secs(remaining)
+                )
+            }
+        }
+        Status::Querying => app
+            .t("正在查询支付结果…", "Querying the result…")
+            .to_string(),
+        Status::ReverseDue { at, attempt } => {
+            let wait = secs(at.saturating_sub(elapsed));
+            if app.zh() {
+                format!("{wait} 秒后撤销订单（第 {attempt} 次；支付发出15秒后才可撤销）")
+            } else {
+                format!(
+                    "Reversing in {wait} s (attempt {attempt}; never before 15 s after sending)"
+                )
+            }
+        }
+        Status::Reversing { attempt } => {
+            if app.zh() {
+                format!("正在撤销订单（第 {attempt} 次）…")
+            } else {
+                format!("Reversing the order (attempt {attempt})…")
+            }
+        }
+        Status::Done(_) => app.t("正在记录结果…", "Recording the result…").to_string(),
+    };
+    let order = paying.out_trade_no.as_deref().unwrap_or("…");
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(state).bold().yellow(),
+        Line::from(""),
+        Line::from(format!(
+            "{} {} · {} {order}",
+            app.t("付款码", "code"),
+            paying.code,
+            app.t("订单号", "order")
+        ))
+        .dark_gray(),
+    ];
+    if paying.cancel_requested {
+        lines.push(Line::from(app.t("已请求取消", "Cancel requested")).magenta());
+    }
+    let block = Block::bordered()
+        .border_type(BorderType::Thick)
+        .title(format!(" {} ", app.t("支付中", "Paying")))
+        .yellow();
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [text, gauge] = Layout::vertical([Constraint::Min(4), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        text,
+    );
+    let total = app.info.deadline.as_secs_f64().max(0.001);
+    let ratio = (remaining.as_secs_f64() / total).clamp(0.0, 1.0);
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .label(format!("{} s", secs(remaining)))
+            .gauge_style(Style::new().yellow().on_dark_gray()),
+        gauge,
+    );
+}
+
+fn result_panel(app: &App, result: &PaymentResult, frame: &mut Frame, area: Rect) {
+    let (title, color) = match result.state() {
+        OrderState::Paid => (app.t("✔ 支付成功  PAID", "✔ PAID"), Color::Green),
+        OrderState::Failed => (app.t("✘ 支付失败  FAILED", "✘ FAILED"), Color::Red),
+        OrderState::Reversed | OrderState::Closed => (
+            app.t("↺ 已撤销  REVERSED", "↺ REVERSED — not charged"),
+            Color::Yellow,
+        ),
+        OrderState::NeedsAttention | OrderState::Open => (
+            app.t("⚠ 待处理  NEEDS ATTENTION", "⚠ NEEDS ATTENTION"),
+            Color::Magenta,
+        ),
+    };
+    let mut lines = vec![Line::from(""), Line::from(title).bold(), Line::from("")];
+    lines.push(Line::from(format!("¥{}  ·  {}", result.amount, result.message)).bold());
+    if let Some(id) = result.outcome.transaction_id() {
+        lines.push(Line::from(format!(
+            "{} {id}",
+            app.t("微信支付单号", "transaction")
+        )));
+    }
+    lines.push(Line::from(format!(
+        "{} {}",
+        app.t("订单号", "order"),
+        result.out_trade_no
+    )));
+    let block = Block::bordered()
+        .border_type(BorderType::Double)
+        .style(Style::new().fg(Color::Black).bg(color));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn error_panel(app: &App, error: &str, frame: &mut Frame, area: Rect) {
+    let lines = vec![
+        Line::from(""),
+        Line::from(app.t(
+            "⚠ 系统错误：结果未记录完整",
+            "⚠ SYSTEM ERROR: the result was not fully recorded",
+        ))
+        .bold(),
+        Line::from(app.t(
+            "请勿重复收款；重启后将自动恢复该订单",
+            "Do not charge again; the order is recovered when scanpay restarts",
+        )),
+        Line::from(error.to_string()),
+    ];
+    let block = Block::bordered()
+        .border_type(BorderType::Double)
+        .style(Style::new().fg(Color::White).bg(Color::Red));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn notice_line(app: &App, frame: &mut Frame, area: Rect) {
+    if let Some(notice) = &app.notice {
+        let style = match notice.tone {
+            Tone::Info => Style::new().cyan(),
+            Tone::Warning => Style::new().yellow().add_modifier(Modifier::BOLD),
+            Tone::Error => Style::new().red().add_modifier(Modifier::BOLD),
+        };
+        frame.render_widget(
+            Paragraph::new(format!(" {}", notice.text))
+                .style(style)
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+    }
+}
