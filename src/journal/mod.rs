@@ -9,6 +9,7 @@
 //! The API is synchronous; the async engine holds a [`Journal`] behind a
 //! `std::sync::Mutex` and calls it through `spawn_blocking`.
 
+mod report;
 mod schema;
 mod store;
 
@@ -20,6 +21,10 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::domain::{Fen, OutTradeNo, TillId};
 
+pub use report::{
+    DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, day_bounds, write_csv,
+    write_json,
+};
 pub use store::Journal;
 
 /// What [`Journal::open_order`] needs to start an order.

@@ -19,7 +19,7 @@ use crate::domain::{Fen, OutTradeNo, TillId};
 
 /// How long a write waits for another connection's write. Ours take
 /// milliseconds, so seconds of waiting means another process holds the journal.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Selects whole orders, in the column order [`order_row`] reads.
 macro_rules! select_orders {
@@ -40,11 +40,12 @@ const ORDERS_BETWEEN: &str =
     select_orders!("WHERE created_at_ms >= ?1 AND created_at_ms < ?2 ORDER BY created_at_ms, id");
 const EVENTS_OF_ORDER: &str = "SELECT id, order_id, at_ms, since_t0_ms, kind, call, summary, detail FROM events WHERE order_id = ?1 ORDER BY id";
 
-/// The journal file, open for reading and writing. Every write method commits
-/// (with a full fsync) before it returns.
+/// The journal file, open for reading and writing (or only reading, from
+/// [`Journal::open_read_only`]). Every write method commits (with a full fsync)
+/// before it returns.
 pub struct Journal {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
 }
 
 impl Journal {
@@ -412,13 +413,17 @@ fn signed(value: u64) -> rusqlite::Result<i64> {
     i64::try_from(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
-fn unsigned(idx: usize, value: i64) -> rusqlite::Result<u64> {
+pub(super) fn unsigned(idx: usize, value: i64) -> rusqlite::Result<u64> {
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, value))
 }
 
 /// Reads a text column through a validating parser, so a damaged value is an
 /// error rather than a wrong answer.
-fn parsed<T>(row: &Row, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+pub(super) fn parsed<T>(
+    row: &Row,
+    idx: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

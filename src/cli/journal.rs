@@ -1,0 +1,488 @@
+//! `scanpay journal`: a day's orders (or a range of days') as CSV or JSON, for
+//! the manager's closing review or the accountant.
+//!
+//! It reads the journal read-only, so it can run while the till takes
+//! payments: in WAL mode a reader never blocks the till's writes.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use super::Exit;
+pub use crate::journal::ExportFormat as Format;
+use crate::journal::{ExportWriter, Journal, JournalError, day_bounds};
+
+pub struct ExportArgs {
+    /// The (first) day, YYYY-MM-DD; `None` is today in the store's time zone.
+    pub date: Option<String>,
+    /// The last day of a range, inclusive; `None` exports one day.
+    pub to: Option<String>,
+    pub format: Format,
+    /// `None` writes to stdout.
+    pub output: Option<PathBuf>,
+}
+
+/// Why an export failed; [`ExportError::exit`] is its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("--{flag} {input:?} is not a date ({cause}): use YYYY-MM-DD, e.g. 2026-11-22")]
+    BadDate {
+        flag: &'static str,
+        input: String,
+        cause: time::error::Parse,
+    },
+    #[error(
+        "--to {to} is before --date {from}: give the first day with --date and the last with --to"
+    )]
+    Backwards { from: Date, to: Date },
+    #[error(
+        "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere",
+        .0.display()
+    )]
+    NoJournal(PathBuf),
+    /// The journal exists but cannot be opened; the message says why.
+    #[error("{0}")]
+    Open(JournalError),
+    /// The journal opened but a read failed half-way.
+    #[error("{0}")]
+    Read(JournalError),
+    #[error(
+        "cannot write the export to {} ({cause}): check that the folder exists, is writable and has space, or choose another --output",
+        path.display()
+    )]
+    Write { path: PathBuf, cause: io::Error },
+    #[error(
+        "cannot write the export to stdout ({0}): write it to a file with --output FILE instead"
+    )]
+    Stdout(io::Error),
+}
+
+impl ExportError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::BadDate { .. } | Self::Backwards { .. } => Exit::BadInput,
+            Self::NoJournal(_) | Self::Open(_) => Exit::Config,
+            Self::Read(_) | Self::Write { .. } | Self::Stdout(_) => Exit::Internal,
+        }
+    }
+}
+
+/// Runs the export and prints the outcome on stderr: 0 done, 1 the export or a
+/// read failed, 2 bad arguments, 3 the journal cannot be opened.
+pub fn export(args: ExportArgs, journal_path: &Path, offset: UtcOffset) -> Exit {
+    match run(&args, journal_path, offset) {
+        Ok(count) => {
+            if let Some(path) = &args.output {
+                eprintln!(
+                    "scanpay journal: {count} orders written to {}",
+                    path.display()
+                );
+            }
+            // Exit code 0, named for `scanpay pay`.
+            Exit::Paid
+        }
+        Err(e) => {
+            eprintln!("scanpay journal: {e}");
+            e.exit()
+        }
+    }
+}
+
+/// The export itself: how many orders were written.
+pub fn run(
+    args: &ExportArgs,
+    journal_path: &Path,
+    offset: UtcOffset,
+) -> Result<usize, ExportError> {
+    let first = match &args.date {
+        Some(text) => parse_date("date", text)?,
+        None => OffsetDateTime::now_utc().to_offset(offset).date(),
+    };
+    let last = match &args.to {
+        Some(text) => parse_date("to", text)?,
+        None => first,
+    };
+    if last < first {
+        return Err(ExportError::Backwards {
+            from: first,
+            to: last,
+        });
+    }
+    // Checked here because SQLite reports a missing file as a permission problem.
+    if let Ok(false) = journal_path.try_exists() {
+        return Err(ExportError::NoJournal(journal_path.into()));
+    }
+    let journal = Journal::open_read_only(journal_path).map_err(ExportError::Open)?;
+    let days = Days {
+        first,
+        last,
+        offset,
+    };
+    match &args.output {
+        None => {
+            let stdout = BufWriter::new(io::stdout().lock());
+            days.write(&journal, args.format, stdout, ExportError::Stdout)
+                .map(|(count, _)| count)
+        }
+        Some(path) => write_atomically(path, |file, failed| {
+            days.write(&journal, args.format, file, failed)
+        }),
+    }
+}
+
+fn parse_date(flag: &'static str, input: &str) -> Result<Date, ExportError> {
+    Date::parse(input, format_description!("[year]-[month]-[day]")).map_err(|cause| {
+        ExportError::BadDate {
+            flag,
+            input: input.into(),
+            cause,
+        }
+    })
+}
+
+/// The local days `first..=last`.
+struct Days {
+    first: Date,
+    last: Date,
+    offset: UtcOffset,
+}
+
+impl Days {
+    /// Exports day by day, so a year's export holds one day's orders in memory.
+    fn write<W: Write>(
+        &self,
+        journal: &Journal,
+        format: Format,
+        out: W,
+        failed: impl Fn(io::Error) -> ExportError,
+    ) -> Result<(usize, W), ExportError> {
+        let mut export = ExportWriter::new(format, self.offset, out).map_err(&failed)?;
+        let mut count = 0;
+        let days = std::iter::successors(Some(self.first), |day| day.next_day());
+        for day in days.take_while(|day| *day <= self.last) {
+            let (from, to) = day_bounds(day, self.offset);
+            let orders = journal
+                .orders_between(from, to)
+                .map_err(ExportError::Read)?;
+            export.write(&orders).map_err(&failed)?;
+            count += orders.len();
+        }
+        Ok((count, export.finish().map_err(failed)?))
+    }
+}
+
+/// Writes into a temporary file next to `path` and renames it into place only
+/// once complete and on disk, so a failed or interrupted export never leaves a
+/// file that looks finished (nor touches an earlier export at `path`).
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(
+        BufWriter<File>,
+        &dyn Fn(io::Error) -> ExportError,
+    ) -> Result<(usize, BufWriter<File>), ExportError>,
+) -> Result<usize, ExportError> {
+    let failed = |cause| ExportError::Write {
+        path: path.into(),
+        cause,
+    };
+    let Some(name) = path.file_name() else {
+        let cause = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
+        return Err(failed(cause));
+    };
+    // The same folder, so the rename stays on one filesystem and is atomic;
+    // hidden and marked partial in case the process is killed mid-way.
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.partial", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(failed)?;
+    let result = write(BufWriter::new(file), &failed).and_then(|(count, out)| {
+        let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+        file.sync_all().map_err(failed)?;
+        fs::rename(&temp, path).map_err(failed)?;
+        Ok(count)
+    });
+    if result.is_err() {
+        // Best effort: the error being reported matters more than this one.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tempfile::TempDir;
+    use time::Duration;
+    use time::macros::{datetime, offset};
+
+    use super::*;
+    use crate::domain::{Fen, TillId};
+    use crate::journal::{EventKind, EventRecord, FinalRecord, NewOrder, OrderState};
+
+    const BEIJING: UtcOffset = offset!(+8);
+
+    fn args(date: Option<&str>, to: Option<&str>, output: Option<PathBuf>) -> ExportArgs {
+        ExportArgs {
+            date: date.map(String::from),
+            to: to.map(String::from),
+            format: Format::Csv,
+            output,
+        }
+    }
+
+    /// A journal with one paid order at each of `times`.
+    fn journal_with(times: &[OffsetDateTime]) -> (TempDir, PathBuf) {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let mut journal = Journal::open(&path).unwrap();
+        let till = TillId::parse("T01").unwrap();
+        for &now in times {
+            let new = NewOrder {
+                till: &till,
+                total_fee: Fen(100),
+                body: "Coffee",
+                auth_code_masked: "**************6076".into(),
+                now,
+                local_offset: BEIJING,
+            };
+            let (id, _) = journal.open_order(&new).unwrap();
+            let at = now + Duration::seconds(2);
+            let outcome = FinalRecord {
+                state: OrderState::Paid,
+                transaction_id: Some("4200001234202611221234567890".into()),
+                err_code: None,
+                message: None,
+                at,
+            };
+            let event = EventRecord {
+                at,
+                since_t0_ms: Some(2_000),
+                kind: EventKind::Finished,
+                call: None,
+                summary: "paid".into(),
+                detail: json!({}),
+            };
+            journal.finish(id, &outcome, &event).unwrap();
+        }
+        (dir, path)
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_malformed_date_is_bad_input_naming_the_problem() {
+        let (_dir, journal) = journal_with(&[]);
+        for (date, to, says) in [
+            (
+                Some("2026-13-01"),
+                None,
+                "--date \"2026-13-01\" is not a date (the 'month' component",
+            ),
+            (
+                Some("22/11/2026"),
+                None,
+                "--date \"22/11/2026\" is not a date",
+            ),
+            (
+                Some("2026-11-22"),
+                Some("2026-11-31"),
+                "--to \"2026-11-31\" is not a date",
+            ),
+            (
+                Some("2026-11-22"),
+                Some("2026-11-21"),
+                "--to 2026-11-21 is before --date 2026-11-22",
+            ),
+        ] {
+            let err = run(&args(date, to, None), &journal, BEIJING).unwrap_err();
+            assert_eq!(err.exit(), Exit::BadInput, "{err}");
+            let message = err.to_string();
+            assert!(message.contains(says), "{message}");
+        }
+        let err = run(&args(Some("2026-13-01"), None, None), &journal, BEIJING).unwrap_err();
+        assert!(
+            err.to_string().ends_with("use YYYY-MM-DD, e.g. 2026-11-22"),
+            "{err}"
+        );
+        assert_eq!(
+            export(args(Some("2026-13-01"), None, None), &journal, BEIJING),
+            Exit::BadInput
+        );
+    }
+
+    #[test]
+    fn a_missing_journal_is_exit_3_and_nothing_is_created() {
+        let dir = TempDir::new().unwrap();
+        let journal = dir.path().join("data").join("journal.sqlite3");
+        let output = dir.path().join("day.csv");
+        let err = run(&args(None, None, Some(output.clone())), &journal, BEIJING).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere",
+                journal.display()
+            )
+        );
+        assert_eq!(
+            export(args(None, None, Some(output)), &journal, BEIJING),
+            Exit::Config
+        );
+        assert_eq!(files_in(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_opened_is_exit_3() {
+        let dir = TempDir::new().unwrap();
+        let not_a_journal = dir.path().join("notes.txt");
+        fs::write(
+            &not_a_journal,
+            "a shopping list, not a database\n".repeat(50),
+        )
+        .unwrap();
+        let err = run(&args(None, None, None), &not_a_journal, BEIJING).unwrap_err();
+        assert_eq!(err.exit(), Exit::Config);
+        assert!(
+            err.to_string().contains("is not a scanpay journal"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn output_is_written_whole_and_renamed_into_place() {
+        let (dir, journal) = journal_with(&[
+            datetime!(2026-11-22 09:00 +8),
+            datetime!(2026-11-22 23:59:59 +8),
+            datetime!(2026-11-23 00:00 +8),
+        ]);
+        let output = dir.path().join("day.csv");
+        fs::write(&output, "an older export\n").unwrap();
+        let count = run(
+            &args(Some("2026-11-22"), None, Some(output.clone())),
+            &journal,
+            BEIJING,
+        );
+        assert_eq!(count.unwrap(), 2);
+        let exported = lines(&output);
+        assert_eq!(exported.len(), 3, "{exported:?}");
+        assert!(exported[2].contains("2026-11-22T23:59:59+08:00"));
+        // No temporary file is left beside it.
+        let mut expected = vec![
+            "day.csv",
+            "journal.sqlite3",
+            "journal.sqlite3-shm",
+            "journal.sqlite3-wal",
+        ];
+        expected.retain(|name| dir.path().join(name).exists());
+        assert_eq!(files_in(dir.path()), expected);
+    }
+
+    #[test]
+    fn a_failed_export_leaves_the_earlier_file_and_no_partial_one() {
+        let dir = TempDir::new().unwrap();
+        // Opens as a journal (scanpay's id, version 1) but has no orders table,
+        // so reading fails after the temporary file was created.
+        let journal = dir.path().join("journal.sqlite3");
+        rusqlite::Connection::open(&journal)
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 1396920409; PRAGMA user_version = 1;")
+            .unwrap();
+        let output = dir.path().join("day.csv");
+        fs::write(&output, "an older export\n").unwrap();
+        let err = run(
+            &args(Some("2026-11-22"), None, Some(output.clone())),
+            &journal,
+            BEIJING,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit(), Exit::Internal, "{err}");
+        assert_eq!(fs::read_to_string(&output).unwrap(), "an older export\n");
+        assert_eq!(files_in(dir.path()), ["day.csv", "journal.sqlite3"]);
+    }
+
+    #[test]
+    fn an_unwritable_output_is_exit_1() {
+        let (dir, journal) = journal_with(&[]);
+        let output = dir.path().join("no such folder").join("day.csv");
+        let err = run(
+            &args(Some("2026-11-22"), None, Some(output)),
+            &journal,
+            BEIJING,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit(), Exit::Internal);
+        assert!(err.to_string().contains("no such folder"), "{err}");
+        assert!(
+            err.to_string().contains("check that the folder exists"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_range_includes_both_ends_and_nothing_else() {
+        let (dir, journal) = journal_with(&[
+            datetime!(2026-11-19 23:59:59 +8),
+            datetime!(2026-11-20 00:00 +8),
+            datetime!(2026-11-21 12:00 +8),
+            datetime!(2026-11-22 23:59:59 +8),
+            datetime!(2026-11-23 00:00 +8),
+        ]);
+        let output = dir.path().join("range.json");
+        let mut range = args(Some("2026-11-20"), Some("2026-11-22"), Some(output.clone()));
+        range.format = Format::Json;
+        assert_eq!(run(&range, &journal, BEIJING).unwrap(), 3);
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&fs::read(&output).unwrap()).unwrap();
+        let created: Vec<_> = rows
+            .iter()
+            .map(|r| r["created_at"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            created,
+            [
+                "2026-11-20T00:00:00+08:00",
+                "2026-11-21T12:00:00+08:00",
+                "2026-11-22T23:59:59+08:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_day_is_today_in_the_stores_time_zone() {
+        let now = OffsetDateTime::now_utc();
+        let (dir, journal) = journal_with(&[now - Duration::days(1), now]);
+        let output = dir.path().join("today.csv");
+        // Whatever the machine's own zone, "today" is the store's.
+        for offset in [offset!(+14), offset!(-12)] {
+            let today = now.to_offset(offset).date().to_string();
+            assert_eq!(
+                run(&args(None, None, Some(output.clone())), &journal, offset).unwrap(),
+                1
+            );
+            let exported = lines(&output);
+            assert!(exported[1].contains(&format!(",{today}T")), "{exported:?}");
+        }
+    }
+}
