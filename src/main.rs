@@ -76,6 +76,24 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// The manager's journal: the day's screen, or with --format/--output an export.
+    ///
+    /// Exports are also written whenever stdout is not a terminal, so
+    /// `scanpay journal --date 2026-11-22 > day.csv` does what it says.
+    Journal {
+        /// The day, YYYY-MM-DD [default: today in till.time_zone].
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// Export: the last day of a range, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<String>,
+        /// Export in this format [default: csv].
+        #[arg(long, value_enum)]
+        format: Option<cli::journal::Format>,
+        /// Export: write to FILE (complete or not at all) instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     Simulate {
         /// Address to listen on; port 0 picks a free one.
@@ -156,7 +174,43 @@ fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Till => till(settings, false).await,
+            Command::Till => till(settings, None).await,
+            Command::Journal {
+                date,
+                to,
+                format,
+                output,
+            } => {
+                use std::io::IsTerminal;
+                if format.is_some()
+                    || output.is_some()
+                    || to.is_some()
+                    || !std::io::stdout().is_terminal()
+                {
+                    let format = format.unwrap_or(cli::journal::Format::Csv);
+                    let args = cli::journal::ExportArgs {
+                        date,
+                        to,
+                        format,
+                        output,
+                    };
+                    cli::journal::export(args, &settings.journal_path, settings.store_offset)
+                } else {
+                    let today = time::OffsetDateTime::now_utc()
+                        .to_offset(settings.store_offset)
+                        .date();
+                    match date
+                        .map(|d| cli::journal::parse_date("date", &d))
+                        .transpose()
+                    {
+                        Ok(day) => till(settings, Some(day.unwrap_or(today))).await,
+                        Err(e) => {
+                            eprintln!("scanpay journal: {e}");
+                            e.exit()
+                        }
+                    }
+                }
+            }
             Command::Simulate { listen, slow_ms } => {
                 cli::simulate::run(listen, Duration::from_millis(slow_ms)).await
             }
@@ -165,10 +219,10 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// The till screen, or the journal screen first.
-async fn till(settings: Settings, journal_first: bool) -> Exit {
+/// The till screen, or the journal screen first at that day.
+async fn till(settings: Settings, journal: Option<time::Date>) -> Exit {
     match scanpay::app::start(settings).await {
-        Ok(running) => scanpay::tui::run(running, journal_first).await,
+        Ok(running) => scanpay::tui::run(running, journal).await,
         Err(e) => {
             eprintln!("scanpay: {e}");
             e.exit()

@@ -305,3 +305,67 @@ fn nothing_on_disk_holds_the_payment_code_or_the_key() {
         "the logs and journal were written ({logs} log files, {searched} bytes)"
     );
 }
+
+/// The manager's export of the day a payment was taken, as CSV through a
+/// pipe (no --format needed when stdout is not a terminal) and as JSON.
+#[test]
+fn the_journal_exports_the_day_as_csv_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let paid = json(&pay(dir.path(), "12.34", CODE, &["--json"]));
+    let failed = json(&pay(dir.path(), "0.44", CODE, &["--json"]));
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date()
+        .to_string();
+
+    let csv = scanpay(dir.path())
+        .args(["journal", "--date", &today])
+        .output()
+        .unwrap();
+    assert_eq!(csv.status.code(), Some(0), "{}", text(&csv.stderr));
+    let csv = text(&csv.stdout);
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("out_trade_no,created_at,till_id,amount,state"),
+        "{csv}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[0].starts_with(paid["out_trade_no"].as_str().unwrap())
+            && rows[0].contains(",12.34,paid,"),
+        "{csv}"
+    );
+    assert!(
+        rows[1].contains(",0.44,failed,") && rows[1].contains("NOTENOUGH"),
+        "{csv}"
+    );
+    assert!(!csv.contains(CODE), "the export holds no payment code");
+
+    let out = dir.path().join("day.json");
+    let export = scanpay(dir.path())
+        .args(["journal", "--date", &today, "--format", "json", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let orders: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(orders[1]["out_trade_no"], failed["out_trade_no"]);
+    assert_eq!(orders[0]["amount"], "12.34");
+    assert_eq!(orders[0]["transaction_id"], paid["transaction_id"]);
+
+    let bad = scanpay(dir.path())
+        .args(["journal", "--date", "2026-13-01", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("YYYY-MM-DD"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

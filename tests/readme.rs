@@ -16,3 +16,14 @@ fn the_readme_lists_every_simulator_scenario() {
         );
     }
 }
+
+#[test]
+fn the_readme_documents_every_export_column() {
+    let readme = include_str!("../README.md");
+    for column in scanpay::journal::EXPORT_COLUMNS {
+        assert!(
+            readme.contains(&format!("| {column} |")),
+            "README.md lacks export column {column}"
+        );
+    }
+}

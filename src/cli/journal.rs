@@ -82,7 +82,7 @@ pub fn export(args: ExportArgs, journal_path: &Path, offset: UtcOffset) -> Exit 
                 );
             }
             // Exit code 0, named for `scanpay pay`.
-            Exit::Paid
+            Exit::OK
         }
         Err(e) => {
             eprintln!("scanpay journal: {e}");
@@ -133,7 +133,8 @@ pub fn run(
     }
 }
 
-fn parse_date(flag: &'static str, input: &str) -> Result<Date, ExportError> {
+/// A `--date`-style day, YYYY-MM-DD.
+pub fn parse_date(flag: &'static str, input: &str) -> Result<Date, ExportError> {
     Date::parse(input, format_description!("[year]-[month]-[day]")).map_err(|cause| {
         ExportError::BadDate {
             flag,

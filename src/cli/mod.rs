@@ -1,6 +1,7 @@
 //! The headless commands. The exit codes are part of the interface other
 //! POS programs and scripts rely on (README, "Exit codes").
 
+pub mod journal;
 pub mod pay;
 mod scan;
 pub mod scan_test;
@@ -22,6 +23,11 @@ pub enum Exit {
     Reversed = 5,
     /// Unclear after every attempt: a person must look (see `scanpay journal`).
     NeedsAttention = 6,
+}
+
+impl Exit {
+    /// Success, for the commands other than `pay` (where 0 means paid).
+    pub const OK: Exit = Exit::Paid;
 }
 
 impl From<Exit> for std::process::ExitCode {

@@ -23,7 +23,7 @@ pub struct ScanTestArgs {
 pub async fn run(args: ScanTestArgs, mut scanner: ScannerSettings) -> Exit {
     if args.list {
         list();
-        return Exit::Paid;
+        return Exit::OK;
     }
     if let Some(port) = args.port {
         scanner.serial.port = port;
@@ -134,7 +134,7 @@ async fn device(scanner: ScannerSettings, pipeline: Pipeline) -> Exit {
                 }
                 None => return Exit::Internal,
             },
-            _ = tokio::signal::ctrl_c() => return Exit::Paid,
+            _ = tokio::signal::ctrl_c() => return Exit::OK,
         }
     }
 }
@@ -193,7 +193,7 @@ fn wedge(scanner: ScannerSettings, mut pipeline: Pipeline) -> Exit {
                         || (key.code == KeyCode::Char('c')
                             && key.modifiers.contains(KeyModifiers::CONTROL));
                     if quit && !decoder.is_holding() {
-                        return Exit::Paid;
+                        return Exit::OK;
                     }
                     decoder.feed(key, Instant::now(), &mut out);
                 }

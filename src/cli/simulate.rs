@@ -42,5 +42,5 @@ pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let _ = tokio::signal::ctrl_c().await;
     simulator.shutdown().await;
-    Exit::Paid
+    Exit::OK
 }

@@ -116,7 +116,8 @@ pub enum Network {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Screen {
     Till,
-    Journal(JournalScreen),
+    /// Boxed: a loaded day is large, and the till screen should not pay for it.
+    Journal(Box<JournalScreen>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -425,7 +426,10 @@ impl App {
                     self.notice = None;
                 }
             },
-            KeyCode::F(2) | KeyCode::Char('j') if !paying => commands.extend(self.open_journal()),
+            KeyCode::F(2) | KeyCode::Char('j') if !paying => {
+                let today = self.today_date();
+                commands.extend(self.open_journal(today));
+            }
             KeyCode::F(n) if (1..=9).contains(&n) && !paying => {
                 if let Some((name, amount)) = self.info.presets.get(n as usize - 1).cloned() {
                     self.new_sale_from_result();
@@ -550,16 +554,15 @@ impl App {
         }
     }
 
-    /// Opens the manager's journal on today.
-    pub fn open_journal(&mut self) -> Vec<Command> {
-        let day = self.today_date();
-        self.screen = Screen::Journal(JournalScreen {
+    /// Opens the manager's journal on `day`.
+    pub fn open_journal(&mut self, day: Date) -> Vec<Command> {
+        self.screen = Screen::Journal(Box::new(JournalScreen {
             day,
             report: None,
             filter: None,
             selected: 0,
             detail: None,
-        });
+        }));
         vec![Command::LoadDay(day)]
     }
 

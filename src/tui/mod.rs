@@ -58,9 +58,9 @@ impl TillInfo {
     }
 }
 
-/// Runs the till until the cashier quits. `journal_first` opens on the
-/// manager's journal screen (`scanpay journal`).
-pub async fn run(running: Running, journal_first: bool) -> Exit {
+/// Runs the till until the cashier quits. `journal` opens on the manager's
+/// journal screen at that day (`scanpay journal`).
+pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
     let mut app = App::new(TillInfo::from_running(&running), Instant::now());
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     read_keys(tx.clone());
@@ -91,15 +91,15 @@ pub async fn run(running: Running, journal_first: bool) -> Exit {
         cancel: None,
     };
     let mut commands = vec![Command::RefreshToday];
-    if journal_first {
-        commands.extend(app.open_journal());
+    if let Some(day) = journal {
+        commands.extend(app.open_journal(day));
     }
     let exit = loop {
         for command in commands.drain(..) {
             loop_state.execute(command);
         }
         if app.quit {
-            break Exit::Paid;
+            break Exit::OK;
         }
         if let Err(e) = terminal.draw(|frame| render(&app, frame)) {
             ratatui::restore();

@@ -514,22 +514,22 @@ fn snapshot_rejected_scan_and_scanner_lost() {
 fn snapshot_journal_day_and_order_detail() {
     let mut till = Till::new(Language::English);
     let day = time::Date::from_calendar_date(2026, time::Month::November, 23).unwrap();
-    till.app.screen = Screen::Journal(JournalScreen {
+    till.app.screen = Screen::Journal(Box::new(JournalScreen {
         day,
         report: Some(Ok(report(day))),
         filter: None,
         selected: 1,
         detail: None,
-    });
+    }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
-    chinese.app.screen = Screen::Journal(JournalScreen {
+    chinese.app.screen = Screen::Journal(Box::new(JournalScreen {
         day,
         report: Some(Ok(report(day))),
         filter: Some(OrderState::Paid),
         selected: 0,
         detail: None,
-    });
+    }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
     let order = order(
@@ -595,12 +595,12 @@ fn snapshot_journal_day_and_order_detail() {
             "finished: needs_attention — 结果未明，请勿重复收款",
         ),
     ];
-    till.app.screen = Screen::Journal(JournalScreen {
+    till.app.screen = Screen::Journal(Box::new(JournalScreen {
         day,
         report: Some(Ok(report(day))),
         filter: None,
         selected: 3,
         detail: Some(Ok((order, events))),
-    });
+    }));
     snapshot("journal_order_detail_en", &till);
 }
