@@ -142,3 +142,59 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
     assert_eq!(order.state, OrderState::Paid);
     assert_eq!(order.total_fee.0, 1234);
 }
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 32,
+            cols: 110,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.cwd(dir.path());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("SCANPAY_CONFIG");
+    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    drop(pty.slave);
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        NonZeroU16::new(32).unwrap(),
+        NonZeroU16::new(110).unwrap(),
+        0,
+    )));
+    let feed = parser.clone();
+    let mut output = pty.master.try_clone_reader().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            feed.lock().unwrap().process(&buf[..n]);
+        }
+    });
+    let screen = Screen { parser };
+    screen.wait_for("请输入金额");
+    assert!(screen.parser.lock().unwrap().screen().alternate_screen());
+    let pid = child.process_id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the till ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !screen.parser.lock().unwrap().screen().alternate_screen(),
+        "the terminal was not restored"
+    );
+}

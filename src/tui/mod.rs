@@ -84,6 +84,9 @@ pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
     };
     probe_network(running.settings.client.base_url.clone(), tx.clone());
 
+    // SIGTERM (shutdown) or SIGHUP (the terminal went away): restore and
+    // leave; a payment in flight is durable in the journal and recovered.
+    let mut stopped = stop_signals();
     let mut terminal = ratatui::init(); // raw mode, alternate screen, and a panic hook that restores both
     let mut loop_state = Loop {
         running: &running,
@@ -112,6 +115,10 @@ pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
         tokio::select! {
             Some(msg) = rx.recv() => commands.extend(app.update(msg)),
             () = tokio::time::sleep_until(wake.into()) => commands.extend(app.update(Msg::Tick(Instant::now()))),
+            Some(signal) = stopped.recv() => {
+                tracing::warn!(signal, "stopping on a signal");
+                break Exit::OK;
+            }
         }
         // Take everything already waiting before the next frame.
         while let Ok(msg) = rx.try_recv() {
@@ -199,6 +206,26 @@ fn lock(
     journal
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// SIGTERM and SIGHUP, by name.
+fn stop_signals() -> mpsc::UnboundedReceiver<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ] {
+        if let Ok(mut stream) = signal(kind) {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if stream.recv().await.is_some() {
+                    let _ = tx.send(name);
+                }
+            });
+        }
+    }
+    rx
 }
 
 /// Keys are read on their own thread and stamped the moment they arrive:
