@@ -37,9 +37,9 @@ impl Screen {
     }
 }
 
-#[test]
-fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
-    let dir = tempfile::tempdir().unwrap();
+/// The till started in a 110x32 pty with its data in `dir`, its screen read
+/// through a VT parser on a thread.
+fn start_till(dir: &std::path::Path, env: &[(&str, &str)]) -> Till {
     let pty = native_pty_system()
         .openpty(PtySize {
             rows: 32,
@@ -49,22 +49,23 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
         })
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.cwd(dir.path());
+    cmd.cwd(dir);
     cmd.env("TERM", "xterm-256color");
     cmd.env_remove("SCANPAY_CONFIG");
-    cmd.env("SCANPAY_JOURNAL_PATH", dir.path().join("journal.sqlite3"));
-    cmd.env("SCANPAY_LOG_DIR", dir.path().join("logs"));
-    cmd.env("SCANPAY_TILL_LANGUAGE", "en");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    cmd.env("SCANPAY_JOURNAL_PATH", dir.join("journal.sqlite3"));
+    cmd.env("SCANPAY_LOG_DIR", dir.join("logs"));
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let child = pty.slave.spawn_command(cmd).unwrap();
     drop(pty.slave);
-
     let parser = Arc::new(Mutex::new(vt100::Parser::new(
         NonZeroU16::new(32).unwrap(),
         NonZeroU16::new(110).unwrap(),
         0,
     )));
-    let mut output = pty.master.try_clone_reader().unwrap();
     let feed = parser.clone();
+    let mut output = pty.master.try_clone_reader().unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = output.read(&mut buf) {
@@ -74,8 +75,32 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
             feed.lock().unwrap().process(&buf[..n]);
         }
     });
-    let screen = Screen { parser };
-    let mut keys = pty.master.take_writer().unwrap();
+    let keys = pty.master.take_writer().unwrap();
+    Till {
+        child,
+        screen: Screen { parser },
+        keys,
+        _terminal: pty.master,
+    }
+}
+
+struct Till {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Screen,
+    keys: Box<dyn Write + Send>,
+    /// Dropping the master hangs up the terminal, which stops the till.
+    _terminal: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+#[test]
+fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let Till {
+        mut child,
+        screen,
+        mut keys,
+        _terminal,
+    } = start_till(dir.path(), &[("SCANPAY_TILL_LANGUAGE", "en")]);
     let mut press = |bytes: &[u8]| {
         keys.write_all(bytes).unwrap();
         keys.flush().unwrap();
@@ -146,37 +171,12 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 32,
-            cols: 110,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.cwd(dir.path());
-    cmd.env("TERM", "xterm-256color");
-    cmd.env_remove("SCANPAY_CONFIG");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        NonZeroU16::new(32).unwrap(),
-        NonZeroU16::new(110).unwrap(),
-        0,
-    )));
-    let feed = parser.clone();
-    let mut output = pty.master.try_clone_reader().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = output.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            feed.lock().unwrap().process(&buf[..n]);
-        }
-    });
-    let screen = Screen { parser };
+    let Till {
+        mut child,
+        screen,
+        _terminal,
+        ..
+    } = start_till(dir.path(), &[]);
     screen.wait_for("请输入金额");
     assert!(screen.parser.lock().unwrap().screen().alternate_screen());
     let pid = child.process_id().unwrap();
