@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Gateway, Settings};
-use crate::journal::Journal;
+use crate::journal::{Journal, OrderRow};
 use crate::payment::Engine;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::wechat::client::GatewayClient;
@@ -16,6 +16,9 @@ pub struct Running {
     pub settings: Settings,
     /// The in-process simulator, when the gateway is simulated.
     pub simulator: Option<Simulator>,
+    /// Orders the journal shows unfinished (a crash, a power cut): each must
+    /// be resolved before it can be forgotten, see `payment::recovery`.
+    pub unfinished: Vec<OrderRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,15 @@ pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
     }
     let journal =
         Journal::open(&settings.journal_path).map_err(|e| StartError::Journal(e.to_string()))?;
+    let unfinished = journal
+        .unfinished()
+        .map_err(|e| StartError::Journal(e.to_string()))?;
+    if !unfinished.is_empty() {
+        tracing::warn!(
+            count = unfinished.len(),
+            "unfinished orders in the journal: recovering them"
+        );
+    }
     let engine = Engine {
         gateway,
         merchant: settings.merchant.clone(),
@@ -84,5 +96,6 @@ pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
         engine,
         settings,
         simulator,
+        unfinished,
     })
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod fault;
 pub mod journal;
 pub mod logging;
 pub mod payment;

@@ -94,6 +94,28 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Resolve orders left open or unclear (outage, crash, reverse attempts
+    /// run out): query each, reverse what is still unclear. Never charges.
+    Replay {
+        /// Only orders of this day, YYYY-MM-DD (default: all days).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// With --date: the last day of a range, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<String>,
+        /// Only this order (out_trade_no).
+        #[arg(long, value_name = "NO", conflicts_with_all = ["date", "to"])]
+        order: Option<String>,
+        /// Show what would be done, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Orders resolved at the same time.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Also reverse (refund) orders the gateway reports paid: a person's decision.
+        #[arg(long)]
+        reverse_paid: bool,
+    },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     Simulate {
         /// Address to listen on; port 0 picks a free one.
@@ -175,6 +197,30 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Till => till(settings, None).await,
+            Command::Replay {
+                date,
+                to,
+                order,
+                dry_run,
+                jobs,
+                reverse_paid,
+            } => {
+                let args = cli::replay::ReplayArgs {
+                    date,
+                    to,
+                    order,
+                    dry_run,
+                    jobs,
+                    reverse_paid,
+                };
+                match scanpay::app::start(settings).await {
+                    Ok(running) => cli::replay::run(args, running).await,
+                    Err(e) => {
+                        eprintln!("scanpay replay: {e}");
+                        e.exit()
+                    }
+                }
+            }
             Command::Journal {
                 date,
                 to,

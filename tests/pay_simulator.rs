@@ -162,15 +162,17 @@ async fn userpaying_until_the_deadline_is_reversed_after_three_queries() {
     let till = till().await;
     let result = till.pay(41).await;
     assert_eq!(result.outcome, Final::Reversed(ReverseReason::Deadline));
-    let queries = calls(&till, &result)
-        .iter()
-        .filter(|c| c.starts_with("orderquery"))
-        .count();
     assert_eq!(
-        queries,
-        3,
-        "queries at 100, 200 and 300 ms: {:?}",
-        calls(&till, &result)
+        calls(&till, &result),
+        [
+            "micropay:USERPAYING",
+            "orderquery:USERPAYING",
+            "orderquery:USERPAYING",
+            "orderquery:USERPAYING",
+            "reverse:recall=N",
+            "orderquery:REVOKED",
+        ],
+        "queries at 100, 200 and 300 ms, the reverse, then the query that shows nothing was charged"
     );
     assert_reversed_not_before_15s(&till, &result);
     till.assert_agreement(&result);

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod pay;
+pub mod replay;
 mod scan;
 pub mod scan_test;
 pub mod simulate;

@@ -78,6 +78,9 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
             return e.exit();
         }
     };
+    if !running.unfinished.is_empty() && !recover(&running).await {
+        return Exit::Internal;
+    }
     let deadline = running.settings.timings.deadline;
     let json = args.json;
     // With --json, stdout carries only the result object.
@@ -150,6 +153,32 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     }
 }
 
+/// Resolves the orders an earlier run left unfinished, before taking a new
+/// one; says what became of each on stderr. False if the journal failed.
+async fn recover(running: &app::Running) -> bool {
+    let orders = running.unfinished.clone();
+    eprintln!("recovering {} interrupted order(s) first…", orders.len());
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let (done, mut outcomes) = mpsc::unbounded_channel();
+    crate::payment::recovery::resolve_all(&running.engine, orders, now_ms, done);
+    let mut healthy = true;
+    while let Some((order, result)) = outcomes.recv().await {
+        match result {
+            Ok(result) => eprintln!(
+                "recovered {}: {} — {}",
+                order.out_trade_no,
+                result.state().as_str(),
+                result.message
+            ),
+            Err(e) => {
+                eprintln!("could not recover {}: {e}", order.out_trade_no);
+                healthy = false;
+            }
+        }
+    }
+    healthy
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
@@ -171,6 +200,7 @@ fn describe(update: &Progress, deadline: Duration) -> Option<String> {
             Status::Querying => format!("querying ({} since sending)", secs(*elapsed)),
             Status::ReverseDue { at, attempt } => format!("reverse {attempt} due at {}", secs(*at)),
             Status::Reversing { attempt } => format!("reversing (attempt {attempt})"),
+            Status::Confirming => "reversed; checking whether the customer had paid".to_string(),
             Status::Done(_) => return None,
         },
         Progress::Finished(_) => return None,

@@ -38,6 +38,9 @@ const ORDER_BY_TRADE_NO: &str = select_orders!("WHERE out_trade_no = ?1");
 const UNFINISHED: &str = select_orders!("WHERE state = 'open' ORDER BY created_at_ms, id");
 const ORDERS_BETWEEN: &str =
     select_orders!("WHERE created_at_ms >= ?1 AND created_at_ms < ?2 ORDER BY created_at_ms, id");
+const UNRESOLVED_BETWEEN: &str = select_orders!(
+    "WHERE state IN ('open', 'needs_attention') AND created_at_ms >= ?1 AND created_at_ms < ?2 ORDER BY created_at_ms, id"
+);
 const EVENTS_OF_ORDER: &str = "SELECT id, order_id, at_ms, since_t0_ms, kind, call, summary, detail FROM events WHERE order_id = ?1 ORDER BY id";
 
 /// The journal file, open for reading and writing (or only reading, from
@@ -284,6 +287,16 @@ impl Journal {
     /// Orders still in flight (state open), oldest first: what recovery resumes.
     pub fn unfinished(&self) -> Result<Vec<OrderRow>, JournalError> {
         self.rows(UNFINISHED, (), order_row)
+    }
+
+    /// Orders still open or needing attention, created in `[from_ms, to_ms)`,
+    /// oldest first: what `scanpay replay` works on.
+    pub fn unresolved_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<OrderRow>, JournalError> {
+        self.rows(UNRESOLVED_BETWEEN, [from_ms, to_ms], order_row)
     }
 
     /// Orders created in `[from_ms, to_ms)` (unix ms), oldest first.

@@ -13,11 +13,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::machine::{Call, Final, Machine, Status, Step};
+use super::machine::{Call, Final, Machine, Resume, Status, Step};
 use super::policy::Timings;
 use crate::domain::{AuthCode, Fen, OutTradeNo, TillId};
+use crate::fault;
 use crate::journal::{
-    EventKind, EventRecord, FinalRecord, Journal, JournalError, NewOrder, OrderId, OrderState,
+    EventKind, EventRecord, EventRow, FinalRecord, Journal, JournalError, NewOrder, OrderId,
+    OrderRow, OrderState,
 };
 use crate::wechat::Fields;
 use crate::wechat::api::{
@@ -117,18 +119,131 @@ impl Engine {
         let _ = progress.send(Progress::Opened {
             out_trade_no: out_trade_no.clone(),
         });
+        fault::hit(fault::Point::OrderJournaled);
         let span = tracing::info_span!("payment", %out_trade_no, amount = %request.amount, code = %request.auth_code);
-        self.drive(order, out_trade_no, request, progress, cancel)
-            .instrument(span)
-            .await
+        let machine = Machine::new(self.timings);
+        let amount = request.amount;
+        self.drive(
+            order,
+            out_trade_no,
+            amount,
+            Some(request),
+            machine,
+            Clock::default(),
+            progress,
+            cancel,
+        )
+        .instrument(span)
+        .await
+    }
+
+    /// Takes an order left unfinished in the journal (a crash, an outage) to
+    /// its end, starting `from` a query or a reverse. `elapsed` is the time
+    /// since its micropay was sent, from the journal's wall clock; every rule
+    /// keeps counting from that send. No micropay is ever sent again.
+    pub async fn resume(
+        &self,
+        order: &OrderRow,
+        from: Resume,
+        elapsed: Duration,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<PaymentResult, EngineError> {
+        let note = EventRecord {
+            at: OffsetDateTime::now_utc(),
+            since_t0_ms: Some(elapsed.as_millis() as u64),
+            kind: EventKind::Note,
+            call: None,
+            summary: format!(
+                "resumed {:.1} s after the micropay was sent: {}",
+                elapsed.as_secs_f64(),
+                match from {
+                    Resume::Query => "querying, then reversing if still unclear",
+                    Resume::AfterReverse =>
+                        "a reverse had been sent: querying, and reversing again if still unclear",
+                    Resume::RefundIfPaid =>
+                        "refunding on a person's decision: querying, then reversing even if paid",
+                }
+            ),
+            detail: json!({ "resume": format!("{from:?}"), "elapsed_ms": elapsed.as_millis() as u64 }),
+        };
+        self.lock()?
+            .append(order.id, &note)
+            .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
+        let span = tracing::info_span!("recovery", out_trade_no = %order.out_trade_no, amount = %order.total_fee);
+        // Nobody can press cancel on a recovered order: a sender that is gone never fires.
+        let (_, cancel) = watch::channel(false);
+        let machine = Machine::resume(self.timings, from, elapsed);
+        self.drive(
+            order.id,
+            order.out_trade_no.clone(),
+            order.total_fee,
+            None,
+            machine,
+            Clock::resumed(elapsed),
+            progress,
+            cancel,
+        )
+        .instrument(span)
+        .await
+    }
+
+    /// The order's journaled events.
+    pub fn events(&self, order: &OrderRow) -> Result<Vec<EventRow>, EngineError> {
+        self.lock()?
+            .events(order.id)
+            .map_err(|e| EngineError::Journal(e, "the order is left as it was."))
+    }
+
+    /// Ends an order from what the journal already proves (a verified answer
+    /// that was journaled but not acted on, or a micropay never sent).
+    pub fn finish_from_journal(
+        &self,
+        order: &OrderRow,
+        outcome: Final,
+        why: &str,
+    ) -> Result<PaymentResult, EngineError> {
+        let message = outcome.message(self.language);
+        let at = OffsetDateTime::now_utc();
+        let record = FinalRecord {
+            state: outcome.state(),
+            transaction_id: outcome.transaction_id().map(str::to_string),
+            err_code: outcome.err_code(),
+            message: Some(message.clone()),
+            at,
+        };
+        let event = EventRecord {
+            at,
+            since_t0_ms: None,
+            kind: EventKind::Finished,
+            call: None,
+            summary: format!(
+                "finished from the journal: {} — {why}",
+                record.state.as_str()
+            ),
+            detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
+        };
+        self.lock()?
+            .finish(order.id, &record, &event)
+            .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
+        tracing::info!(out_trade_no = %order.out_trade_no, state = record.state.as_str(), "finished from the journal");
+        Ok(PaymentResult {
+            out_trade_no: order.out_trade_no.clone(),
+            amount: order.total_fee,
+            outcome,
+            message,
+        })
     }
 
     /// Runs the machine for a journaled order until it is done.
+    #[allow(clippy::too_many_arguments)] // the parts of one order in flight; a struct would only rename them
     async fn drive(
         &self,
         order: OrderId,
         out_trade_no: OutTradeNo,
-        request: PaymentRequest,
+        amount: Fen,
+        request: Option<PaymentRequest>,
+        mut machine: Machine,
+        mut clock: Clock,
         progress: mpsc::UnboundedSender<Progress>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<PaymentResult, EngineError> {
@@ -139,11 +254,8 @@ impl Engine {
         let expected = Expected {
             merchant: &self.merchant,
             out_trade_no: &out_trade_no,
-            total_fee: request.amount,
+            total_fee: amount,
         };
-        let mut machine = Machine::new(self.timings);
-        let mut t0: Option<Instant> = None;
-        let elapsed = |t0: Option<Instant>| t0.map(|t| t.elapsed()).unwrap_or_default();
         let mut cancel_pending = !*cancel.borrow();
         if !cancel_pending {
             machine.cancel(Duration::ZERO);
@@ -153,12 +265,12 @@ impl Engine {
         loop {
             // Step first: sending moves the machine to "querying"/"reversing",
             // which is what the cashier should see while the request is out.
-            let step = machine.step(elapsed(t0));
+            let step = machine.step(clock.now());
             let status = machine.status();
             if last_status.as_ref() != Some(&status) && !matches!(status, Status::Done(_)) {
                 let _ = progress.send(Progress::Status {
                     status: status.clone(),
-                    elapsed: elapsed(t0),
+                    elapsed: clock.now(),
                 });
                 last_status = Some(status);
             }
@@ -168,9 +280,8 @@ impl Engine {
                         call = call.name(),
                         "request due: journaling it, then sending"
                     );
-                    let fields = self.request(call, &out_trade_no, &request);
-                    let record =
-                        request_event(call, &fields, request.amount, t0.map(|t| t.elapsed()));
+                    let fields = self.request(call, &out_trade_no, request.as_ref());
+                    let record = request_event(call, &fields, amount, clock.sent());
                     let stage = if call == Call::Micropay {
                         before_send
                     } else {
@@ -184,12 +295,17 @@ impl Engine {
                         };
                         written.map_err(|e| EngineError::Journal(e, stage))?;
                     }
-                    if call == Call::Micropay {
-                        t0 = Some(Instant::now());
+                    match call {
+                        Call::Micropay => {
+                            fault::hit(fault::Point::IntentJournaled);
+                            clock.start();
+                        }
+                        Call::Reverse { .. } => fault::hit(fault::Point::ReverseJournaled),
+                        Call::Query => {}
                     }
                     tracing::info!(
                         call = call.name(),
-                        elapsed_ms = elapsed(t0).as_millis() as u64,
+                        elapsed_ms = clock.now().as_millis() as u64,
                         "request sent"
                     );
                     let send = self.gateway.post(endpoint(call), &fields);
@@ -199,11 +315,12 @@ impl Engine {
                             answer = &mut send => break answer,
                             () = cancelled(&mut cancel), if cancel_pending => {
                                 cancel_pending = false;
-                                self.cashier_cancel(&mut machine, order, elapsed(t0))?;
+                                self.cashier_cancel(&mut machine, order, clock.now())?;
                             }
                         }
                     };
-                    let now = elapsed(t0);
+                    fault::hit(fault::Point::AnswerReceived);
+                    let now = clock.now();
                     let raw = answer.clone().ok();
                     let classified = Classified::new(call, answer, &expected);
                     let (class, reason) = classified.describe();
@@ -227,10 +344,11 @@ impl Engine {
                         .append(order, &record)
                         .map_err(|e| EngineError::Journal(e, in_flight))?;
                     tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = now.as_millis() as u64, "answer");
+                    fault::hit(fault::Point::AnswerJournaled);
                     classified.feed(&mut machine, now);
                 }
                 Step::WaitUntil(at) => {
-                    let wake = t0.expect("the machine waits only after the micropay is sent") + at;
+                    let wake = clock.instant_of(at);
                     tokio::select! {
                         () = tokio::time::sleep_until(wake) => {
                             let what = match machine.status() {
@@ -239,7 +357,7 @@ impl Engine {
                             };
                             let record = EventRecord {
                                 at: OffsetDateTime::now_utc(),
-                                since_t0_ms: Some(elapsed(t0).as_millis() as u64),
+                                since_t0_ms: Some(clock.now().as_millis() as u64),
                                 kind: EventKind::Timer,
                                 call: None,
                                 summary: format!("timer: {what} at {} ms", at.as_millis()),
@@ -249,7 +367,7 @@ impl Engine {
                         }
                         () = cancelled(&mut cancel), if cancel_pending => {
                             cancel_pending = false;
-                            self.cashier_cancel(&mut machine, order, elapsed(t0))?;
+                            self.cashier_cancel(&mut machine, order, clock.now())?;
                         }
                     }
                 }
@@ -267,7 +385,7 @@ impl Engine {
                     };
                     let event = EventRecord {
                         at: record.at,
-                        since_t0_ms: t0.map(|t| t.elapsed().as_millis() as u64),
+                        since_t0_ms: clock.sent().map(|d| d.as_millis() as u64),
                         kind: EventKind::Finished,
                         call: None,
                         summary: format!("finished: {} — {message}", record.state.as_str()),
@@ -279,7 +397,7 @@ impl Engine {
                     tracing::info!(state = record.state.as_str(), err_code = ?record.err_code, "payment finished");
                     let result = PaymentResult {
                         out_trade_no,
-                        amount: request.amount,
+                        amount,
                         outcome,
                         message,
                     };
@@ -290,21 +408,30 @@ impl Engine {
         }
     }
 
-    fn request(&self, call: Call, out_trade_no: &OutTradeNo, request: &PaymentRequest) -> Fields {
+    fn request(
+        &self,
+        call: Call,
+        out_trade_no: &OutTradeNo,
+        request: Option<&PaymentRequest>,
+    ) -> Fields {
         let nonce = api::nonce();
         match call {
-            Call::Micropay => api::micropay_request(
-                &self.merchant,
-                &MicropayOrder {
-                    out_trade_no,
-                    total_fee: request.amount,
-                    body: &request.body,
-                    auth_code: &request.auth_code,
-                    device_info: self.till.as_str(),
-                    spbill_create_ip: &self.spbill_create_ip,
-                },
-                &nonce,
-            ),
+            Call::Micropay => {
+                let request = request
+                    .expect("only a new payment sends a micropay; a resumed machine starts later");
+                api::micropay_request(
+                    &self.merchant,
+                    &MicropayOrder {
+                        out_trade_no,
+                        total_fee: request.amount,
+                        body: &request.body,
+                        auth_code: &request.auth_code,
+                        device_info: self.till.as_str(),
+                        spbill_create_ip: &self.spbill_create_ip,
+                    },
+                    &nonce,
+                )
+            }
             Call::Query => api::query_request(&self.merchant, out_trade_no, &nonce),
             Call::Reverse { .. } => api::reverse_request(&self.merchant, out_trade_no, &nonce),
         }
@@ -343,6 +470,49 @@ impl Engine {
             .journal
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// Time since the micropay was sent, on the monotonic clock. A resumed
+/// order starts at the time that had already passed by the journal's wall
+/// clock, so every rule keeps counting from the original send.
+#[derive(Debug, Clone, Copy, Default)]
+struct Clock {
+    /// When this process started counting (the send, or the resume).
+    anchor: Option<Instant>,
+    /// Time since the send at `anchor`.
+    offset: Duration,
+}
+
+impl Clock {
+    fn resumed(elapsed: Duration) -> Self {
+        Self {
+            anchor: Some(Instant::now()),
+            offset: elapsed,
+        }
+    }
+
+    /// The micropay leaves now.
+    fn start(&mut self) {
+        self.anchor = Some(Instant::now());
+    }
+
+    fn now(&self) -> Duration {
+        self.anchor
+            .map_or(Duration::ZERO, |anchor| self.offset + anchor.elapsed())
+    }
+
+    /// The time since the send, once there was one.
+    fn sent(&self) -> Option<Duration> {
+        self.anchor.map(|_| self.now())
+    }
+
+    /// The monotonic instant at which the time since the send reaches `at`.
+    fn instant_of(&self, at: Duration) -> Instant {
+        let anchor = self
+            .anchor
+            .expect("the machine waits only once the micropay was sent");
+        anchor + at.saturating_sub(self.offset)
     }
 }
 

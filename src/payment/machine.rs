@@ -15,7 +15,11 @@
 //!   or errors, at most `reverse_max_attempts` times, then leave the order
 //!   for replay.
 //! - a verified SUCCESS at any point wins: never reverse a known-paid order.
-//! - the micropay is sent once; nothing here can send it again.
+//! - after a successful reverse, one query tells whether the customer had
+//!   paid in the meantime (then the reverse refunded them).
+//! - the micropay is sent once; nothing here can send it again. A machine
+//!   resumed from the journal after a crash ([`Machine::resume`]) starts by
+//!   querying or reversing, with time still counted from the original send.
 
 use std::time::Duration;
 
@@ -65,6 +69,22 @@ pub enum ReverseReason {
     PayError,
     /// The cashier cancelled.
     Cancelled,
+    /// Still unclear when resumed after a crash or by replay.
+    Recovered,
+}
+
+/// What the journal says had happened to a resumed order. Either way it
+/// starts with a query: a reverse is only ever sent for an order the gateway
+/// does not report paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// The micropay may have been sent: find out.
+    Query,
+    /// A reverse was sent before: REFUND or CLOSED/REVOKED are its result.
+    AfterReverse,
+    /// A person decided to refund (`replay --reverse-paid`): reverse the
+    /// order even if the gateway reports it paid.
+    RefundIfPaid,
 }
 
 /// Why a person must look at an order.
@@ -76,6 +96,8 @@ pub enum Attention {
     ReverseRefused(Refusal),
     /// The query says the order was paid and then refunded by someone.
     Refunded,
+    /// The reverse succeeded, yet the gateway then reports the order paid.
+    PaidAfterReverse,
 }
 
 /// How a payment ended.
@@ -88,8 +110,11 @@ pub enum Final {
     CancelledBeforeSending,
     /// The gateway reports the order CLOSED or REVOKED without our reverse.
     Closed(String),
-    /// Our reverse succeeded: nothing is kept from the customer.
+    /// Our reverse succeeded and the customer was never charged.
     Reversed(ReverseReason),
+    /// Our reverse succeeded after the customer had paid: it refunded them
+    /// (the race between the last query and the reverse).
+    Refunded(ReverseReason),
     NeedsAttention(Attention),
 }
 
@@ -109,6 +134,8 @@ pub enum Status {
         deadline: Duration,
     },
     Querying,
+    /// Reversed; checking whether the customer had paid meanwhile.
+    Confirming,
     /// A reverse is due at `at` (never before the 15 s rule allows).
     ReverseDue {
         at: Duration,
@@ -132,6 +159,9 @@ enum Phase {
     },
     ReverseAt(Duration),
     AwaitReverse,
+    /// Reversed; the confirming query is due now.
+    Confirm,
+    AwaitConfirm,
     Done(Final),
 }
 
@@ -146,6 +176,10 @@ pub struct Machine {
     customer_paying: bool,
     reverse_attempts: u32,
     reverse_reason: ReverseReason,
+    /// Resumed after a reverse had been sent: its result may show in a query.
+    reversed_before: bool,
+    /// A person chose to refund a paid order.
+    refund_if_paid: bool,
 }
 
 impl Machine {
@@ -159,7 +193,23 @@ impl Machine {
             customer_paying: false,
             reverse_attempts: 0,
             reverse_reason: ReverseReason::Deadline,
+            reversed_before: false,
+            refund_if_paid: false,
         }
+    }
+
+    /// A machine for an order whose micropay was journaled as sent before a
+    /// crash (or left unclear), resumed at `now` — the time since that send.
+    /// Every rule still counts from the original send: a reverse waits for
+    /// `reverse_not_before`, and an order past the deadline gets one query
+    /// and, if still unclear, the reverse at once.
+    pub fn resume(timings: Timings, from: Resume, now: Duration) -> Self {
+        let mut machine = Self::new(timings);
+        machine.reverse_reason = ReverseReason::Recovered;
+        machine.reversed_before = from == Resume::AfterReverse;
+        machine.refund_if_paid = from == Resume::RefundIfPaid;
+        machine.phase = Phase::QueryAt(now);
+        machine
     }
 
     /// What to do at `now`. Returning `Send` marks the request as sent.
@@ -169,8 +219,13 @@ impl Machine {
                 self.phase = Phase::AwaitMicropay;
                 Step::Send(Call::Micropay)
             }
-            Phase::AwaitMicropay | Phase::AwaitQuery { .. } | Phase::AwaitReverse => {
-                Step::AwaitAnswer
+            Phase::AwaitMicropay
+            | Phase::AwaitQuery { .. }
+            | Phase::AwaitReverse
+            | Phase::AwaitConfirm => Step::AwaitAnswer,
+            Phase::Confirm => {
+                self.phase = Phase::AwaitConfirm;
+                Step::Send(Call::Query)
             }
             Phase::QueryAt(at) if now >= at => {
                 self.phase = Phase::AwaitQuery { scheduled: at };
@@ -206,11 +261,21 @@ impl Machine {
     }
 
     pub fn on_query(&mut self, outcome: QueryOutcome, now: Duration) {
+        if self.phase == Phase::AwaitConfirm {
+            return self.confirmed(outcome);
+        }
         let Phase::AwaitQuery { scheduled } = self.phase else {
             return;
         };
         match outcome {
+            QueryOutcome::Paid(_) if self.refund_if_paid => {
+                self.reverse(ReverseReason::Recovered, now)
+            }
             QueryOutcome::Paid(paid) => self.finish(Final::Paid(paid)),
+            // Our own earlier reverse, finished before the interruption.
+            QueryOutcome::Refunded | QueryOutcome::Closed(_) if self.reversed_before => {
+                self.confirmed(outcome)
+            }
             QueryOutcome::Closed(state) => self.finish(Final::Closed(state)),
             QueryOutcome::Refunded => self.finish(Final::NeedsAttention(Attention::Refunded)),
             QueryOutcome::PayError(_) => self.reverse(ReverseReason::PayError, now),
@@ -227,7 +292,7 @@ impl Machine {
             return;
         }
         match outcome {
-            ReverseOutcome::Reversed => self.finish(Final::Reversed(self.reverse_reason)),
+            ReverseOutcome::Reversed => self.phase = Phase::Confirm,
             ReverseOutcome::Refused(refusal) => {
                 self.finish(Final::NeedsAttention(Attention::ReverseRefused(refusal)))
             }
@@ -248,13 +313,30 @@ impl Machine {
         }
     }
 
+    /// The query after a successful reverse: REFUND means the customer had
+    /// paid and got the money back; anything unclear leaves it at "reversed".
+    fn confirmed(&mut self, outcome: QueryOutcome) {
+        let reason = self.reverse_reason;
+        self.finish(match outcome {
+            QueryOutcome::Refunded => Final::Refunded(reason),
+            QueryOutcome::Paid(_) => Final::NeedsAttention(Attention::PaidAfterReverse),
+            _ => Final::Reversed(reason),
+        });
+    }
+
     /// The cashier cancels. Before the micropay is sent that ends the order;
     /// after, the deadline is brought forward to the earliest reverse time,
     /// so the order gets one last query there and is then reversed (unless
     /// that query finds it paid). Returns false when it is too late to cancel.
     pub fn cancel(&mut self, now: Duration) -> bool {
         match self.phase {
-            Phase::Done(_) | Phase::ReverseAt(_) | Phase::AwaitReverse => return false,
+            Phase::Done(_)
+            | Phase::ReverseAt(_)
+            | Phase::AwaitReverse
+            | Phase::Confirm
+            | Phase::AwaitConfirm => {
+                return false;
+            }
             Phase::SendMicropay => {
                 self.finish(Final::CancelledBeforeSending);
                 return true;
@@ -291,6 +373,7 @@ impl Machine {
             Phase::AwaitReverse => Status::Reversing {
                 attempt: self.reverse_attempts,
             },
+            Phase::Confirm | Phase::AwaitConfirm => Status::Confirming,
             Phase::Done(done) => Status::Done(done.clone()),
         }
     }

@@ -6,9 +6,10 @@ pub mod driver;
 pub mod machine;
 mod outcome;
 pub mod policy;
+pub mod recovery;
 
 pub use driver::{Engine, EngineError, PaymentRequest, PaymentResult, Progress, SharedJournal};
-pub use machine::{Attention, Call, Final, Machine, ReverseReason, Status, Step};
+pub use machine::{Attention, Call, Final, Machine, Resume, ReverseReason, Status, Step};
 pub use policy::Timings;
 
 #[cfg(test)]

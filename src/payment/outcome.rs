@@ -11,7 +11,7 @@ impl Final {
             Final::Paid(_) => OrderState::Paid,
             Final::Failed(_) | Final::CancelledBeforeSending => OrderState::Failed,
             Final::Closed(_) => OrderState::Closed,
-            Final::Reversed(_) => OrderState::Reversed,
+            Final::Reversed(_) | Final::Refunded(_) => OrderState::Reversed,
             Final::NeedsAttention(_) => OrderState::NeedsAttention,
         }
     }
@@ -33,11 +33,14 @@ impl Final {
             Final::Reversed(ReverseReason::PayError) => Some("PAYERROR".into()),
             Final::Reversed(ReverseReason::Deadline) => Some("TIMEOUT".into()),
             Final::Reversed(ReverseReason::Cancelled) => Some("CANCELLED".into()),
+            Final::Reversed(ReverseReason::Recovered) => Some("RECOVERED".into()),
+            Final::Refunded(_) => Some("REFUNDED".into()),
             Final::NeedsAttention(Attention::ReverseRefused(refusal)) => Some(refusal.code.clone()),
             Final::NeedsAttention(Attention::ReverseExhausted { last, .. }) => {
                 Some(last.code().to_string())
             }
             Final::NeedsAttention(Attention::Refunded) => Some("REFUND".into()),
+            Final::NeedsAttention(Attention::PaidAfterReverse) => Some("PAID_AFTER_REVERSE".into()),
         }
     }
 
@@ -72,7 +75,7 @@ impl Final {
                 "The order was closed and nothing was charged: start a new sale"
             }
             .to_string(),
-            Final::Reversed(reason) => {
+            Final::Reversed(reason) | Final::Refunded(reason) => {
                 let why = match (reason, zh) {
                     (ReverseReason::Deadline, true) => "用户未在规定时间内完成支付",
                     (ReverseReason::Deadline, false) => "the payment did not complete in time",
@@ -80,13 +83,24 @@ impl Final {
                     (ReverseReason::PayError, false) => "the payment failed",
                     (ReverseReason::Cancelled, true) => "收银员已取消",
                     (ReverseReason::Cancelled, false) => "the cashier cancelled",
+                    (ReverseReason::Recovered, true) => "程序中断后结果未明",
+                    (ReverseReason::Recovered, false) => {
+                        "its outcome was unclear after an interruption"
+                    }
                 };
-                if zh {
-                    format!("{why}，订单已撤销，如已扣款将退回用户；请用户重新支付")
-                } else {
-                    format!(
-                        "Reversed because {why}; any charge goes back to the customer. Ask them to pay again"
-                    )
+                match (self, zh) {
+                    (Final::Refunded(_), true) => {
+                        format!("{why}，订单已撤销；用户已付的款项已退回，请用户重新支付")
+                    }
+                    (Final::Refunded(_), false) => {
+                        format!(
+                            "Reversed because {why}; the customer had paid and was refunded. Ask them to pay again"
+                        )
+                    }
+                    (_, true) => format!("{why}，订单已撤销，未扣款；请用户重新支付"),
+                    (_, false) => format!(
+                        "Reversed because {why}; nothing was charged. Ask them to pay again"
+                    ),
                 }
             }
             Final::NeedsAttention(attention) => {
@@ -96,6 +110,9 @@ impl Final {
                     }
                     Attention::ReverseRefused(refusal) => {
                         format!("reverse refused: {} {}", refusal.code, refusal.description)
+                    }
+                    Attention::PaidAfterReverse => {
+                        "the reverse succeeded, yet the gateway reports the order paid".to_string()
                     }
                     Attention::Refunded => {
                         "the gateway says the order was paid and then refunded".to_string()

@@ -117,6 +117,9 @@ fn systemerror() -> Unclear {
         description: String::new(),
     }
 }
+fn revoked() -> QueryOutcome {
+    QueryOutcome::Closed("REVOKED".into())
+}
 fn userpaying() -> QueryOutcome {
     QueryOutcome::NotSettled("USERPAYING".into())
 }
@@ -175,6 +178,7 @@ fn userpaying_until_the_deadline_is_queried_at_30_s_then_reversed() {
         Q(userpaying()),
         Q(userpaying()),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, FAST, None);
     assert_eq!(
@@ -184,7 +188,8 @@ fn userpaying_until_the_deadline_is_queried_at_30_s_then_reversed() {
             ("orderquery", 10.0),
             ("orderquery", 20.0),
             ("orderquery", 30.0),
-            ("reverse", 30.0)
+            ("reverse", 30.0),
+            ("orderquery", 30.0)
         ]
     );
     assert_eq!(run.done, Final::Reversed(ReverseReason::Deadline));
@@ -200,6 +205,7 @@ fn systemerror_is_queried_after_5_s_then_every_10_s_and_the_deadline() {
         unclear(),
         unclear(),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, FAST, None);
     assert_eq!(
@@ -210,7 +216,8 @@ fn systemerror_is_queried_after_5_s_then_every_10_s_and_the_deadline() {
             ("orderquery", 15.0),
             ("orderquery", 25.0),
             ("orderquery", 30.0),
-            ("reverse", 30.0)
+            ("reverse", 30.0),
+            ("orderquery", 30.0)
         ]
     );
 }
@@ -232,11 +239,17 @@ fn payerror_is_reversed_but_not_before_15_s() {
         M(MicropayOutcome::Unknown(systemerror())),
         Q(QueryOutcome::PayError("支付失败".into())),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, FAST, None);
     assert_eq!(
         at(&run),
-        [("micropay", 0.0), ("orderquery", 5.0), ("reverse", 15.0)]
+        [
+            ("micropay", 0.0),
+            ("orderquery", 5.0),
+            ("reverse", 15.0),
+            ("orderquery", 15.0)
+        ]
     );
     assert_eq!(run.done, Final::Reversed(ReverseReason::PayError));
 }
@@ -272,6 +285,7 @@ fn slow_queries_keep_the_cadence_of_scheduled_instants() {
         Q(userpaying()),
         Q(userpaying()),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, s(3.0), None);
     assert_eq!(
@@ -281,7 +295,8 @@ fn slow_queries_keep_the_cadence_of_scheduled_instants() {
             ("orderquery", 13.0),
             ("orderquery", 23.0),
             ("orderquery", 30.0),
-            ("reverse", 33.0)
+            ("reverse", 33.0),
+            ("orderquery", 36.0)
         ]
     );
 }
@@ -304,6 +319,7 @@ fn recall_y_and_errors_reverse_again_up_to_the_limit() {
         again(),
         again(),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(timings, script, FAST, None);
     assert_eq!(
@@ -313,7 +329,8 @@ fn recall_y_and_errors_reverse_again_up_to_the_limit() {
             ("orderquery", 10.0),
             ("reverse", 15.0),
             ("reverse", 20.0),
-            ("reverse", 25.0)
+            ("reverse", 25.0),
+            ("orderquery", 25.0)
         ]
     );
     assert_eq!(run.done, Final::Reversed(ReverseReason::PayError));
@@ -382,6 +399,7 @@ fn cancel_while_the_customer_pays_reverses_at_15_s_after_one_last_query() {
         Q(userpaying()),
         Q(userpaying()),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, FAST, Some(s(3.0)));
     assert_eq!(
@@ -390,7 +408,8 @@ fn cancel_while_the_customer_pays_reverses_at_15_s_after_one_last_query() {
             ("micropay", 0.0),
             ("orderquery", 10.0),
             ("orderquery", 15.0),
-            ("reverse", 15.0)
+            ("reverse", 15.0),
+            ("orderquery", 15.0)
         ]
     );
     assert_eq!(run.done, Final::Reversed(ReverseReason::Cancelled));
@@ -403,6 +422,7 @@ fn cancel_after_15_s_queries_once_and_reverses_at_once() {
         Q(userpaying()),
         Q(userpaying()),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, FAST, Some(s(17.0)));
     assert_eq!(
@@ -411,7 +431,8 @@ fn cancel_after_15_s_queries_once_and_reverses_at_once() {
             ("micropay", 0.0),
             ("orderquery", 10.0),
             ("orderquery", 17.0),
-            ("reverse", 17.0)
+            ("reverse", 17.0),
+            ("orderquery", 17.0)
         ]
     );
 }
@@ -431,6 +452,7 @@ fn cancel_while_the_micropay_is_out_still_honours_its_answer() {
         Q(userpaying()),
         Q(userpaying()),
         R(ReverseOutcome::Reversed),
+        Q(revoked()),
     ];
     let run = drive(Timings::default(), script, s(2.0), Some(s(1.0)));
     assert_eq!(
@@ -439,7 +461,8 @@ fn cancel_while_the_micropay_is_out_still_honours_its_answer() {
             ("micropay", 0.0),
             ("orderquery", 12.0),
             ("orderquery", 15.0),
-            ("reverse", 17.0)
+            ("reverse", 17.0),
+            ("orderquery", 19.0)
         ]
     );
     assert_eq!(run.done, Final::Reversed(ReverseReason::Cancelled));
@@ -618,7 +641,9 @@ proptest! {
                         }
                         Call::Query => {
                             let outcome = queries.next().unwrap_or(userpaying());
-                            seen_paid |= matches!(outcome, QueryOutcome::Paid(_));
+                            // A "paid" after our reverse is the gateway contradicting itself, not a payment.
+                            let reversed = sent.iter().any(|(c, _)| matches!(c, Call::Reverse { .. }));
+                            seen_paid |= !reversed && matches!(outcome, QueryOutcome::Paid(_));
                             machine.on_query(outcome, now)
                         }
                         Call::Reverse { .. } => machine.on_reverse(reverses.next().unwrap_or(ReverseOutcome::Reversed), now),
@@ -637,14 +662,21 @@ proptest! {
         // 2. FAILED only on a definite failure.
         if matches!(done, Final::Failed(_)) { prop_assert!(seen_failure); }
         // 3. One micropay, always first; no reverse before 15 s; every reverse
-        //    preceded by a query; nothing after a reverse but another reverse.
+        //    preceded by a query; after a reverse only more reverses, and one
+        //    confirming query once a reverse succeeded.
         prop_assert_eq!(sent.iter().filter(|(c, _)| *c == Call::Micropay).count(), 1);
         prop_assert_eq!(sent[0].0, Call::Micropay);
         let first_reverse = sent.iter().position(|(c, _)| matches!(c, Call::Reverse { .. }));
         if let Some(i) = first_reverse {
             prop_assert!(sent[..i].iter().any(|(c, _)| *c == Call::Query), "reverse without a query: {sent:?}");
-            prop_assert!(sent[i..].iter().all(|(c, t)| matches!(c, Call::Reverse { .. }) && *t >= timings.reverse_not_before), "{sent:?}");
-            prop_assert!(sent[i..].len() as u32 <= timings.reverse_max_attempts);
+            let after = &sent[i..];
+            let (reverses, confirm) = match after.last() {
+                Some((Call::Query, _)) => (&after[..after.len() - 1], 1),
+                _ => (after, 0),
+            };
+            prop_assert!(reverses.iter().all(|(c, t)| matches!(c, Call::Reverse { .. }) && *t >= timings.reverse_not_before), "{sent:?}");
+            prop_assert!(reverses.len() as u32 <= timings.reverse_max_attempts);
+            prop_assert_eq!(confirm == 1, matches!(done, Final::Reversed(_) | Final::Refunded(_) | Final::NeedsAttention(Attention::PaidAfterReverse)), "{:?} {:?}", done, sent);
         }
         // Every unclear order is queried and, while still unclear, reversed:
         // no query is sent after the deadline unless the micropay answer
@@ -652,7 +684,168 @@ proptest! {
         let undecided = !seen_paid && !seen_failure && !matches!(done, Final::Closed(_) | Final::NeedsAttention(Attention::Refunded));
         if undecided {
             prop_assert!(first_reverse.is_some(), "unclear order not reversed: {done:?} {sent:?}");
-            prop_assert!(matches!(done, Final::Reversed(_) | Final::NeedsAttention(_)));
+            prop_assert!(matches!(done, Final::Reversed(_) | Final::Refunded(_) | Final::NeedsAttention(_)));
         }
     }
+}
+
+/// Drives a resumed machine from `now` with the scripted answers.
+fn drive_resumed(from: super::machine::Resume, now: f64, script: Vec<Reply>) -> Run {
+    let mut machine = Machine::resume(Timings::default(), from, s(now));
+    let mut script: VecDeque<Reply> = script.into();
+    let mut now = s(now);
+    let mut sent = Vec::new();
+    loop {
+        match machine.step(now) {
+            Step::Send(call) => {
+                sent.push((call, now));
+                match (call, script.pop_front().expect("an answer is scripted")) {
+                    (Call::Query, Reply::Query(o)) => machine.on_query(o, now),
+                    (Call::Reverse { .. }, Reply::Reverse(o)) => machine.on_reverse(o, now),
+                    (call, reply) => panic!("{call:?} got {reply:?}"),
+                }
+            }
+            Step::WaitUntil(at) => now = at,
+            Step::AwaitAnswer => unreachable!(),
+            Step::Done(done) => {
+                return Run {
+                    sent,
+                    done,
+                    done_at: now,
+                };
+            }
+        }
+    }
+}
+
+#[test]
+fn an_old_order_resumed_after_a_crash_is_queried_then_reversed_at_once() {
+    use super::machine::Resume;
+    let unclear = Q(QueryOutcome::Unknown(systemerror()));
+    let run = drive_resumed(
+        Resume::Query,
+        3600.0,
+        vec![unclear, R(ReverseOutcome::Reversed), Q(revoked())],
+    );
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 3600.0),
+            ("reverse", 3600.0),
+            ("orderquery", 3600.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Recovered));
+    assert!(
+        run.sent.iter().all(|(c, _)| *c != Call::Micropay),
+        "a resumed order never sends a micropay"
+    );
+}
+
+#[test]
+fn a_quick_restart_keeps_the_original_clock() {
+    use super::machine::Resume;
+    // Restarted 3 s after the send: queries keep the cadence, the reverse waits for 15 s.
+    let script = vec![
+        Q(userpaying()),
+        Q(userpaying()),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(ReverseOutcome::Reversed),
+        Q(revoked()),
+    ];
+    let run = drive_resumed(Resume::Query, 3.0, script);
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 3.0),
+            ("orderquery", 13.0),
+            ("orderquery", 23.0),
+            ("orderquery", 30.0),
+            ("reverse", 30.0),
+            ("orderquery", 30.0)
+        ]
+    );
+    // A reverse had gone out before the crash: the query comes first, and
+    // its REFUND is that reverse's result, not someone else's refund.
+    let refunded = drive_resumed(Resume::AfterReverse, 5.0, vec![Q(QueryOutcome::Refunded)]);
+    assert_eq!(at(&refunded), [("orderquery", 5.0)]);
+    assert_eq!(refunded.done, Final::Refunded(ReverseReason::Recovered));
+    let unclear = drive_resumed(
+        Resume::AfterReverse,
+        5.0,
+        vec![
+            Q(userpaying()),
+            Q(userpaying()),
+            Q(userpaying()),
+            Q(userpaying()),
+            R(ReverseOutcome::Reversed),
+            Q(revoked()),
+        ],
+    );
+    assert_eq!(
+        unclear
+            .sent
+            .iter()
+            .find(|(c, _)| matches!(c, Call::Reverse { .. }))
+            .unwrap()
+            .1,
+        s(30.0)
+    );
+    assert_eq!(unclear.done, Final::Reversed(ReverseReason::Recovered));
+    let found_paid = drive_resumed(Resume::Query, 3.0, vec![Q(QueryOutcome::Paid(paid()))]);
+    assert_eq!(found_paid.done, Final::Paid(paid()));
+}
+
+#[test]
+fn the_query_after_a_reverse_tells_a_refund_from_nothing_charged() {
+    let base = vec![
+        M(MicropayOutcome::Pending),
+        Q(QueryOutcome::PayError(String::new())),
+        R(ReverseOutcome::Reversed),
+    ];
+    let with = |confirm: QueryOutcome| {
+        let mut script = base.clone();
+        script.push(Q(confirm));
+        drive(Timings::default(), script, FAST, None).done
+    };
+    assert_eq!(
+        with(QueryOutcome::Refunded),
+        Final::Refunded(ReverseReason::PayError)
+    );
+    assert_eq!(with(revoked()), Final::Reversed(ReverseReason::PayError));
+    assert_eq!(
+        with(QueryOutcome::Unknown(systemerror())),
+        Final::Reversed(ReverseReason::PayError)
+    );
+    assert_eq!(
+        with(QueryOutcome::Paid(paid())),
+        Final::NeedsAttention(Attention::PaidAfterReverse)
+    );
+}
+
+#[test]
+fn a_person_can_refund_an_order_the_gateway_reports_paid() {
+    use super::machine::Resume;
+    let script = vec![
+        Q(QueryOutcome::Paid(paid())),
+        R(ReverseOutcome::Reversed),
+        Q(QueryOutcome::Refunded),
+    ];
+    let run = drive_resumed(Resume::RefundIfPaid, 7200.0, script);
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 7200.0),
+            ("reverse", 7200.0),
+            ("orderquery", 7200.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Refunded(ReverseReason::Recovered));
+    let untouched = drive_resumed(Resume::Query, 7200.0, vec![Q(QueryOutcome::Paid(paid()))]);
+    assert_eq!(
+        untouched.done,
+        Final::Paid(paid()),
+        "without the person's decision a paid order stays paid"
+    );
 }

@@ -57,6 +57,11 @@ pub enum Msg {
     },
     Network(bool),
     DayLoaded(Result<DayReport, String>),
+    /// An order interrupted by a crash was resolved (or could not be).
+    Recovered {
+        out_trade_no: String,
+        outcome: Result<PaymentResult, String>,
+    },
     OrderLoaded(Result<(OrderRow, Vec<EventRow>), String>),
 }
 
@@ -155,8 +160,24 @@ const FILTERS: [Option<OrderState>; 7] = [
 
 const NOTICE_FOR: Duration = Duration::from_secs(8);
 
+/// An interrupted order being resolved in the background.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovering {
+    pub out_trade_no: String,
+    pub amount: Fen,
+    /// Recent enough that its customer may still be at the till: no new
+    /// payment until it is resolved, or they could pay twice.
+    pub blocks_new_payments: bool,
+}
+
+/// Orders younger than this hold new payments while they are recovered.
+pub const RECENT: Duration = Duration::from_secs(300);
+
 pub struct App {
     pub info: TillInfo,
+    pub recovering: Vec<Recovering>,
+    /// Interrupted orders resolved since start, and how many of them paid.
+    pub recovered: (usize, usize),
     pub now: Instant,
     pub screen: Screen,
     pub amount: AmountField,
@@ -182,6 +203,8 @@ impl App {
         let body = info.default_body.clone();
         Self {
             info,
+            recovering: Vec::new(),
+            recovered: (0, 0),
             now,
             screen: Screen::Till,
             amount: AmountField::default(),
@@ -258,6 +281,34 @@ impl App {
                     journal.selected = 0;
                 }
             }
+            Msg::Recovered {
+                out_trade_no,
+                outcome,
+            } => {
+                self.recovering.retain(|r| r.out_trade_no != out_trade_no);
+                self.recovered.0 += 1;
+                match outcome {
+                    Ok(result) => {
+                        if result.state() == OrderState::Paid {
+                            self.recovered.1 += 1;
+                        }
+                        let text = if self.zh() {
+                            format!(
+                                "已恢复中断的订单 {out_trade_no}（¥{}）：{}",
+                                result.amount, result.message
+                            )
+                        } else {
+                            format!(
+                                "Recovered interrupted order {out_trade_no} (¥{}): {}",
+                                result.amount, result.message
+                            )
+                        };
+                        self.say(Tone::Info, text);
+                    }
+                    Err(e) => self.say(Tone::Error, format!("{out_trade_no}: {e}")),
+                }
+                commands.push(Command::RefreshToday);
+            }
             Msg::OrderLoaded(order) => {
                 if let Screen::Journal(journal) = &mut self.screen {
                     journal.detail = Some(order);
@@ -322,6 +373,21 @@ impl App {
                 "正在支付中：请等待结果或按 Esc 取消，本次扫码未使用",
                 "Payment in progress: wait for it or press Esc to cancel; this scan was not used",
             );
+            self.say(Tone::Warning, text);
+            return;
+        }
+        if let Some(first) = self.recovering.iter().find(|r| r.blocks_new_payments) {
+            let text = if self.zh() {
+                format!(
+                    "正在恢复中断的订单 {}（¥{}），完成前不能收新款；请勿向该顾客重复收款",
+                    first.out_trade_no, first.amount
+                )
+            } else {
+                format!(
+                    "Finishing the interrupted order {} (¥{}) first; do not charge that customer again. This scan was not used",
+                    first.out_trade_no, first.amount
+                )
+            };
             self.say(Tone::Warning, text);
             return;
         }

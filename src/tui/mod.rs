@@ -83,6 +83,7 @@ pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
         reader
     };
     probe_network(running.settings.client.base_url.clone(), tx.clone());
+    recover(&running, &mut app, tx.clone());
 
     // SIGTERM (shutdown) or SIGHUP (the terminal went away): restore and
     // leave; a payment in flight is durable in the journal and recovered.
@@ -127,6 +128,41 @@ pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
     };
     ratatui::restore();
     exit
+}
+
+/// Resolves the orders a crash left unfinished, in the background, each
+/// reported by message as it ends.
+fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
+    if running.unfinished.is_empty() {
+        return;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    app.recovering = running
+        .unfinished
+        .iter()
+        .map(|order| app::Recovering {
+            out_trade_no: order.out_trade_no.to_string(),
+            amount: order.total_fee,
+            blocks_new_payments: now_ms.saturating_sub(order.created_at_ms)
+                < app::RECENT.as_millis() as i64,
+        })
+        .collect();
+    let (done, mut outcomes) = mpsc::unbounded_channel();
+    crate::payment::recovery::resolve_all(
+        &running.engine,
+        running.unfinished.clone(),
+        now_ms,
+        done,
+    );
+    tokio::spawn(async move {
+        while let Some((order, outcome)) = outcomes.recv().await {
+            let _ = tx.send(Msg::Recovered {
+                out_trade_no: order.out_trade_no.to_string(),
+                outcome,
+            });
+        }
+    });
 }
 
 /// The event loop's side of the commands.

@@ -604,3 +604,47 @@ fn snapshot_journal_day_and_order_detail() {
     }));
     snapshot("journal_order_detail_en", &till);
 }
+
+#[test]
+fn a_recent_interrupted_order_holds_new_payments_until_it_is_resolved() {
+    let mut till = Till::new(Language::English);
+    till.app.recovering = vec![super::app::Recovering {
+        out_trade_no: order_no().to_string(),
+        amount: Fen(1234),
+        blocks_new_payments: true,
+    }];
+    let end = till.type_slowly(0, "12.34");
+    till.scan_burst(end + 100, CODE);
+    assert!(
+        till.take().is_empty(),
+        "no second charge while the first is unresolved"
+    );
+    assert!(
+        till.app
+            .notice
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("Finishing the interrupted order")
+    );
+    assert_eq!(till.app.amount.text(), "12.34", "the amount is kept");
+
+    let result = PaymentResult {
+        out_trade_no: order_no(),
+        amount: Fen(1234),
+        outcome: Final::Reversed(ReverseReason::Recovered),
+        message: "Reversed".into(),
+    };
+    till.send(Msg::Recovered {
+        out_trade_no: order_no().to_string(),
+        outcome: Ok(result),
+    });
+    assert!(till.app.recovering.is_empty());
+    assert_eq!(till.app.recovered, (1, 0));
+    assert_eq!(till.take(), [Command::RefreshToday]);
+    till.scan_burst(end + 5000, CODE);
+    assert!(
+        matches!(till.take().as_slice(), [Command::Pay(_)]),
+        "resolved: the till takes payments again"
+    );
+}

@@ -78,21 +78,39 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(format!("{} ", app.t("网络", "network"))),
         Span::styled(network, network_style),
     ]);
-    let second = Line::from(vec![
-        Span::raw(format!(
-            " {} {} ",
-            app.t("扫码枪", "scanner"),
-            app.info.driver
-        )),
-        Span::styled(scanner_mark, scanner_style),
-        Span::raw(format!(
-            " · {} {} · ",
-            app.t("账本", "journal"),
-            app.info.journal_path
-        )),
-        Span::raw(format!("{} ", app.t("今日", "today"))),
-        Span::raw(today).bold(),
-    ]);
+    let recovery = match (&app.recovering[..], app.recovered) {
+        ([], (0, _)) => None,
+        ([], (n, _)) => Some(Span::raw(format!(" · {} {n}", app.t("已恢复", "recovered"))).green()),
+        (pending, _) => Some(
+            Span::raw(format!(
+                " · {} {}…",
+                app.t("正在恢复中断的订单", "recovering interrupted orders"),
+                pending.len()
+            ))
+            .magenta()
+            .bold(),
+        ),
+    };
+    let second = Line::from(
+        vec![
+            Span::raw(format!(
+                " {} {} ",
+                app.t("扫码枪", "scanner"),
+                app.info.driver
+            )),
+            Span::styled(scanner_mark, scanner_style),
+            Span::raw(format!(
+                " · {} {} · ",
+                app.t("账本", "journal"),
+                app.info.journal_path
+            )),
+            Span::raw(format!("{} ", app.t("今日", "today"))),
+            Span::raw(today).bold(),
+        ]
+        .into_iter()
+        .chain(recovery)
+        .collect::<Vec<_>>(),
+    );
     frame.render_widget(
         Paragraph::new(vec![first, second]).style(Style::new().on_black()),
         area,
@@ -206,6 +224,12 @@ fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
                 format!("Reversing the order (attempt {attempt})…")
             }
         }
+        Status::Confirming => app
+            .t(
+                "已撤销，正在确认是否已扣款…",
+                "Reversed; checking whether the customer had paid…",
+            )
+            .to_string(),
         Status::Done(_) => app.t("正在记录结果…", "Recording the result…").to_string(),
     };
     let order = paying.out_trade_no.as_deref().unwrap_or("…");
