@@ -5,9 +5,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Exit;
-use crate::simulator::{Simulator, SimulatorConfig, scenario_table};
+use crate::simulator::{Fault, Simulator, SimulatorConfig, scenario_table};
 
+/// The simulator with no network fault; `run_with_fault` once main.rs passes
+/// `--fault`.
 pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
+    run_with_fault(listen, slow_answer, Fault::None).await
+}
+
+/// The simulator, its WeChat endpoints starting with `fault` (`--fault`).
+pub async fn run_with_fault(listen: SocketAddr, slow_answer: Duration, fault: Fault) -> Exit {
     let config = SimulatorConfig {
         slow_answer,
         ..SimulatorConfig::demo()
@@ -22,10 +29,14 @@ pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
             return Exit::Config;
         }
     };
+    simulator.set_fault(fault).await;
     // One write, errors ignored: a caller that reads only the first line
-    // (the address) and closes the pipe must not stop the simulator.
+    // (the address) and closes the pipe must not stop the simulator. The
+    // second line ends with the control port's URL, also for scripts.
+    let control = simulator.control_url();
     let mut banner = format!(
-        "WeChat Pay simulator listening on {}\n",
+        "WeChat Pay simulator listening on {}\n\
+         control port, never faulted (even by refuse): {control}\n",
         simulator.base_url()
     );
     banner += &format!(
@@ -38,7 +49,13 @@ pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
             crate::domain::Fen(*fee).to_string()
         );
     }
-    banner += "any other amount: paid at once. Ctrl-C stops.\n";
+    banner += "any other amount: paid at once.\n";
+    banner += &format!(
+        "network fault: {} (none refuse drop delay http500 garbage badsign flap), switched with\n  \
+         curl -d '{{\"mode\":\"drop\"}}' {control}/_simulator/fault\n",
+        fault.name()
+    );
+    banner += "Ctrl-C stops.\n";
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let _ = tokio::signal::ctrl_c().await;
     simulator.shutdown().await;

@@ -23,8 +23,9 @@ pub struct LedgerEntry {
     pub out_trade_no: String,
     pub total_fee: u64,
     pub scenario: String,
-    /// SUCCESS | USERPAYING | NOTPAY | PAYERROR | REVOKED | CLOSED. NOTPAY is
-    /// an order the gateway never created (queries say ORDERNOTEXIST).
+    /// SUCCESS | USERPAYING | NOTPAY | PAYERROR | REVOKED | REFUND | CLOSED,
+    /// as queries answer. NOTPAY is an order the gateway never created
+    /// (queries say ORDERNOTEXIST); REFUND one reversed after it was charged.
     pub trade_state: String,
     /// Fen of the order paid (cash and coupons), and fen given back.
     pub charged: u64,
@@ -48,7 +49,8 @@ pub struct CallRecord {
     pub call: String,
     /// Since the first micropay for this order arrived (0 before it).
     pub after_micropay_ms: u64,
-    /// Short: "SUCCESS", "USERPAYING", "SYSTEMERROR", "recall=Y", "timeout", "html502", …
+    /// Short: "SUCCESS", "USERPAYING", "SYSTEMERROR", "recall=Y", "timeout", "html502", …;
+    /// "fault:drop", "fault:delay", … when a network fault spoilt the answer.
     pub answer: String,
 }
 
@@ -105,6 +107,22 @@ impl Outcome {
     }
 }
 
+/// When a call arrived, and the network fault (its name) spoiling its answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival {
+    pub at: Instant,
+    pub fault: Option<&'static str>,
+}
+
+impl Arrival {
+    pub fn now(fault: Option<&'static str>) -> Self {
+        Self {
+            at: Instant::now(),
+            fault,
+        }
+    }
+}
+
 /// A micropay request, already checked by the server.
 pub struct MicropayRequest<'a> {
     pub out_trade_no: &'a str,
@@ -130,7 +148,10 @@ enum State {
     UserPaying,
     Success,
     PayError,
+    /// Reversed before any charge.
     Revoked,
+    /// Reversed after a charge, which was refunded (转入退款).
+    Refund,
     Closed,
 }
 
@@ -142,6 +163,7 @@ impl State {
             State::Success => "SUCCESS",
             State::PayError => "PAYERROR",
             State::Revoked => "REVOKED",
+            State::Refund => "REFUND",
             State::Closed => "CLOSED",
         }
     }
@@ -154,6 +176,7 @@ impl State {
             State::Success => "支付成功",
             State::PayError => "支付失败，请撤销订单",
             State::Revoked => "订单已撤销",
+            State::Refund => "转入退款",
             State::Closed => "订单已关闭",
         }
     }
@@ -206,22 +229,30 @@ impl Order {
         )));
     }
 
-    /// Closes the order for good; a payment is returned to the customer.
+    /// Closes the order for good; a payment is returned to the customer, and
+    /// queries then say REFUND rather than REVOKED, as WeChat's do.
     fn revoke(&mut self) {
-        if self.state != State::Closed {
-            self.state = State::Revoked;
-            self.refunded = self.charged;
+        if matches!(self.state, State::Closed | State::Revoked | State::Refund) {
+            return;
         }
+        self.refunded = self.charged;
+        self.state = if self.charged > 0 {
+            State::Refund
+        } else {
+            State::Revoked
+        };
     }
 
-    fn record(&mut self, call: &str, now: Instant, outcome: &Outcome) {
+    fn record(&mut self, call: &str, arrival: Arrival, outcome: &Outcome) {
         let since = self
             .first_micropay
-            .map_or(0, |t| now.saturating_duration_since(t).as_millis());
+            .map_or(0, |t| arrival.at.saturating_duration_since(t).as_millis());
         self.calls.push(CallRecord {
             call: call.to_string(),
             after_micropay_ms: u64::try_from(since).unwrap_or(u64::MAX),
-            answer: outcome.summary(),
+            answer: arrival
+                .fault
+                .map_or_else(|| outcome.summary(), |fault| format!("fault:{fault}")),
         });
     }
 
@@ -275,7 +306,8 @@ impl Order {
     }
 
     fn query_fields(&self) -> Fields {
-        let mut fields = if self.state == State::Success {
+        // A refunded order still reports the payment it was.
+        let mut fields = if matches!(self.state, State::Success | State::Refund) {
             self.paid_fields()
         } else {
             let mut fields = Fields::new();
@@ -334,19 +366,19 @@ impl Ledger {
         self.orders.values().map(Order::entry).collect()
     }
 
-    pub fn micropay(&mut self, request: &MicropayRequest<'_>, now: Instant) -> Outcome {
+    pub fn micropay(&mut self, request: &MicropayRequest<'_>, arrival: Arrival) -> Outcome {
         if let Some(order) = self.orders.get_mut(request.out_trade_no)
             && order.state != State::NotCreated
         {
             // The gateway has this out_trade_no: never charge it again.
             let outcome = Outcome::fail(match order.state {
                 State::Success => "ORDERPAID",
-                State::Revoked => "ORDERREVERSED",
+                State::Revoked | State::Refund => "ORDERREVERSED",
                 State::Closed => "ORDERCLOSED",
                 _ => "OUT_TRADE_NO_USED",
             });
-            order.first_micropay.get_or_insert(now);
-            order.record("micropay", now, &outcome);
+            order.first_micropay.get_or_insert(arrival.at);
+            order.record("micropay", arrival, &outcome);
             return outcome;
         }
 
@@ -370,7 +402,7 @@ impl Ledger {
         order.scenario = Some(scenario);
         order.auth_code_last4 = last4(request.auth_code.expose());
         order.attach = request.attach.unwrap_or_default().to_string();
-        order.first_micropay.get_or_insert(now);
+        order.first_micropay.get_or_insert(arrival.at);
         match script.start {
             Start::Charge => order.charge(self.transactions.next()),
             Start::Pending => order.state = State::UserPaying,
@@ -387,11 +419,11 @@ impl Ledger {
             answer,
             slow: script.slow,
         };
-        order.record("micropay", now, &outcome);
+        order.record("micropay", arrival, &outcome);
         outcome
     }
 
-    pub fn query(&mut self, order: OrderRef<'_>, now: Instant) -> Outcome {
+    pub fn query(&mut self, order: OrderRef<'_>, arrival: Arrival) -> Outcome {
         let Some(order) = find(&mut self.orders, order) else {
             return Outcome::fail("ORDERNOTEXIST");
         };
@@ -411,14 +443,14 @@ impl Ledger {
             answer,
             slow: order.scenario.is_some_and(Scenario::slow_queries),
         };
-        order.record("orderquery", now, &outcome);
+        order.record("orderquery", arrival, &outcome);
         outcome
     }
 
     /// Reverses (撤销) an order: refunds a payment, and stops a customer who
     /// is still paying from ever completing. An out_trade_no never seen is
     /// recorded as reversed, so a micropay arriving late gets ORDERREVERSED.
-    pub fn reverse(&mut self, order: OrderRef<'_>, now: Instant) -> Outcome {
+    pub fn reverse(&mut self, order: OrderRef<'_>, arrival: Arrival) -> Outcome {
         let order = match (find(&mut self.orders, order), order) {
             (Some(found), _) => found,
             (None, OrderRef::OutTradeNo(no)) => self
@@ -450,12 +482,12 @@ impl Ledger {
             ReverseReply::Recall => recall("Y"),
             ReverseReply::SystemError => Outcome::fail("SYSTEMERROR"),
         };
-        order.record("reverse", now, &outcome);
+        order.record("reverse", arrival, &outcome);
         outcome
     }
 
     /// Closes (关闭) an unpaid order so it can never be paid.
-    pub fn close(&mut self, out_trade_no: &str, now: Instant) -> Outcome {
+    pub fn close(&mut self, out_trade_no: &str, arrival: Arrival) -> Outcome {
         let Some(order) = self.orders.get_mut(out_trade_no) else {
             return Outcome::fail("ORDERNOTEXIST");
         };
@@ -463,7 +495,7 @@ impl Ledger {
             State::NotCreated => Outcome::fail("ORDERNOTEXIST"),
             State::Success => Outcome::fail("ORDERPAID"),
             State::Closed => Outcome::fail("ORDERCLOSED"),
-            State::Revoked => Outcome::fail("ORDERREVERSED"),
+            State::Revoked | State::Refund => Outcome::fail("ORDERREVERSED"),
             State::UserPaying | State::PayError => {
                 order.state = State::Closed;
                 let mut fields = Fields::new();
@@ -471,7 +503,7 @@ impl Ledger {
                 Outcome::success(fields)
             }
         };
-        order.record("closeorder", now, &outcome);
+        order.record("closeorder", arrival, &outcome);
         outcome
     }
 }
@@ -535,7 +567,7 @@ mod tests {
             attach: None,
             forced: None,
         };
-        ledger.micropay(&request, Instant::now())
+        ledger.micropay(&request, Arrival::now(None))
     }
 
     fn entry(ledger: &Ledger, no: &str) -> LedgerEntry {
@@ -567,10 +599,10 @@ mod tests {
     fn a_reverse_refunds_and_stops_a_paying_customer() {
         let mut ledger = Ledger::default();
         pay(&mut ledger, "B1", 40);
-        ledger.reverse(OrderRef::OutTradeNo("B1"), Instant::now());
+        ledger.reverse(OrderRef::OutTradeNo("B1"), Arrival::now(None));
         for _ in 0..3 {
             let answer = ledger
-                .query(OrderRef::OutTradeNo("B1"), Instant::now())
+                .query(OrderRef::OutTradeNo("B1"), Arrival::now(None))
                 .answer;
             let Answer::Success(fields) = answer else {
                 panic!("{answer:?}")
@@ -581,18 +613,33 @@ mod tests {
         assert_eq!(entry(&ledger, "B1").charged, 0);
 
         pay(&mut ledger, "B2", 1);
-        ledger.reverse(OrderRef::OutTradeNo("B2"), Instant::now());
+        ledger.reverse(OrderRef::OutTradeNo("B2"), Arrival::now(None));
         let b2 = entry(&ledger, "B2");
         assert_eq!(
             (b2.charged, b2.refunded, b2.trade_state.as_str()),
-            (1, 1, "REVOKED")
+            (1, 1, "REFUND")
+        );
+        // A second reverse changes nothing; queries report the refunded payment.
+        ledger.reverse(OrderRef::OutTradeNo("B2"), Arrival::now(None));
+        let answer = ledger
+            .query(OrderRef::OutTradeNo("B2"), Arrival::now(None))
+            .answer;
+        let Answer::Success(fields) = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(fields.get("trade_state"), Some("REFUND"));
+        assert_eq!(fields.get("transaction_id"), b2.transaction_id.as_deref());
+        assert_eq!(entry(&ledger, "B2").refunded, 1);
+        assert_eq!(
+            pay(&mut ledger, "B2", 1).answer,
+            Answer::Fail("ORDERREVERSED")
         );
     }
 
     #[test]
     fn a_reverse_first_makes_the_late_micropay_orderreversed() {
         let mut ledger = Ledger::default();
-        ledger.reverse(OrderRef::OutTradeNo("C1"), Instant::now());
+        ledger.reverse(OrderRef::OutTradeNo("C1"), Arrival::now(None));
         assert_eq!(
             pay(&mut ledger, "C1", 1).answer,
             Answer::Fail("ORDERREVERSED")

@@ -8,8 +8,10 @@
 //! - `scenarios`: which behaviour each amount plays (pure data and matches).
 //! - `ledger`: the orders and the rules every scenario obeys.
 //! - `wire`: reading requests and writing signed answers, as WeChat does.
+//! - `faults`: network faults switched on at run time ([`Fault`]).
 //! - `server`: axum routes and the [`Simulator`] handle.
 
+mod faults;
 mod ledger;
 mod scenarios;
 mod server;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use crate::wechat::ApiKey;
 
+pub use faults::Fault;
 pub use ledger::{CallRecord, LedgerEntry};
 pub use scenarios::scenario_table;
 pub use server::Simulator;

@@ -1,25 +1,27 @@
 //! The HTTP side: an axum server serving WeChat's v2 paths, the same under
-//! the `/sandboxnew` prefix (with the sandbox key), and two paths of its own,
-//! `/_simulator/ledger` and `/_simulator/health`, for tests and scripts that
-//! run the simulator as a separate process.
+//! the `/sandboxnew` prefix (with the sandbox key), and paths of its own,
+//! `/_simulator/ledger`, `/_simulator/fault` and `/_simulator/health`, for
+//! tests and scripts that run the simulator as a separate process. Those are
+//! also served on a control port that network faults never touch.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method};
+use axum::body::{Bytes, HttpBody};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::SimulatorConfig;
-use super::ledger::{Ledger, LedgerEntry, MicropayRequest, OrderRef, Outcome};
+use super::faults::{self, Cut, Door, Fault, Switch};
+use super::ledger::{Arrival, Ledger, LedgerEntry, MicropayRequest, OrderRef, Outcome};
 use super::scenarios::Scenario;
 use super::wire;
 use crate::domain::{AuthCode, OutTradeNo};
@@ -89,6 +91,7 @@ struct Gateway {
     sandbox_key: ApiKey,
     sandbox_key_text: String,
     ledger: Mutex<Ledger>,
+    faults: Arc<Switch>,
     /// Turns true at shutdown; cuts slow answers short.
     stopping: watch::Receiver<bool>,
 }
@@ -108,6 +111,7 @@ impl Gateway {
             sandbox_key_text,
             config,
             ledger: Mutex::new(Ledger::default()),
+            faults: Arc::new(Switch::new()),
             stopping,
         }
     }
@@ -146,21 +150,26 @@ impl Gateway {
         Ok(())
     }
 
-    fn serve(&self, endpoint: Endpoint, fields: &Fields, headers: &HeaderMap) -> Outcome {
-        let now = Instant::now();
+    fn serve(
+        &self,
+        endpoint: Endpoint,
+        fields: &Fields,
+        headers: &HeaderMap,
+        arrival: Arrival,
+    ) -> Outcome {
         match endpoint {
-            Endpoint::Micropay => self.micropay(fields, headers, now),
+            Endpoint::Micropay => self.micropay(fields, headers, arrival),
             Endpoint::OrderQuery => match order_ref(fields) {
-                Some(order) => self.ledger().query(order, now),
+                Some(order) => self.ledger().query(order, arrival),
                 None => Outcome::fail("LACK_PARAMS"),
             },
             Endpoint::Reverse => match order_ref(fields) {
-                Some(order) => self.ledger().reverse(order, now),
+                Some(order) => self.ledger().reverse(order, arrival),
                 None => Outcome::fail("LACK_PARAMS"),
             },
             Endpoint::CloseOrder => self
                 .ledger()
-                .close(fields.get("out_trade_no").unwrap_or_default(), now),
+                .close(fields.get("out_trade_no").unwrap_or_default(), arrival),
             Endpoint::GetSignKey => {
                 let mut answer = Fields::new();
                 answer.set("sandbox_signkey", self.sandbox_key_text.as_str());
@@ -169,7 +178,7 @@ impl Gateway {
         }
     }
 
-    fn micropay(&self, fields: &Fields, headers: &HeaderMap, now: Instant) -> Outcome {
+    fn micropay(&self, fields: &Fields, headers: &HeaderMap, arrival: Arrival) -> Outcome {
         let field = |name| fields.get(name).unwrap_or_default();
         let Some(total_fee) = field("total_fee")
             .parse::<u64>()
@@ -195,17 +204,29 @@ impl Gateway {
             attach: fields.get("attach"),
             forced,
         };
-        self.ledger().micropay(&request, now)
+        self.ledger().micropay(&request, arrival)
+    }
+
+    /// Switches the network fault; returns once it holds (or at shutdown).
+    async fn set_fault(&self, fault: Fault) {
+        tokio::select! {
+            () = self.faults.set(fault) => {}
+            () = stopped(self.stopping.clone()) => {}
+        }
     }
 
     /// Holds a "timing out" answer back for `slow_answer`, or until shutdown.
     async fn stall(&self) {
-        let mut stopping = self.stopping.clone();
         tokio::select! {
             () = tokio::time::sleep(self.config.slow_answer) => {}
-            _ = stopping.wait_for(|stop| *stop) => {}
+            () = stopped(self.stopping.clone()) => {}
         }
     }
+}
+
+/// Resolves at shutdown.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// `transaction_id` wins when both are sent, as at WeChat.
@@ -220,37 +241,114 @@ async fn call(
     gateway: Arc<Gateway>,
     endpoint: Endpoint,
     sandbox: bool,
+    cut: Cut,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Read once, on arrival: a switch during the call affects the next one. A
+    // call that got in just before `refuse` closed the door is served.
+    let fault = gateway.faults.now();
+    if fault == Fault::Http500 {
+        info!(
+            call = endpoint.name(),
+            sandbox,
+            fault = fault.name(),
+            "not processed"
+        );
+        return faults::server_error();
+    }
+    let (response, slow) = answer(&gateway, endpoint, sandbox, &method, &headers, &body, fault);
+    if slow || fault == Fault::Delay {
+        gateway.stall().await;
+    }
+    match fault {
+        Fault::Drop => {
+            // The second half of the body never leaves.
+            let length = response.body().size_hint().exact().unwrap_or(0);
+            cut.withhold(usize::try_from(length.div_ceil(2)).unwrap_or(0));
+            response
+        }
+        Fault::Garbage => faults::garbage(),
+        _ => response,
+    }
+}
+
+/// The gateway's answer to a call, and whether it is held back for
+/// `slow_answer`; `fault` only spoils its signature and labels its record.
+fn answer(
+    gateway: &Gateway,
+    endpoint: Endpoint,
+    sandbox: bool,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    fault: Fault,
+) -> (Response, bool) {
     let key = gateway.key(endpoint, sandbox);
-    let request = match wire::open(&method, &body, key) {
+    let request = match wire::open(method, body, key) {
         Ok(request) => request,
         Err(refusal) => {
             info!(
                 call = endpoint.name(),
                 sandbox,
                 answer = refusal.0,
+                fault = fault.name(),
                 "refused"
             );
-            return refusal.into_response();
+            return (refusal.into_response(), false);
         }
     };
     let fields = &request.fields;
+    // The ledger records the fault instead of an answer the till never read
+    // as sent.
+    let arrival = Arrival::now(fault.spoils_answer().then(|| fault.name()));
     let outcome = match gateway.check(endpoint, fields) {
-        Ok(()) => gateway.serve(endpoint, fields, &headers),
+        Ok(()) => gateway.serve(endpoint, fields, headers, arrival),
         Err(code) => Outcome::fail(code),
     };
     let order = fields
         .get("out_trade_no")
         .or(fields.get("transaction_id"))
         .unwrap_or_default();
-    info!(out_trade_no = order, call = endpoint.name(), sandbox, answer = %outcome.summary(), "answered");
-    if outcome.slow {
-        gateway.stall().await;
+    info!(out_trade_no = order, call = endpoint.name(), sandbox, answer = %outcome.summary(), fault = fault.name(), "answered");
+    let response = wire::reply(&request, outcome.answer, key, fault == Fault::BadSign);
+    (response, outcome.slow)
+}
+
+/// `/_simulator/*`: what tests and scripts read and switch.
+fn control_routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/_simulator/health", get(|| async { "ok" }))
+        .route(
+            "/_simulator/ledger",
+            get(|State(gateway): State<Arc<Gateway>>| async move {
+                Json(gateway.ledger().snapshot())
+            }),
+        )
+        .route(
+            "/_simulator/fault",
+            get(|State(gateway): State<Arc<Gateway>>| async move { Json(gateway.faults.get()) })
+                .post(set_fault),
+        )
+}
+
+/// Read by hand rather than by axum's `Json`, so a `curl -d '{"mode":"drop"}'`
+/// without a JSON Content-Type works too.
+async fn set_fault(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body) {
+        Ok(fault) => {
+            gateway.set_fault(fault).await;
+            Json(fault).into_response()
+        }
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{error}: e.g. {{\"mode\": \"drop\"}} or {{\"mode\": \"flap\", \"up_ms\": 500, \"down_ms\": 1500}}\n"
+            ),
+        )
+            .into_response(),
     }
-    wire::reply(&request, outcome.answer, key)
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {
@@ -267,25 +365,18 @@ fn router(gateway: Arc<Gateway>) -> Router {
         .map(|&(path, endpoint)| (path.to_string(), endpoint, false))
         .chain(sandbox_routes);
 
-    let mut router =
-        Router::new()
-            .route("/_simulator/health", get(|| async { "ok" }))
-            .route(
-                "/_simulator/ledger",
-                get(|State(gateway): State<Arc<Gateway>>| async move {
-                    Json(gateway.ledger().snapshot())
-                }),
-            );
+    let mut router = control_routes();
     for (path, endpoint, sandbox) in routes {
         // `any`, not `post`: WeChat answers a GET with REQUIRE_POST_METHOD, not 405.
         router = router.route(
             &path,
             any(
                 move |State(gateway): State<Arc<Gateway>>,
+                      ConnectInfo(cut): ConnectInfo<Cut>,
                       method: Method,
                       headers: HeaderMap,
                       body: Bytes| {
-                    call(gateway, endpoint, sandbox, method, headers, body)
+                    call(gateway, endpoint, sandbox, cut, method, headers, body)
                 },
             ),
         );
@@ -296,35 +387,46 @@ fn router(gateway: Arc<Gateway>) -> Router {
 /// A running simulator. Dropping it stops the server too.
 pub struct Simulator {
     addr: SocketAddr,
+    control_addr: SocketAddr,
     gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
 }
 
 impl Simulator {
-    /// Binds `listen` (port 0 picks a free port) and serves on the current
-    /// tokio runtime; returns as soon as the socket is bound.
+    /// Binds `listen` (port 0 picks a free port) and a control port on the
+    /// same host, and serves on the current tokio runtime; returns as soon
+    /// as the sockets are bound.
     pub async fn start(listen: SocketAddr, config: SimulatorConfig) -> io::Result<Simulator> {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let control = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+        let control_addr = control.local_addr()?;
         let (stop, stopping) = watch::channel(false);
         let gateway = Arc::new(Gateway::new(config, stopping.clone()));
-        let app = router(gateway.clone());
+        let door = Door::new(listener, gateway.faults.clone())?;
+        let gateway_app = router(gateway.clone());
+        let control_app = control_routes().with_state(gateway.clone());
         let server = tokio::spawn(async move {
-            let mut stopping = stopping;
-            let stopped = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            };
-            if let Err(error) = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
+            let served = tokio::join!(
+                axum::serve(
+                    door,
+                    gateway_app.into_make_service_with_connect_info::<Cut>()
+                )
+                .with_graceful_shutdown(stopped(stopping.clone()))
+                .into_future(),
+                axum::serve(control, control_app)
+                    .with_graceful_shutdown(stopped(stopping))
+                    .into_future(),
+            );
+            for error in [served.0.err(), served.1.err()].into_iter().flatten() {
                 warn!(%error, "the gateway simulator stopped");
             }
         });
-        info!(%addr, "gateway simulator listening");
+        info!(%addr, %control_addr, "gateway simulator listening");
         Ok(Simulator {
             addr,
+            control_addr,
             gateway,
             stop,
             server: Some(server),
@@ -335,15 +437,27 @@ impl Simulator {
         self.addr
     }
 
-    /// The base URL a client uses; a server bound to 0.0.0.0 or [::] is
-    /// reached through loopback.
+    /// The base URL a client uses (the gateway's port).
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            ip if !ip.is_unspecified() => ip,
-            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        url(self.addr)
+    }
+
+    /// The base URL of the control port, which serves `/_simulator/*` alone
+    /// and which no fault touches (`refuse` closes `base_url`'s port).
+    pub fn control_url(&self) -> String {
+        url(self.control_addr)
+    }
+
+    /// Switches the network fault of the WeChat endpoints. Returns once the
+    /// gateway's port is closed (`refuse`) or open again, so the very next
+    /// call meets the new fault.
+    pub async fn set_fault(&self, fault: Fault) {
+        self.gateway.set_fault(fault).await;
+    }
+
+    /// The network fault as last set.
+    pub fn fault(&self) -> Fault {
+        self.gateway.faults.get()
     }
 
     /// Every order so far, sorted by out_trade_no.
@@ -364,4 +478,14 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         self.stop.send_replace(true);
     }
+}
+
+/// A server bound to 0.0.0.0 or [::] is reached through loopback.
+fn url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if !ip.is_unspecified() => ip,
+        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }

@@ -57,8 +57,10 @@ pub fn open(method: &Method, body: &[u8], key: &ApiKey) -> Result<Request, Refus
 const ECHOED: &[&str] = &["appid", "mch_id", "sub_appid", "sub_mch_id", "device_info"];
 
 /// The signed answer to `request` (or, for [`Answer::BadGateway`], the page a
-/// proxy in front of the gateway sends when the gateway is down).
-pub fn reply(request: &Request, answer: Answer, key: &ApiKey) -> Response {
+/// proxy in front of the gateway sends when the gateway is down). With
+/// `spoil_sign` (the badsign fault) every signature is spoilt, not only
+/// [`Answer::SuccessBadSign`]'s.
+pub fn reply(request: &Request, answer: Answer, key: &ApiKey, spoil_sign: bool) -> Response {
     let mut fields = Fields::new();
     fields.set("return_code", "SUCCESS").set("return_msg", "OK");
     for name in ECHOED {
@@ -82,7 +84,7 @@ pub fn reply(request: &Request, answer: Answer, key: &ApiKey) -> Response {
         fields.set(name, value);
     }
     let mut signature = sign::sign(&fields, key, request.sign_type);
-    if tampered {
+    if tampered || spoil_sign {
         flip_last_digit(&mut signature);
     }
     fields.set("sign", signature);
