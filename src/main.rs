@@ -124,6 +124,10 @@ enum Command {
         /// How long the "timing out" scenarios take to answer, in ms.
         #[arg(long, default_value_t = 12_000)]
         slow_ms: u64,
+        /// Start with a network fault on the WeChat endpoints: none, refuse, drop,
+        /// delay, http500, garbage, badsign or flap:UP_MS/DOWN_MS.
+        #[arg(long, value_name = "MODE", default_value = "none")]
+        fault: scanpay::simulator::Fault,
     },
 }
 
@@ -257,9 +261,11 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Simulate { listen, slow_ms } => {
-                cli::simulate::run(listen, Duration::from_millis(slow_ms)).await
-            }
+            Command::Simulate {
+                listen,
+                slow_ms,
+                fault,
+            } => cli::simulate::run(listen, Duration::from_millis(slow_ms), fault).await,
         }
     });
     exit.into()

@@ -298,12 +298,32 @@ async fn an_html_502_is_unclear_and_reversed() {
 
 #[tokio::test]
 async fn the_customer_paying_at_the_reverse_is_refunded_and_journaled_reversed() {
+    // The race WeChat warns about: the customer completes payment between
+    // the last query and the reverse, which then refunds them.
     let till = till().await;
     let result = till.pay(52).await;
-    assert_eq!(result.state(), OrderState::Reversed);
+    assert_eq!(result.outcome, Final::Refunded(ReverseReason::Deadline));
     let entry = till.ledger(&result).unwrap();
-    assert_eq!((entry.charged, entry.refunded), (52, 52));
+    assert_eq!(
+        (entry.charged, entry.refunded, entry.trade_state.as_str()),
+        (52, 52, "REFUND")
+    );
     till.assert_agreement(&result);
+    // Exactly one final outcome, and the manager sees it as reversed after payment.
+    let finished = till
+        .events(&result)
+        .iter()
+        .filter(|e| e.kind == EventKind::Finished)
+        .count();
+    assert_eq!(finished, 1);
+    let order = till.order(&result);
+    assert_eq!(order.state, OrderState::Reversed);
+    assert_eq!(order.err_code.as_deref(), Some("REFUNDED"));
+    assert!(
+        order.message.as_deref().unwrap().contains("已退回"),
+        "{:?}",
+        order.message
+    );
 }
 
 #[tokio::test]

@@ -248,9 +248,9 @@ const SCRIPTS: &[Script] = &[
     (47, "USERPAYING", &["USERPAYING"], &["recall=Y", "recall=Y", "recall=N", "recall=N"], ("REVOKED", 0, 0)),
     (48, "USERPAYING", &["USERPAYING"], &["SYSTEMERROR", "SYSTEMERROR", "SYSTEMERROR", "SYSTEMERROR"], ("USERPAYING", 0, 0)),
     (49, "SUCCESS(bad sign)", &["SUCCESS"], &[], ("SUCCESS", 49, 0)),
-    (50, "SUCCESS", &["SUCCESS"], &["recall=N"], ("REVOKED", 50, 50)),
+    (50, "SUCCESS", &["SUCCESS"], &["recall=N"], ("REFUND", 50, 50)),
     (51, "html502", &["ORDERNOTEXIST"], &["recall=N"], ("REVOKED", 0, 0)),
-    (52, "USERPAYING", &["USERPAYING", "USERPAYING"], &["recall=N", "recall=N"], ("REVOKED", 52, 52)),
+    (52, "USERPAYING", &["USERPAYING", "USERPAYING"], &["recall=N", "recall=N"], ("REFUND", 52, 52)),
     (100_001, "USERPAYING", &["SUCCESS"], &[], ("SUCCESS", 100_001, 0)),
     // Amounts off the table succeed at once.
     (1234, "SUCCESS", &["SUCCESS"], &[], ("SUCCESS", 1234, 0)),
@@ -670,7 +670,7 @@ async fn reversing_a_paid_order_refunds_it() {
             after.refunded,
             after.net_charged()
         ),
-        ("REVOKED", 1500, 1500, 0)
+        ("REFUND", 1500, 1500, 0)
     );
     assert_eq!(after.transaction_id, before.transaction_id);
 }
@@ -976,7 +976,7 @@ async fn the_ledger_is_served_as_json() {
         .collect();
     assert_eq!(
         summary,
-        [("JSON1", "REVOKED", 52, 52), ("JSON2", "SUCCESS", 2, 0)]
+        [("JSON1", "REFUND", 52, 52), ("JSON2", "SUCCESS", 2, 0)]
     );
     assert_eq!(served[0].auth_code_last4, "0052");
     let text = serde_json::to_string(&served).unwrap();

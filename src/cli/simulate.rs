@@ -7,14 +7,8 @@ use std::time::Duration;
 use super::Exit;
 use crate::simulator::{Fault, Simulator, SimulatorConfig, scenario_table};
 
-/// The simulator with no network fault; `run_with_fault` once main.rs passes
-/// `--fault`.
-pub async fn run(listen: SocketAddr, slow_answer: Duration) -> Exit {
-    run_with_fault(listen, slow_answer, Fault::None).await
-}
-
 /// The simulator, its WeChat endpoints starting with `fault` (`--fault`).
-pub async fn run_with_fault(listen: SocketAddr, slow_answer: Duration, fault: Fault) -> Exit {
+pub async fn run(listen: SocketAddr, slow_answer: Duration, fault: Fault) -> Exit {
     let config = SimulatorConfig {
         slow_answer,
         ..SimulatorConfig::demo()

@@ -230,7 +230,12 @@ mod tests {
     fn anything_unclear_is_asked_again_with_the_time_since_the_send() {
         let unclear = answer("micropay", "UNKNOWN", json!({}));
         assert_eq!(
-            plan(&order(Some(1_000_000)), std::slice::from_ref(&unclear), 1_004_000, &T),
+            plan(
+                &order(Some(1_000_000)),
+                std::slice::from_ref(&unclear),
+                1_004_000,
+                &T
+            ),
             Plan::Resume {
                 from: Resume::Query,
                 elapsed: Duration::from_secs(3)

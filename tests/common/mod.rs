@@ -2,6 +2,8 @@
 //! a real journal file in a temp dir, and timings scaled down 100 times.
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
