@@ -188,18 +188,17 @@ mod tests {
         )
     }
 
-    const T: Timings = Timings {
-        query_after_unknown: Duration::from_secs(5),
-        poll_interval: Duration::from_secs(10),
-        deadline: Duration::from_secs(30),
-        reverse_not_before: Duration::from_secs(15),
-        reverse_retry_interval: Duration::from_secs(5),
-        reverse_max_attempts: 5,
-    };
+    /// WeChat's own timings: the margin is then 1 s.
+    fn timings() -> Timings {
+        Timings::default()
+    }
 
     #[test]
     fn no_intent_means_nothing_was_sent() {
-        assert_eq!(plan(&order(None), &[], 2_000_000, &T), Plan::NotSent);
+        assert_eq!(
+            plan(&order(None), &[], 2_000_000, &timings()),
+            Plan::NotSent
+        );
     }
 
     #[test]
@@ -210,7 +209,7 @@ mod tests {
             json!({ "transaction_id": "4200000001", "cash_fee": "1234" }),
         );
         assert!(
-            matches!(plan(&order(Some(1_000_000)), &[paid], 1_005_000, &T), Plan::Finish(Final::Paid(s)) if s.transaction_id == "4200000001")
+            matches!(plan(&order(Some(1_000_000)), &[paid], 1_005_000, &timings()), Plan::Finish(Final::Paid(s)) if s.transaction_id == "4200000001")
         );
         let failed = answer(
             "micropay",
@@ -218,7 +217,7 @@ mod tests {
             json!({ "err_code": "NOTENOUGH", "err_code_des": "余额不足" }),
         );
         assert_eq!(
-            plan(&order(Some(1_000_000)), &[failed], 1_005_000, &T),
+            plan(&order(Some(1_000_000)), &[failed], 1_005_000, &timings()),
             Plan::Finish(Final::Failed(Refusal {
                 code: "NOTENOUGH".into(),
                 description: "余额不足".into()
@@ -234,7 +233,7 @@ mod tests {
                 &order(Some(1_000_000)),
                 std::slice::from_ref(&unclear),
                 1_004_000,
-                &T
+                &timings()
             ),
             Plan::Resume {
                 from: Resume::Query,
@@ -244,14 +243,19 @@ mod tests {
         );
         let reverse = event(EventKind::Request, "reverse", json!({}));
         assert_eq!(
-            plan(&order(Some(1_000_000)), &[unclear, reverse], 1_060_000, &T),
+            plan(
+                &order(Some(1_000_000)),
+                &[unclear, reverse],
+                1_060_000,
+                &timings()
+            ),
             Plan::Resume {
                 from: Resume::AfterReverse,
                 elapsed: Duration::from_secs(59)
             }
         );
         assert_eq!(
-            plan(&order(Some(1_000_000)), &[], 900_000, &T),
+            plan(&order(Some(1_000_000)), &[], 900_000, &timings()),
             Plan::Resume {
                 from: Resume::Query,
                 elapsed: Duration::ZERO
