@@ -171,11 +171,12 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
+    // Keep the writer: dropping it sends a line feed and EOF into the till.
     let Till {
         mut child,
         screen,
+        keys: _keys,
         _terminal,
-        ..
     } = start_till(dir.path(), &[]);
     screen.wait_for("请输入金额");
     assert!(screen.parser.lock().unwrap().screen().alternate_screen());

@@ -456,6 +456,15 @@ impl App {
     fn key(&mut self, key: KeyEvent, commands: &mut Vec<Command>) {
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        // Ctrl/Alt chords are neither typing nor shortcuts: a stray LF from a
+        // scanner arrives as Ctrl+J and must not act as 'j' (open the journal).
+        if !ctrl_c
+            && key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            return;
+        }
         match &mut self.screen {
             Screen::Journal(_) => self.journal_key(key, ctrl_c, commands),
             Screen::Till => self.till_key(key, ctrl_c, commands),

@@ -648,3 +648,23 @@ fn a_recent_interrupted_order_holds_new_payments_until_it_is_resolved() {
         "resolved: the till takes payments again"
     );
 }
+
+#[test]
+fn a_stray_line_feed_is_not_the_journal_key() {
+    let mut till = Till::new(Language::English);
+    till.type_slowly(0, "7");
+    // A scanner's LF without a burst before it arrives as Ctrl+J.
+    till.send(Msg::Key(
+        KeyEvent::new(KeyCode::Char('j'), KeyModifiers::CONTROL),
+        till.at(1000),
+    ));
+    till.send(Msg::Key(
+        KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL),
+        till.at(1100),
+    ));
+    till.tick(1200);
+    assert_eq!(till.app.screen, Screen::Till);
+    assert!(!till.app.quit);
+    assert_eq!(till.app.amount.text(), "7");
+    assert!(till.take().is_empty());
+}
