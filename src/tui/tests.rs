@@ -462,7 +462,7 @@ fn snapshot_each_result() {
                 attempts: 5,
                 last: Unclear::Transport("reset".into()),
             }),
-            "结果未明，请勿重复收款；已记录待店长处理",
+            "结果未明，请勿重复收款；已记录，网络恢复后由店长运行 scanpay replay 处理",
         ),
     ];
     for (name, outcome, message) in cases {
