@@ -147,3 +147,77 @@ fn an_outage_mid_batch_is_resolved_by_replay() {
         assert_no_secrets(dir.path(), &format!("13{:016}", 5_000_000 + i), "outage");
     }
 }
+
+#[test]
+fn reverse_paid_refunds_a_charged_but_abandoned_order_instead_of_recording_it() {
+    let gateway = start_gateway();
+    let dir = tempfile::tempdir().unwrap();
+    set_fault(&gateway, json!({ "mode": "drop" }));
+    let lost = till("N2", dir.path(), &gateway)
+        .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "250")
+        .args([
+            "pay",
+            "--json",
+            "--amount",
+            "31.40",
+            "--auth-code",
+            "135000000000000314",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        lost.status.code(),
+        Some(6),
+        "every answer was lost: needs attention"
+    );
+    set_fault(&gateway, json!({ "mode": "none" }));
+    let no = serde_json::from_slice::<serde_json::Value>(&lost.stdout).unwrap()["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let charged = ledger(&gateway)
+        .into_iter()
+        .find(|e| e.out_trade_no == no)
+        .unwrap();
+
+    let replay = till("N2", dir.path(), &gateway)
+        .args(["replay", "--order", &no, "--reverse-paid"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    let entry = ledger(&gateway)
+        .into_iter()
+        .find(|e| e.out_trade_no == no)
+        .unwrap();
+    let order = Journal::open(&dir.path().join("journal.sqlite3"))
+        .unwrap()
+        .order_by_trade_no(&no)
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.state, OrderState::Reversed, "{order:?}");
+    assert_eq!(
+        entry.net_charged(),
+        0,
+        "the customer got the money back: {entry:?}"
+    );
+    if charged.net_charged() > 0 {
+        assert_eq!(
+            order.err_code.as_deref(),
+            Some("REFUNDED"),
+            "a charge was reversed: the journal says refunded"
+        );
+    }
+    assert_invariants(dir.path(), &ledger(&gateway), "reverse-paid");
+
+    // Once recorded, a payment is never reversed by replay.
+    let again = till("N2", dir.path(), &gateway)
+        .args(["replay", "--order", &no])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already reversed"));
+}

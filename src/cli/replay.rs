@@ -239,9 +239,14 @@ fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
     if paid > 0 {
         println!();
         println!(
-            "PAID, BUT THE TILL HAD NOT SEEN IT: these customers were charged. Hand over the goods, or"
+            "PAID, BUT THE TILL HAD NOT SEEN IT: these customers were charged and the journal now says PAID."
         );
-        println!("refund them with `scanpay replay --order NO --reverse-paid`:");
+        println!(
+            "Hand over the goods, or refund them on the WeChat Pay merchant platform. (To reverse such orders"
+        );
+        println!(
+            "instead of recording them paid, replay them with --reverse-paid before they are resolved.)"
+        );
         for (order, result) in done {
             if let Ok(PaymentResult {
                 outcome: Final::Paid(settlement),

@@ -145,6 +145,7 @@ impl Engine {
         &self,
         order: &OrderRow,
         from: Resume,
+        refund_paid: bool,
         elapsed: Duration,
         progress: mpsc::UnboundedSender<Progress>,
     ) -> Result<PaymentResult, EngineError> {
@@ -156,15 +157,16 @@ impl Engine {
             summary: format!(
                 "resumed {:.1} s after the micropay was sent: {}",
                 elapsed.as_secs_f64(),
-                match from {
-                    Resume::Query => "querying, then reversing if still unclear",
-                    Resume::AfterReverse =>
-                        "a reverse had been sent: querying, and reversing again if still unclear",
-                    Resume::RefundIfPaid =>
+                match (from, refund_paid) {
+                    (_, true) =>
                         "refunding on a person's decision: querying, then reversing even if paid",
+                    (Resume::Query, false) => "querying, then reversing if still unclear",
+                    (Resume::AfterReverse, false) => {
+                        "a reverse had been sent: querying, and reversing again if still unclear"
+                    }
                 }
             ),
-            detail: json!({ "resume": format!("{from:?}"), "elapsed_ms": elapsed.as_millis() as u64 }),
+            detail: json!({ "resume": format!("{from:?}"), "refund_paid": refund_paid, "elapsed_ms": elapsed.as_millis() as u64 }),
         };
         self.lock()?
             .append(order.id, &note)
@@ -172,7 +174,10 @@ impl Engine {
         let span = tracing::info_span!("recovery", out_trade_no = %order.out_trade_no, amount = %order.total_fee);
         // Nobody can press cancel on a recovered order: a sender that is gone never fires.
         let (_, cancel) = watch::channel(false);
-        let machine = Machine::resume(self.timings, from, elapsed);
+        let mut machine = Machine::resume(self.timings, from, elapsed);
+        if refund_paid {
+            machine = machine.refunding_paid();
+        }
         self.drive(
             order.id,
             order.out_trade_no.clone(),

@@ -82,9 +82,6 @@ pub enum Resume {
     Query,
     /// A reverse was sent before: REFUND or CLOSED/REVOKED are its result.
     AfterReverse,
-    /// A person decided to refund (`replay --reverse-paid`): reverse the
-    /// order even if the gateway reports it paid.
-    RefundIfPaid,
 }
 
 /// Why a person must look at an order.
@@ -207,9 +204,15 @@ impl Machine {
         let mut machine = Self::new(timings);
         machine.reverse_reason = ReverseReason::Recovered;
         machine.reversed_before = from == Resume::AfterReverse;
-        machine.refund_if_paid = from == Resume::RefundIfPaid;
         machine.phase = Phase::QueryAt(now);
         machine
+    }
+
+    /// A person decided to refund (`replay --reverse-paid`): a resumed order
+    /// the gateway reports paid is reversed instead of recorded paid.
+    pub fn refunding_paid(mut self) -> Self {
+        self.refund_if_paid = true;
+        self
     }
 
     /// What to do at `now`. Returning `Send` marks the request as sent.

@@ -119,7 +119,9 @@ impl Final {
                     }
                 };
                 if zh {
-                    format!("结果未明，请勿重复收款；已记录，网络恢复后由店长运行 scanpay replay 处理（{detail}）")
+                    format!(
+                        "结果未明，请勿重复收款；已记录，网络恢复后由店长运行 scanpay replay 处理（{detail}）"
+                    )
                 } else {
                     format!(
                         "Outcome unclear: do not charge again. The order is kept; the manager resolves it with `scanpay replay` once the network is back ({detail})"

@@ -92,14 +92,12 @@ pub async fn resolve(
 ) -> Result<PaymentResult, EngineError> {
     let events = engine.events(order)?;
     let plan = match plan(order, &events, now_ms, &engine.timings) {
-        Plan::Finish(Final::Paid(_)) | Plan::Resume { .. } if refund_paid => {
-            let elapsed = Duration::from_millis(
-                now_ms
-                    .saturating_sub(order.micropay_sent_at_ms.unwrap_or(now_ms))
-                    .max(0) as u64,
-            );
+        // A person's decision to refund overrides a journaled "paid".
+        Plan::Finish(Final::Paid(_)) if refund_paid => {
+            let sent = order.micropay_sent_at_ms.unwrap_or(now_ms);
+            let elapsed = Duration::from_millis(now_ms.saturating_sub(sent).max(0) as u64);
             Plan::Resume {
-                from: Resume::RefundIfPaid,
+                from: Resume::Query,
                 elapsed: elapsed.saturating_sub(send_margin(&engine.timings)),
             }
         }
@@ -118,7 +116,9 @@ pub async fn resolve(
         ),
         Plan::Resume { from, elapsed } => {
             let (progress, _) = tokio::sync::mpsc::unbounded_channel();
-            engine.resume(order, from, elapsed, progress).await
+            engine
+                .resume(order, from, refund_paid, elapsed, progress)
+                .await
         }
     }
 }

@@ -691,7 +691,14 @@ proptest! {
 
 /// Drives a resumed machine from `now` with the scripted answers.
 fn drive_resumed(from: super::machine::Resume, now: f64, script: Vec<Reply>) -> Run {
-    let mut machine = Machine::resume(Timings::default(), from, s(now));
+    drive_machine(
+        Machine::resume(Timings::default(), from, s(now)),
+        now,
+        script,
+    )
+}
+
+fn drive_machine(mut machine: Machine, now: f64, script: Vec<Reply>) -> Run {
     let mut script: VecDeque<Reply> = script.into();
     let mut now = s(now);
     let mut sent = Vec::new();
@@ -832,7 +839,8 @@ fn a_person_can_refund_an_order_the_gateway_reports_paid() {
         R(ReverseOutcome::Reversed),
         Q(QueryOutcome::Refunded),
     ];
-    let run = drive_resumed(Resume::RefundIfPaid, 7200.0, script);
+    let refunding = Machine::resume(Timings::default(), Resume::Query, s(7200.0)).refunding_paid();
+    let run = drive_machine(refunding, 7200.0, script);
     assert_eq!(
         at(&run),
         [
