@@ -95,6 +95,7 @@ fn main() {
                 connect_timeout: Duration::from_secs(3),
                 read_timeout: Duration::from_secs(10),
                 client_identity_pem: None,
+                extra_root_pem: None,
                 negative_test: None,
             })
             .unwrap(),

@@ -17,7 +17,7 @@ use crate::scanner::{Driver, ScannerSettings};
 use crate::simulator;
 use crate::tui::Preset;
 use crate::wechat::api::Merchant;
-use crate::wechat::client::ClientSettings;
+use crate::wechat::client::{ClientSettings, extra_roots};
 use crate::wechat::messages::Language;
 use crate::wechat::{ApiKey, SignType};
 
@@ -87,6 +87,7 @@ struct RawGateway {
     read_timeout_ms: u64,
     spbill_create_ip: String,
     simulator_slow_answer_ms: u64,
+    extra_ca_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +319,7 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         connect_timeout: ms(g.connect_timeout_ms),
         read_timeout: ms(g.read_timeout_ms),
         client_identity_pem: None,
+        extra_root_pem: read_extra_roots(&g.extra_ca_file)?,
         negative_test: Some(g.negative_test.clone()).filter(|t| !t.is_empty()),
     };
     let (gateway, merchant) = if simulated {
@@ -481,6 +483,20 @@ fn read_identity(m: &RawMerchant) -> Result<Vec<u8>, ConfigError> {
     pem.push(b'\n');
     pem.extend(read("merchant.client_key", &m.client_key)?);
     Ok(pem)
+}
+
+/// `gateway.extra_ca_file`, checked now rather than at the first payment.
+fn read_extra_roots(path: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let pem = std::fs::read(path).map_err(|e| {
+        ConfigError(format!(
+            "gateway.extra_ca_file: cannot read {path}: {e}; give the path of a PEM bundle of the CA certificates to trust, or leave it empty"
+        ))
+    })?;
+    extra_roots(&pem).map_err(|e| ConfigError(format!("{path}: {e}")))?;
+    Ok(Some(pem))
 }
 
 /// A secret file must not be readable by group or others.
@@ -697,6 +713,41 @@ mod tests {
                 .to_string();
             assert!(e.contains(setting), "{name}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn an_extra_ca_file_must_be_a_readable_pem_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |path: &Path| {
+            Settings::load(
+                None,
+                env(&[("SCANPAY_GATEWAY_EXTRA_CA_FILE", path.to_str().unwrap())]),
+            )
+        };
+        let missing = load(&dir.path().join("none.pem")).unwrap_err().to_string();
+        assert!(
+            missing.contains("gateway.extra_ca_file: cannot read") && missing.contains("none.pem"),
+            "{missing}"
+        );
+        let der = file(&dir, "ca.cer", "0\u{82}\u{3}not PEM", 0o644);
+        let e = load(&der).unwrap_err().to_string();
+        assert!(
+            e.contains("gateway.extra_ca_file is not a PEM bundle") && e.contains("openssl x509"),
+            "{e}"
+        );
+        let ca = rcgen::generate_simple_self_signed(["proxy.example".to_string()]).unwrap();
+        let pem = file(&dir, "ca.pem", &ca.cert.pem(), 0o644);
+        assert_eq!(
+            load(&pem).unwrap().client.extra_root_pem,
+            Some(ca.cert.pem().into_bytes())
+        );
+        assert_eq!(
+            Settings::load(None, env(&[]))
+                .unwrap()
+                .client
+                .extra_root_pem,
+            None
+        );
     }
 
     fn wechat_env<'a>(

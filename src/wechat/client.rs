@@ -44,6 +44,9 @@ pub struct ClientSettings {
     pub read_timeout: Duration,
     /// The merchant's apiclient certificate and key, PEM, concatenated.
     pub client_identity_pem: Option<Vec<u8>>,
+    /// Roots to trust besides the system's, PEM (`gateway.extra_ca_file`): for
+    /// a TLS-inspecting proxy, or a test gateway with its own CA.
+    pub extra_root_pem: Option<Vec<u8>>,
     /// Sent as `Wechatpay-Negative-Test` to pick a sandbox error case.
     pub negative_test: Option<String>,
 }
@@ -54,6 +57,10 @@ pub enum ClientError {
         "merchant.client_cert / merchant.client_key are not a usable PEM certificate and private key ({0}); download apiclient_cert.pem and apiclient_key.pem again from the merchant platform"
     )]
     Identity(String),
+    #[error(
+        "gateway.extra_ca_file is not a PEM bundle of CA certificates ({0}); it must hold -----BEGIN CERTIFICATE----- blocks (convert a DER file with `openssl x509 -inform der -in ca.cer -out ca.pem`)"
+    )]
+    ExtraRoots(String),
     #[error("could not set up the HTTPS client: {0}")]
     Setup(String),
 }
@@ -70,8 +77,13 @@ pub struct GatewayClient {
 
 impl GatewayClient {
     pub fn new(settings: &ClientSettings) -> Result<Self, ClientError> {
+        let roots = match &settings.extra_root_pem {
+            Some(pem) => extra_roots(pem)?,
+            None => Vec::new(),
+        };
         let builder = || {
             reqwest::Client::builder()
+                .tls_certs_merge(roots.iter().cloned())
                 .connect_timeout(settings.connect_timeout)
                 .timeout(settings.read_timeout)
                 .pool_idle_timeout(Duration::from_secs(90))
@@ -179,6 +191,17 @@ impl GatewayClient {
     }
 }
 
+/// The certificates of a PEM bundle. Text that is not PEM reads as no
+/// certificate at all rather than an error, so none is an error here.
+pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let roots = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| ClientError::ExtraRoots(chain(&e)))?;
+    if roots.is_empty() {
+        return Err(ClientError::ExtraRoots("no certificate in it".into()));
+    }
+    Ok(roots)
+}
+
 /// A non-200 answer. On `/secapi/` an HTML 400 is WeChat refusing the client
 /// certificate: the order is merely unclear, but the operator must hear of it.
 fn http_error(endpoint: Endpoint, status: u16, body: &[u8]) -> Unclear {
@@ -222,6 +245,7 @@ mod tests {
             connect_timeout: Duration::from_millis(100),
             read_timeout: Duration::from_millis(100),
             client_identity_pem: None,
+            extra_root_pem: None,
             negative_test: None,
         };
         let client = GatewayClient::new(&settings).unwrap();
@@ -248,6 +272,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             client_identity_pem: Some(b"not a certificate".to_vec()),
+            extra_root_pem: None,
             negative_test: None,
         };
         let err = GatewayClient::new(&settings).unwrap_err();

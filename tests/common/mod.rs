@@ -59,6 +59,7 @@ pub fn client_settings(base_url: String) -> ClientSettings {
         connect_timeout: Duration::from_millis(200),
         read_timeout: READ_TIMEOUT,
         client_identity_pem: None,
+        extra_root_pem: None,
         negative_test: None,
     }
 }
