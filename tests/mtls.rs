@@ -254,7 +254,10 @@ async fn a_gateway_certificate_from_an_unknown_ca_is_not_trusted() {
     let text = transport(client.post(Endpoint::Reverse, &fields()).await);
     // The exact words depend on the platform verifier (and on whether the
     // machine has a system root store); that it is the certificate does not.
-    assert!(text.contains("certificate"), "{text}");
+    assert!(
+        text.contains("certificate") && text.contains("gateway.extra_ca_file"),
+        "{text}"
+    );
     assert!(matches!(gateway.next().await, Seen::Refused(_)));
 }
 

@@ -177,7 +177,14 @@ impl GatewayClient {
                 self.read_timeout.as_millis()
             )
         } else if e.is_connect() {
-            format!("could not connect to {}: {}", self.base_url, chain(e))
+            let cause = chain(e);
+            // The operator's fix for an untrusted gateway is a setting, so name it.
+            let hint = if cause.contains("certificate") {
+                " (a TLS-inspecting proxy? trust its CA with gateway.extra_ca_file)"
+            } else {
+                ""
+            };
+            format!("could not connect to {}: {cause}{hint}", self.base_url)
         } else if e.is_body() || e.is_decode() {
             format!(
                 "the answer from {} was cut off: {}",
