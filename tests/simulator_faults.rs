@@ -2,11 +2,11 @@
 //! sees in each mode, what the ledger says was processed and charged, that
 //! `/_simulator/*` keeps answering, and that `none` brings the gateway back.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use scanpay::simulator::{
-    DEMO_APPID, DEMO_KEY, DEMO_MCH_ID, Fault, LedgerEntry, Simulator, SimulatorConfig,
-};
+use scanpay::simulator::{DEMO_APPID, DEMO_KEY, DEMO_MCH_ID, Fault, LedgerEntry, Simulator};
 use scanpay::wechat::api::nonce;
 use scanpay::wechat::sign::{sign_request, verify};
 use scanpay::wechat::xml::{decode, encode};
@@ -14,19 +14,13 @@ use scanpay::wechat::{ApiKey, Fields, SignType};
 
 /// How long the simulator holds back `delay` answers, and the clients' read
 /// timeout, well under it.
-const SLOW: Duration = Duration::from_millis(400);
+const SLOW: Duration = common::SLOW_ANSWER;
 const READ_TIMEOUT: Duration = Duration::from_millis(150);
 
 const CODE: &str = "134539517967686076";
 
 async fn simulator() -> Simulator {
-    let config = SimulatorConfig {
-        slow_answer: SLOW,
-        ..SimulatorConfig::demo()
-    };
-    Simulator::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap()
+    common::start_simulator().await
 }
 
 /// A client that keeps connections alive between calls, as the till's does.
