@@ -158,7 +158,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
 async fn recover(running: &app::Running) -> bool {
     let orders = running.unfinished.clone();
     eprintln!("recovering {} interrupted order(s) first…", orders.len());
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = crate::journal::unix_ms(time::OffsetDateTime::now_utc());
     let (done, mut outcomes) = mpsc::unbounded_channel();
     crate::payment::recovery::resolve_all(&running.engine, orders, now_ms, done);
     let mut healthy = true;

@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 
 use super::Exit;
 use crate::app::Running;
-use crate::journal::{OrderRow, OrderState, day_bounds};
+use crate::journal::{OrderRow, OrderState, day_bounds, unix_ms};
+use crate::payment::driver::lock_journal;
 use crate::payment::recovery::{self, Plan};
 use crate::payment::{Final, PaymentResult};
 
@@ -135,10 +136,6 @@ fn scope(args: &ReplayArgs) -> String {
     }
 }
 
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 type Refusal = (Exit, String);
 
 /// The orders to replay: one by number, or the unresolved ones of a day, a
@@ -148,11 +145,7 @@ fn select(
     running: &Running,
     offset: UtcOffset,
 ) -> Result<Vec<OrderRow>, Refusal> {
-    let journal = running
-        .engine
-        .journal
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let journal = lock_journal(&running.engine.journal);
     let failed = |e: crate::journal::JournalError| (Exit::Internal, e.to_string());
     if let Some(no) = &args.order {
         let order = journal.order_by_trade_no(no).map_err(failed)?;

@@ -25,7 +25,7 @@ pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, day_bounds, write_csv,
     write_json,
 };
-pub use store::Journal;
+pub use store::{Journal, unix_ms};
 
 /// What [`Journal::open_order`] needs to start an order.
 #[derive(Debug, Clone)]

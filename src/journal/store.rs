@@ -401,7 +401,8 @@ fn holds_payment_code(text: &str) -> bool {
         })
 }
 
-fn unix_ms(at: OffsetDateTime) -> i64 {
+/// Wall-clock time as the journal stores it: unix milliseconds, UTC.
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
     at.unix_timestamp() * 1000 + i64::from(at.millisecond())
 }
 

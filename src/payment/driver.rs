@@ -4,7 +4,7 @@
 //! every request is journaled before it is sent, every answer before the
 //! machine sees it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
@@ -75,8 +75,6 @@ pub enum EngineError {
         "the journal could not be written ({0}); {1} Free disk space or fix the journal's permissions, then restart scanpay: unfinished orders are recovered from the journal"
     )]
     Journal(JournalError, &'static str),
-    #[error("the journal task stopped unexpectedly: {0}")]
-    JournalTask(String),
 }
 
 /// Everything a payment needs; cheap to clone into a task.
@@ -111,7 +109,7 @@ impl Engine {
             local_offset: self.store_offset,
         };
         let (order, out_trade_no) = {
-            let mut journal = self.lock()?;
+            let mut journal = self.lock();
             journal
                 .open_order(&new)
                 .map_err(|e| EngineError::Journal(e, "nothing was sent, so nobody was charged."))?
@@ -168,7 +166,7 @@ impl Engine {
             ),
             detail: json!({ "resume": format!("{from:?}"), "refund_paid": refund_paid, "elapsed_ms": elapsed.as_millis() as u64 }),
         };
-        self.lock()?
+        self.lock()
             .append(order.id, &note)
             .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
         let span = tracing::info_span!("recovery", out_trade_no = %order.out_trade_no, amount = %order.total_fee);
@@ -194,7 +192,7 @@ impl Engine {
 
     /// The order's journaled events.
     pub fn events(&self, order: &OrderRow) -> Result<Vec<EventRow>, EngineError> {
-        self.lock()?
+        self.lock()
             .events(order.id)
             .map_err(|e| EngineError::Journal(e, "the order is left as it was."))
     }
@@ -227,7 +225,7 @@ impl Engine {
             ),
             detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
         };
-        self.lock()?
+        self.lock()
             .finish(order.id, &record, &event)
             .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
         tracing::info!(out_trade_no = %order.out_trade_no, state = record.state.as_str(), "finished from the journal");
@@ -293,7 +291,7 @@ impl Engine {
                         in_flight
                     };
                     {
-                        let mut journal = self.lock()?;
+                        let mut journal = self.lock();
                         let written = match call {
                             Call::Micropay => journal.record_micropay_intent(order, &record),
                             _ => journal.append(order, &record),
@@ -345,7 +343,7 @@ impl Engine {
                         ),
                         detail: json!({ "class": class, "reason": reason, "fields": raw.as_ref().map(journal_fields) }),
                     };
-                    self.lock()?
+                    self.lock()
                         .append(order, &record)
                         .map_err(|e| EngineError::Journal(e, in_flight))?;
                     tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = now.as_millis() as u64, "answer");
@@ -368,7 +366,7 @@ impl Engine {
                                 summary: format!("timer: {what} at {} ms", at.as_millis()),
                                 detail: json!({ "due_ms": at.as_millis() as u64 }),
                             };
-                            self.lock()?.append(order, &record).map_err(|e| EngineError::Journal(e, in_flight))?;
+                            self.lock().append(order, &record).map_err(|e| EngineError::Journal(e, in_flight))?;
                         }
                         () = cancelled(&mut cancel), if cancel_pending => {
                             cancel_pending = false;
@@ -396,7 +394,7 @@ impl Engine {
                         summary: format!("finished: {} — {message}", record.state.as_str()),
                         detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
                     };
-                    self.lock()?
+                    self.lock()
                         .finish(order, &record, &event)
                         .map_err(|e| EngineError::Journal(e, in_flight))?;
                     tracing::info!(state = record.state.as_str(), err_code = ?record.err_code, "payment finished");
@@ -463,18 +461,13 @@ impl Engine {
             summary: summary.to_string(),
             detail: json!({ "action": "cancel", "accepted": accepted }),
         };
-        self.lock()?
+        self.lock()
             .append(order, &record)
             .map_err(|e| EngineError::Journal(e, "the order is left open."))
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Journal>, EngineError> {
-        // A panic while holding the lock leaves SQLite consistent (every write
-        // is a transaction), so the journal stays usable.
-        Ok(self
-            .journal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    fn lock(&self) -> MutexGuard<'_, Journal> {
+        lock_journal(&self.journal)
     }
 }
 
@@ -519,6 +512,15 @@ impl Clock {
             .expect("the machine waits only once the micropay was sent");
         anchor + at.saturating_sub(self.offset)
     }
+}
+
+/// The shared journal, whoever holds it. A panic while holding the lock
+/// leaves SQLite consistent (every write is a transaction), so a poisoned
+/// lock is still a usable journal.
+pub fn lock_journal(journal: &SharedJournal) -> MutexGuard<'_, Journal> {
+    journal
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Resolves when the cashier presses cancel; never if the sender is gone.

@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use crate::app::Running;
 use crate::cli::Exit;
 use crate::config::Gateway;
-use crate::journal::{DayReport, day_bounds};
+use crate::journal::{DayReport, day_bounds, unix_ms};
+use crate::payment::driver::lock_journal;
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
 pub use app::{App, Command, Msg, Preset, TillInfo};
 
@@ -137,7 +138,7 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
         return;
     }
     let now = time::OffsetDateTime::now_utc();
-    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = unix_ms(now);
     app.recovering = running
         .unfinished
         .iter()
@@ -202,14 +203,17 @@ impl Loop<'_> {
             }
             Command::LoadDay(day) => {
                 tokio::task::spawn_blocking(move || {
-                    let report: Result<DayReport, String> =
-                        lock(&journal).day(day, offset).map_err(|e| e.to_string());
+                    let report: Result<DayReport, String> = lock_journal(&journal)
+                        .day(day, offset)
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Msg::DayLoaded(report));
                 });
             }
             Command::LoadOrder(order) => {
                 tokio::task::spawn_blocking(move || {
-                    let events = lock(&journal).events(order.id).map_err(|e| e.to_string());
+                    let events = lock_journal(&journal)
+                        .events(order.id)
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
                 });
             }
@@ -217,7 +221,7 @@ impl Loop<'_> {
                 tokio::task::spawn_blocking(move || {
                     let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
                     let (from, to) = day_bounds(today, offset);
-                    if let Ok(summary) = lock(&journal).summary_between(from, to) {
+                    if let Ok(summary) = lock_journal(&journal).summary_between(from, to) {
                         let _ = tx.send(Msg::Today {
                             paid: summary.paid_count,
                             total: summary.paid_total,
@@ -234,14 +238,6 @@ impl Loop<'_> {
             Command::Quit => {}
         }
     }
-}
-
-fn lock(
-    journal: &crate::payment::SharedJournal,
-) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
-    journal
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// SIGTERM and SIGHUP, by name.
