@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scanpay::domain::{AuthCode, Fen, TillId};
-use scanpay::journal::Journal;
+use scanpay::journal::{Journal, JournalWriter};
 use scanpay::payment::{Engine, PaymentRequest, Timings};
 use scanpay::simulator::{Simulator, SimulatorConfig};
 use scanpay::wechat::api::Merchant;
@@ -107,7 +107,7 @@ fn main() {
                 key: demo.key,
                 sign_type: Default::default(),
             },
-            journal: Arc::new(Mutex::new(journal)),
+            journal: JournalWriter::spawn(journal),
             timings: Timings::default(),
             till: TillId::parse("BENCH").unwrap(),
             spbill_create_ip: "127.0.0.1".into(),

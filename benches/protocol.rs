@@ -87,6 +87,7 @@ fn round(c: &mut Criterion) {
                         merchant: &merchant,
                         out_trade_no: &out_trade_no,
                         total_fee: Fen(1234),
+                        transaction_id: None,
                     };
                     let outcome = api::classify_micropay(Ok(fields), &expected);
                     assert!(matches!(outcome, MicropayOutcome::Paid(_)));
@@ -103,6 +104,7 @@ fn round(c: &mut Criterion) {
                         merchant: &merchant,
                         out_trade_no: &out_trade_no,
                         total_fee: Fen(1234),
+                        transaction_id: None,
                     };
                     api::classify_micropay(Ok(fields), &expected)
                 })

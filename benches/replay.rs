@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use scanpay::cli::replay::{ReplayArgs, run};
 use scanpay::config::Settings;
 use scanpay::domain::{Fen, TillId};
-use scanpay::journal::{EventKind, EventRecord, FinalRecord, Journal, NewOrder, OrderState};
+use scanpay::journal::{EventRecord, FinalRecord, Journal, NewOrder, OrderState};
+use scanpay::payment::{Call, Event};
 use time::OffsetDateTime;
 
 fn vm(field: &str) -> u64 {
@@ -39,16 +40,23 @@ fn unresolved_journal(path: &std::path::Path, count: usize) {
             local_offset: time::UtcOffset::UTC,
         };
         let (id, _) = journal.open_order(&new).unwrap();
-        let event = |kind, summary: &str| EventRecord {
+        let event = |event, summary: &str| EventRecord {
             at: an_hour_ago,
             since_t0_ms: Some(0),
-            kind,
-            call: Some("micropay".into()),
             summary: summary.into(),
-            detail: serde_json::json!({}),
+            event,
+        };
+        let request = Event::Request {
+            call: Call::Micropay,
+            fields: Default::default(),
+        };
+        let parked = Event::Finished {
+            state: "needs_attention".into(),
+            err_code: Some("TRANSPORT".into()),
+            transaction_id: None,
         };
         journal
-            .record_micropay_intent(id, &event(EventKind::Request, "micropay sent"))
+            .record_micropay_intent(id, &event(request, "micropay sent"))
             .unwrap();
         let outcome = FinalRecord {
             state: OrderState::NeedsAttention,
@@ -58,11 +66,7 @@ fn unresolved_journal(path: &std::path::Path, count: usize) {
             at: an_hour_ago,
         };
         journal
-            .finish(
-                id,
-                &outcome,
-                &event(EventKind::Finished, "finished: needs_attention"),
-            )
+            .finish(id, &outcome, &event(parked, "finished: needs_attention"))
             .unwrap();
     }
 }

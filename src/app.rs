@@ -3,10 +3,9 @@
 //! key fetched when asked for.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use crate::config::{Gateway, Settings};
-use crate::journal::{Journal, OrderRow};
+use crate::journal::{Journal, JournalWriter, OrderRow};
 use crate::payment::Engine;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::wechat::client::GatewayClient;
@@ -16,8 +15,9 @@ pub struct Running {
     pub settings: Settings,
     /// The in-process simulator, when the gateway is simulated.
     pub simulator: Option<Simulator>,
-    /// Orders the journal shows unfinished (a crash, a power cut): each must
-    /// be resolved before it can be forgotten, see `payment::recovery`.
+    /// Orders the journal shows unfinished (a crash, a power cut, or another
+    /// scanpay paying right now): recovery takes those whose owner is gone,
+    /// see `payment::recovery`.
     pub unfinished: Vec<OrderRow>,
 }
 
@@ -79,13 +79,13 @@ pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
     if !unfinished.is_empty() {
         tracing::warn!(
             count = unfinished.len(),
-            "unfinished orders in the journal: recovering them"
+            "unfinished orders in the journal: recovering those no live scanpay drives"
         );
     }
     let engine = Engine {
         gateway,
         merchant: settings.merchant.clone(),
-        journal: Arc::new(Mutex::new(journal)),
+        journal: JournalWriter::spawn(journal),
         timings: settings.timings,
         till: settings.till.clone(),
         spbill_create_ip: settings.spbill_create_ip.clone(),

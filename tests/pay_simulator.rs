@@ -415,7 +415,9 @@ async fn no_gateway_at_all_ends_in_needs_attention_with_everything_journaled() {
         let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         socket.local_addr().unwrap()
     };
-    let mut engine = till.engine.clone();
+    let Till {
+        mut engine, dir, ..
+    } = till;
     engine.gateway = scanpay::wechat::client::GatewayClient::new(&common::client_settings(
         format!("http://{dead}"),
     ))
@@ -423,7 +425,7 @@ async fn no_gateway_at_all_ends_in_needs_attention_with_everything_journaled() {
     let down = Till {
         engine,
         simulator: common::start_simulator().await,
-        dir: tempfile::tempdir().unwrap(),
+        dir,
     };
     let result = down.pay(1234).await;
     assert!(
@@ -469,8 +471,23 @@ async fn the_journal_never_holds_a_full_payment_code() {
         till.pay_with(fee, auth_code.clone(), None).await;
     }
     let digits = auth_code.expose().as_bytes().to_vec();
-    for entry in std::fs::read_dir(till.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
+    let mut files = Vec::new();
+    let mut folders = vec![till.dir.path().to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.len() >= 2,
+        "the journal and its owner lock: {files:?}"
+    );
+    for path in files {
         let bytes = std::fs::read(&path).unwrap();
         assert!(
             !bytes.windows(digits.len()).any(|w| w == digits),

@@ -219,14 +219,13 @@ fn write_atomically(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
     use tempfile::TempDir;
     use time::Duration;
     use time::macros::{datetime, offset};
 
     use super::*;
     use crate::domain::{Fen, TillId};
-    use crate::journal::{EventKind, EventRecord, FinalRecord, NewOrder, OrderState};
+    use crate::journal::{EventRecord, FinalRecord, NewOrder, OrderState};
 
     const BEIJING: UtcOffset = offset!(+8);
 
@@ -266,10 +265,12 @@ mod tests {
             let event = EventRecord {
                 at,
                 since_t0_ms: Some(2_000),
-                kind: EventKind::Finished,
-                call: None,
                 summary: "paid".into(),
-                detail: json!({}),
+                event: crate::payment::Event::Finished {
+                    state: "paid".into(),
+                    err_code: None,
+                    transaction_id: None,
+                },
             };
             journal.finish(id, &outcome, &event).unwrap();
         }

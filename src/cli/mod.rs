@@ -22,8 +22,12 @@ pub enum Exit {
     Failed = 4,
     /// Reversed or closed: any charge was returned.
     Reversed = 5,
-    /// Unclear after every attempt: a person must look (see `scanpay journal`).
+    /// Unclear after every attempt, or the journal failed after a request
+    /// left: a person must look (see `scanpay journal`), `scanpay replay` settles it.
     NeedsAttention = 6,
+    /// The journal could not record the payment (busy, full, read-only)
+    /// before anything was sent: nobody was charged; fix it and pay again.
+    JournalUnavailable = 8,
 }
 
 impl Exit {

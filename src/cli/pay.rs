@@ -10,6 +10,7 @@ use crate::app;
 use crate::config::Settings;
 use crate::domain::{AuthCode, Fen};
 use crate::journal::OrderState;
+use crate::payment::recovery::Recovered;
 use crate::payment::{PaymentRequest, Progress, Status};
 
 pub struct PayArgs {
@@ -117,13 +118,19 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     }
     let outcome = match joined {
         Ok(Ok(result)) => result,
+        Ok(Err(e)) if e.nothing_sent() => {
+            eprintln!("scanpay pay: {e}");
+            return Exit::JournalUnavailable;
+        }
         Ok(Err(e)) => {
             eprintln!("scanpay pay: {e}");
-            return Exit::Internal;
+            return Exit::NeedsAttention;
         }
         Err(e) => {
-            eprintln!("scanpay pay: the payment task failed: {e}");
-            return Exit::Internal;
+            eprintln!(
+                "scanpay pay: the payment task failed ({e}): the outcome is not known — take no other payment for this sale; `scanpay replay` settles it"
+            );
+            return Exit::NeedsAttention;
         }
     };
     let state = outcome.state();
@@ -154,22 +161,27 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
 }
 
 /// Resolves the orders an earlier run left unfinished, before taking a new
-/// one; says what became of each on stderr. False if the journal failed.
+/// one, and leaves alone those another live scanpay is paying; says what
+/// became of each on stderr. False if the journal failed.
 async fn recover(running: &app::Running) -> bool {
     let orders = running.unfinished.clone();
-    eprintln!("recovering {} interrupted order(s) first…", orders.len());
     let now_ms = crate::journal::unix_ms(time::OffsetDateTime::now_utc());
     let (done, mut outcomes) = mpsc::unbounded_channel();
     crate::payment::recovery::resolve_all(&running.engine, orders, now_ms, done);
     let mut healthy = true;
     while let Some((order, result)) = outcomes.recv().await {
         match result {
-            Ok(result) => eprintln!(
-                "recovered {}: {} — {}",
+            Ok(Recovered::Resolved(result)) => eprintln!(
+                "recovered interrupted order {}: {} — {}",
                 order.out_trade_no,
                 result.state().as_str(),
                 result.message
             ),
+            Ok(Recovered::Skipped { owner }) => eprintln!(
+                "skipped {}: another scanpay process ({owner}) is paying it",
+                order.out_trade_no
+            ),
+            Ok(Recovered::AlreadyFinished) => {}
             Err(e) => {
                 eprintln!("could not recover {}: {e}", order.out_trade_no);
                 healthy = false;

@@ -15,9 +15,8 @@ use tokio::task::JoinSet;
 use super::Exit;
 use crate::app::Running;
 use crate::journal::{OrderRow, OrderState, day_bounds, unix_ms};
-use crate::payment::driver::lock_journal;
-use crate::payment::recovery::{self, Plan};
-use crate::payment::{Final, PaymentResult};
+use crate::payment::recovery::{self, Recovered};
+use crate::payment::{Final, PaymentResult, Status};
 
 pub struct ReplayArgs {
     pub date: Option<String>,
@@ -30,7 +29,7 @@ pub struct ReplayArgs {
 
 pub async fn run(args: ReplayArgs, running: Running) -> Exit {
     let offset = running.settings.store_offset;
-    let orders = match select(&args, &running, offset) {
+    let orders = match select(&args, &running, offset).await {
         Ok(orders) => orders,
         Err((exit, message)) => {
             eprintln!("scanpay replay: {message}");
@@ -52,31 +51,34 @@ pub async fn run(args: ReplayArgs, running: Running) -> Exit {
             scope(&args)
         );
         for order in &orders {
-            let events = match running.engine.events(order) {
-                Ok(events) => events,
+            let (events, live) = match dry_run_facts(&running, order).await {
+                Ok(facts) => facts,
                 Err(e) => {
                     eprintln!("scanpay replay: {e}");
                     return Exit::Internal;
                 }
             };
-            let action = match recovery::plan(order, &events, now_ms, &running.engine.timings) {
-                Plan::NotSent => "finish as failed: the micropay was never sent".to_string(),
-                Plan::Finish(outcome) => format!(
-                    "finish as {} from its journaled answer",
-                    outcome.state().as_str()
+            let timings = &running.engine.timings;
+            let elapsed = recovery::elapsed_since_send(order, now_ms, timings);
+            let machine = recovery::plan(order, &events, now_ms, timings, args.reverse_paid);
+            let action = match (live, machine.status()) {
+                (Some(owner), _) => format!("skip: another scanpay process ({owner}) is paying it"),
+                (None, Status::Done(outcome)) => format!(
+                    "finish as {} from the journal: {}",
+                    outcome.state().as_str(),
+                    outcome.message(running.engine.language)
                 ),
-                Plan::Resume { elapsed, .. } if args.reverse_paid => {
-                    format!(
-                        "query, then reverse even if paid ({:.0} s since sent)",
-                        elapsed.as_secs_f64()
-                    )
+                (None, Status::Confirming) => {
+                    "query whether the customer had paid before the earlier reverse".to_string()
                 }
-                Plan::Resume { elapsed, .. } => {
-                    format!(
-                        "query, then reverse if still unclear ({:.0} s since sent)",
-                        elapsed.as_secs_f64()
-                    )
-                }
+                (None, _) if args.reverse_paid => format!(
+                    "query, then reverse even if paid ({:.0} s since sent)",
+                    elapsed.as_secs_f64()
+                ),
+                (None, _) => format!(
+                    "query, then reverse if still unclear ({:.0} s since sent)",
+                    elapsed.as_secs_f64()
+                ),
             };
             println!(
                 "  {} {:>10}  {:<15} {action}",
@@ -104,7 +106,7 @@ pub async fn run(args: ReplayArgs, running: Running) -> Exit {
         });
     }
     let progress = std::io::stderr().is_terminal();
-    let mut done: Vec<(OrderRow, Result<PaymentResult, String>)> = Vec::with_capacity(total);
+    let mut done: Vec<(OrderRow, Result<Recovered, String>)> = Vec::with_capacity(total);
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(outcome) => done.push(outcome),
@@ -138,17 +140,35 @@ fn scope(args: &ReplayArgs) -> String {
 
 type Refusal = (Exit, String);
 
+/// The order's events and the live process driving it, if any: what
+/// `--dry-run` needs, read without claiming anything.
+async fn dry_run_facts(
+    running: &Running,
+    order: &OrderRow,
+) -> Result<(Vec<crate::journal::EventRow>, Option<String>), crate::journal::JournalError> {
+    let id = order.id;
+    running
+        .engine
+        .journal
+        .run(move |journal| Ok((journal.events(id)?, journal.live_owner(id)?)))
+        .await
+}
+
 /// The orders to replay: one by number, or the unresolved ones of a day, a
 /// range of days, or (by default) all time.
-fn select(
+async fn select(
     args: &ReplayArgs,
     running: &Running,
     offset: UtcOffset,
 ) -> Result<Vec<OrderRow>, Refusal> {
-    let journal = lock_journal(&running.engine.journal);
+    let journal = &running.engine.journal;
     let failed = |e: crate::journal::JournalError| (Exit::Internal, e.to_string());
     if let Some(no) = &args.order {
-        let order = journal.order_by_trade_no(no).map_err(failed)?;
+        let wanted = no.clone();
+        let order = journal
+            .run(move |journal| journal.order_by_trade_no(&wanted))
+            .await
+            .map_err(failed)?;
         return match order {
             None => Err((
                 Exit::BadInput,
@@ -201,12 +221,30 @@ fn select(
             ));
         }
     };
-    journal.unresolved_between(from_ms, to_ms).map_err(failed)
+    journal
+        .run(move |journal| journal.unresolved_between(from_ms, to_ms))
+        .await
+        .map_err(failed)
 }
 
 /// The summary table, and the orders a person must look at. Exit 0 when all
 /// were resolved, 6 when some are still unresolved, 1 on journal errors.
-fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
+fn summarise(done: &[(OrderRow, Result<Recovered, String>)]) -> Exit {
+    let skipped: Vec<(&OrderRow, &str)> = done
+        .iter()
+        .filter_map(|(order, r)| match r {
+            Ok(Recovered::Skipped { owner }) => Some((order, owner.as_str())),
+            _ => None,
+        })
+        .collect();
+    let done: Vec<(OrderRow, Result<PaymentResult, String>)> = done
+        .iter()
+        .filter_map(|(order, r)| match r {
+            Ok(Recovered::Resolved(result)) => Some((order.clone(), Ok(result.clone()))),
+            Ok(_) => None,
+            Err(e) => Some((order.clone(), Err(e.clone()))),
+        })
+        .collect();
     let count = |f: &dyn Fn(&Final) -> bool| {
         done.iter()
             .filter(|(_, r)| r.as_ref().is_ok_and(|p| f(&p.outcome)))
@@ -216,7 +254,15 @@ fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
     let reversed = count(&|f| matches!(f, Final::Reversed(_)));
     let refunded = count(&|f| matches!(f, Final::Refunded(_)));
     let closed = count(&|f| matches!(f, Final::Closed(_)));
-    let failed = count(&|f| matches!(f, Final::Failed(_) | Final::CancelledBeforeSending));
+    let failed = count(&|f| {
+        matches!(
+            f,
+            Final::Failed(_)
+                | Final::CancelledBeforeSending
+                | Final::NotSent
+                | Final::NumberTaken(_)
+        )
+    });
     let unresolved = count(&|f| matches!(f, Final::NeedsAttention(_)));
     let errors = done.iter().filter(|(_, r)| r.is_err()).count();
     println!("replayed {} orders", done.len());
@@ -229,6 +275,19 @@ fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
     if errors > 0 {
         println!("  not replayed: journal errors             {errors:>6}");
     }
+    if !skipped.is_empty() {
+        println!(
+            "  skipped: a live scanpay is paying them    {:>6}",
+            skipped.len()
+        );
+        for (order, owner) in &skipped {
+            println!(
+                "    {}  ¥{:>10}  driven by scanpay process {owner}",
+                order.out_trade_no,
+                order.total_fee.to_string()
+            );
+        }
+    }
     if paid > 0 {
         println!();
         println!(
@@ -240,7 +299,7 @@ fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
         println!(
             "instead of recording them paid, replay them with --reverse-paid before they are resolved.)"
         );
-        for (order, result) in done {
+        for (order, result) in &done {
             if let Ok(PaymentResult {
                 outcome: Final::Paid(settlement),
                 ..
@@ -260,7 +319,7 @@ fn summarise(done: &[(OrderRow, Result<PaymentResult, String>)]) -> Exit {
         println!(
             "STILL UNRESOLVED: run replay again later; if it stays, contact WeChat Pay support with the order number:"
         );
-        for (order, result) in done {
+        for (order, result) in &done {
             match result {
                 Ok(p) if matches!(p.outcome, Final::NeedsAttention(_)) => {
                     println!(

@@ -13,6 +13,9 @@ pub enum OutTradeNoError {
     Character(String),
 }
 
+/// How many characters of the installation id an order number carries.
+pub const INSTALLATION_PART: usize = 6;
+
 impl OutTradeNo {
     pub fn parse(input: &str) -> Result<Self, OutTradeNoError> {
         if input.is_empty() || input.len() > 32 {
@@ -27,19 +30,24 @@ impl OutTradeNo {
         Ok(Self(input.to_string()))
     }
 
-    /// A new number for a new payment attempt: till id, the local time to the
-    /// second, and the journal's never-reused order sequence. The time keeps
-    /// numbers unique even if a journal is wiped and its sequence restarts; the
-    /// sequence keeps them unique within one second.
-    pub fn mint(till: &TillId, local_stamp: &str, sequence: u64) -> Self {
+    /// A new number for a new payment attempt: till id, the store's local
+    /// time to the second (`yyMMddHHmmss`), six characters of the journal's
+    /// installation id, and the journal's never-reused order sequence — at
+    /// most 8 + 12 + 6 + 6 = 32 characters. The installation part keeps two
+    /// tills apart even when they share a till id (a cloned disk image); the
+    /// time keeps numbers unique if a journal is wiped and its sequence
+    /// restarts; the sequence keeps them unique within one second.
+    pub fn mint(till: &TillId, local_stamp: &str, installation: &str, sequence: u64) -> Self {
         let text = format!(
-            "{}{}{:06}",
+            "{}{}{}{:06}",
             till.as_str(),
             local_stamp,
+            &installation[..INSTALLATION_PART.min(installation.len())],
             sequence % 1_000_000
         );
-        Self::parse(&text)
-            .expect("a till id of at most 8 alphanumerics, 14 digits and 6 digits is valid")
+        Self::parse(&text).expect(
+            "a till id of at most 8 alphanumerics, 12 digits, 6 alphanumerics and 6 digits is valid",
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -91,16 +99,19 @@ mod tests {
     #[test]
     fn minted_numbers_are_valid_and_distinct() {
         let till = TillId::parse("T01").unwrap();
-        let a = OutTradeNo::mint(&till, "20261123142353", 1);
-        let b = OutTradeNo::mint(&till, "20261123142353", 2);
-        assert_eq!(a.as_str(), "T0120261123142353000001");
+        let a = OutTradeNo::mint(&till, "261123142353", "K3F9XQ2M7P0A", 1);
+        let b = OutTradeNo::mint(&till, "261123142353", "K3F9XQ2M7P0A", 2);
+        assert_eq!(a.as_str(), "T01261123142353K3F9XQ000001");
         assert_ne!(a, b);
+        let other_installation = OutTradeNo::mint(&till, "261123142353", "ZZ0000000000", 1);
+        assert_ne!(a, other_installation, "same till id, second and sequence");
         let longest = OutTradeNo::mint(
             &TillId::parse("ABCDEFGH").unwrap(),
-            "20261123142353",
+            "261123142353",
+            "K3F9XQ2M7P0A",
             999_999,
         );
-        assert_eq!(longest.as_str().len(), 28);
+        assert_eq!(longest.as_str().len(), 32);
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! The API is synchronous; the async engine holds a [`Journal`] behind a
 //! `std::sync::Mutex` and calls it through `spawn_blocking`.
 
+pub mod owner;
 mod report;
 mod schema;
 mod store;
+mod writer;
 
 use std::fmt;
 use std::io;
@@ -20,12 +22,14 @@ use std::path::{Path, PathBuf};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::domain::{Fen, OutTradeNo, TillId};
+use crate::payment::Event;
 
 pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, day_bounds, write_csv,
     write_json,
 };
-pub use store::{Journal, unix_ms};
+pub use store::{Claim, Journal, unix_ms};
+pub use writer::JournalWriter;
 
 /// What [`Journal::open_order`] needs to start an order.
 #[derive(Debug, Clone)]
@@ -140,13 +144,10 @@ pub struct EventRecord {
     pub at: OffsetDateTime,
     /// Milliseconds since the micropay was sent (t0, monotonic); `None` before.
     pub since_t0_ms: Option<u64>,
-    pub kind: EventKind,
-    /// `micropay`, `orderquery`, `reverse`… for requests and answers.
-    pub call: Option<String>,
     /// One line a manager can read.
     pub summary: String,
-    /// The full record (request fields, answer fields, timer…), as JSON.
-    pub detail: serde_json::Value,
+    /// What happened, typed: the machine is fed it again on recovery.
+    pub event: Event,
 }
 
 /// How an order ended, for [`Journal::finish`].
@@ -186,9 +187,10 @@ pub struct EventRow {
     pub at_ms: i64,
     pub since_t0_ms: Option<u64>,
     pub kind: EventKind,
+    /// `micropay`, `orderquery`, `reverse`… for requests and answers.
     pub call: Option<String>,
     pub summary: String,
-    pub detail: serde_json::Value,
+    pub event: Event,
 }
 
 /// Every message says what to do about it: the cashier or manager reads these.
@@ -245,6 +247,22 @@ pub enum JournalError {
     PaymentCode { field: &'static str },
     #[error("the journal has no order with id {0}: it was not opened by this journal")]
     UnknownOrder(i64),
+    #[error(
+        "order {out_trade_no} is now driven by another scanpay process ({owner}): this one stops touching it and leaves it to that process"
+    )]
+    Taken { out_trade_no: String, owner: String },
+    #[error(
+        "cannot take ownership of orders in the journal {path} ({cause}): the folder beside the journal must be writable by the user running scanpay"
+    )]
+    Owner { path: PathBuf, cause: io::Error },
+    #[error(
+        "the journal {path} was opened for reading only (a report or export): it cannot record payments"
+    )]
+    ReadOnly { path: PathBuf },
+    #[error(
+        "the journal's writer thread has stopped: restart scanpay; unfinished orders are recovered from the journal"
+    )]
+    WriterGone,
     #[error(
         "order {out_trade_no} is already {current}; refusing to record it as {wanted}, because a final state is never overwritten: review the order in the journal"
     )]

@@ -106,6 +106,8 @@ impl Journal {
         Ok(Self {
             conn,
             path: path.into(),
+            owner: None,
+            installation: None,
         })
     }
 

@@ -63,6 +63,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END;
     "#,
+    // 2: who drives each order, and the installation's own random id. Event
+    // details from here on are typed, versioned JSON (`payment::event`);
+    // version-1 details stay as they were and are translated when read.
+    r#"
+    -- The live process driving the order (journal/owner.rs); NULL once it is
+    -- finished or parked for a person, and for orders of version-1 journals.
+    ALTER TABLE orders ADD COLUMN owner TEXT;
+
+    -- One row, written with the journal: the part of every out_trade_no that
+    -- no other installation mints, even one cloned with the same till id.
+    CREATE TABLE installation (
+        only          INTEGER PRIMARY KEY CHECK (only = 1),
+        id            TEXT    NOT NULL CHECK (length(id) = 12),
+        created_at_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Looks at a file before anything is written to it: it must be empty or a

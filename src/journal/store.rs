@@ -3,19 +3,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rand::RngExt;
 use rusqlite::types::Type;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Params, Row, Transaction, TransactionBehavior, params,
 };
-use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::owner::{self, Owner};
 use super::{
     EventKind, EventRecord, EventRow, FinalRecord, JournalError, NewOrder, OrderId, OrderRow,
     OrderState, folder_of, schema,
 };
 use crate::domain::{Fen, OutTradeNo, TillId};
+use crate::payment::Event;
 
 /// How long a write waits for another connection's write. Ours take
 /// milliseconds, so seconds of waiting means another process holds the journal.
@@ -49,6 +51,22 @@ const EVENTS_OF_ORDER: &str = "SELECT id, order_id, at_ms, since_t0_ms, kind, ca
 pub struct Journal {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
+    /// This process's ownership of the orders it drives; `None` when opened
+    /// for reading only.
+    pub(super) owner: Option<Owner>,
+    /// The installation's random id (schema version 2 on).
+    pub(super) installation: Option<String>,
+}
+
+/// What [`Journal::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The order is ours now; `previous` is the owner that was gone.
+    Claimed { previous: Option<String> },
+    /// A live process drives it: it is left to that process.
+    Live { owner: String },
+    /// It has a final state already.
+    Finished(OrderState),
 }
 
 impl Journal {
@@ -93,10 +111,82 @@ impl Journal {
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         schema::migrate(&mut conn, path)?;
+        let installation = Some(ensure_installation(&mut conn).map_err(db)?);
+        let owner = Owner::acquire(path).map_err(|cause| JournalError::Owner {
+            path: path.into(),
+            cause,
+        })?;
         Ok(Self {
             conn,
             path: path.into(),
+            owner: Some(owner),
+            installation,
         })
+    }
+
+    /// This process's owner id, unless opened for reading only.
+    pub fn owner_id(&self) -> Option<&str> {
+        self.owner.as_ref().map(Owner::id)
+    }
+
+    /// The installation's random id, created with the journal.
+    pub fn installation_id(&self) -> Option<&str> {
+        self.installation.as_deref()
+    }
+
+    fn me(&self) -> Result<&str, JournalError> {
+        self.owner_id().ok_or_else(|| JournalError::ReadOnly {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Takes `order` over if nobody live drives it: its owner is gone (a
+    /// crash, a kill, a power cut) or it has none (parked for a person). The
+    /// check and the change are one write transaction, so of two processes
+    /// claiming at once exactly one gets it.
+    pub fn claim(&mut self, order: OrderId) -> Result<Claim, JournalError> {
+        let me = self.me()?.to_string();
+        let db = |e| classify(&self.path, e);
+        let tx = begin(&mut self.conn).map_err(db)?;
+        let (_, state, owner) = ownership(&tx, order)
+            .map_err(db)?
+            .ok_or(JournalError::UnknownOrder(order.0))?;
+        if !matches!(state, OrderState::Open | OrderState::NeedsAttention) {
+            return Ok(Claim::Finished(state));
+        }
+        match owner {
+            Some(owner) if owner == me => {
+                return Ok(Claim::Claimed {
+                    previous: Some(owner),
+                });
+            }
+            Some(owner) if owner::is_alive(&self.path, &owner) => return Ok(Claim::Live { owner }),
+            _ => {}
+        }
+        execute(
+            &tx,
+            "UPDATE orders SET owner = ?2 WHERE id = ?1",
+            params![order.0, me],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Claim::Claimed { previous: owner })
+    }
+
+    /// The live process driving `order`, if any; reads only (`replay --dry-run`).
+    pub fn live_owner(&self, order: OrderId) -> Result<Option<String>, JournalError> {
+        if schema::user_version(&self.conn).map_err(|e| classify(&self.path, e))? < 2 {
+            return Ok(None);
+        }
+        let owner: Option<String> = self
+            .conn
+            .prepare_cached("SELECT owner FROM orders WHERE id = ?1")
+            .and_then(|mut select| select.query_row([order.0], |r| r.get(0)).optional())
+            .map_err(|e| classify(&self.path, e))?
+            .flatten();
+        Ok(owner.filter(|owner| {
+            Some(owner.as_str()) != self.owner_id() && owner::is_alive(&self.path, owner)
+        }))
     }
 
     /// The durability settings in force: `("wal", 2)`, 2 being `synchronous = FULL`.
@@ -119,11 +209,13 @@ impl Journal {
     pub fn open_order(&mut self, new: &NewOrder) -> Result<(OrderId, OutTradeNo), JournalError> {
         guard("order body", new.body)?;
         guard("masked payment code", &new.auth_code_masked)?;
+        let me = self.me()?.to_string();
+        let installation = self.installation.clone().unwrap_or_default();
         let stamp = new
             .now
             .to_offset(new.local_offset)
             .format(format_description!(
-                "[year][month][day][hour][minute][second]"
+                "[year repr:last_two][month][day][hour][minute][second]"
             ))
             .expect(
                 "a date-time has every component of the stamp, and writing a String cannot fail",
@@ -134,17 +226,17 @@ impl Journal {
         // is replaced before the commit: no reader ever sees it.
         let id: i64 = tx
             .prepare_cached(
-                "INSERT INTO orders (out_trade_no, till_id, total_fee, body, auth_code_masked, created_at_ms, state) \
-                 VALUES ('', ?1, ?2, ?3, ?4, ?5, 'open') RETURNING id",
+                "INSERT INTO orders (out_trade_no, till_id, total_fee, body, auth_code_masked, created_at_ms, state, owner) \
+                 VALUES ('', ?1, ?2, ?3, ?4, ?5, 'open', ?6) RETURNING id",
             )
             .and_then(|mut insert| {
                 let fee = signed(new.total_fee.0)?;
-                let row = params![new.till.as_str(), fee, new.body, new.auth_code_masked, unix_ms(new.now)];
+                let row = params![new.till.as_str(), fee, new.body, new.auth_code_masked, unix_ms(new.now), me];
                 insert.query_row(row, |r| r.get(0))
             })
             .map_err(db)?;
         // AUTOINCREMENT ids start at 1.
-        let no = OutTradeNo::mint(new.till, &stamp, id.unsigned_abs());
+        let no = OutTradeNo::mint(new.till, &stamp, &installation, id.unsigned_abs());
         execute(
             &tx,
             "UPDATE orders SET out_trade_no = ?2 WHERE id = ?1",
@@ -154,18 +246,16 @@ impl Journal {
         let opened = EventRecord {
             at: new.now,
             since_t0_ms: None,
-            kind: EventKind::Opened,
-            call: None,
             summary: format!(
                 "order {no} opened: {} yuan, payment code {}",
                 new.total_fee, new.auth_code_masked
             ),
-            detail: json!({
-                "till_id": new.till.as_str(),
-                "total_fee": new.total_fee.0,
-                "body": new.body,
-                "auth_code_masked": new.auth_code_masked,
-            }),
+            event: Event::Opened {
+                till_id: new.till.as_str().to_string(),
+                total_fee: new.total_fee.0,
+                body: new.body.to_string(),
+                auth_code_masked: new.auth_code_masked.clone(),
+            },
         };
         Checked::new(&opened)?
             .insert(&tx, OrderId(id))
@@ -174,18 +264,16 @@ impl Journal {
         Ok((OrderId(id), no))
     }
 
-    /// Appends one event, committed before this returns.
+    /// Appends one event about an order this process drives, committed
+    /// before this returns.
     pub fn append(&mut self, order: OrderId, event: &EventRecord) -> Result<(), JournalError> {
         let event = Checked::new(event)?;
-        // A single statement is its own transaction.
-        event
-            .insert(&self.conn, order)
-            .map_err(|e| match e.sqlite_error() {
-                Some(f) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                    JournalError::UnknownOrder(order.0)
-                }
-                _ => classify(&self.path, e),
-            })
+        let me = self.me()?.to_string();
+        let db = |e| classify(&self.path, e);
+        let tx = begin(&mut self.conn).map_err(db)?;
+        check_owner(&self.path, &me, &tx, order)?;
+        event.insert(&tx, order).map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     /// Appends the micropay request event and, in the same transaction, notes
@@ -196,10 +284,12 @@ impl Journal {
         order: OrderId,
         event: &EventRecord,
     ) -> Result<(), JournalError> {
-        debug_assert_eq!(event.kind, EventKind::Request);
+        debug_assert_eq!(event.event.kind(), EventKind::Request);
         let event = Checked::new(event)?;
+        let me = self.me()?.to_string();
         let db = |e| classify(&self.path, e);
         let tx = begin(&mut self.conn).map_err(db)?;
+        check_owner(&self.path, &me, &tx, order)?;
         let sql = "UPDATE orders SET micropay_sent_at_ms = coalesce(micropay_sent_at_ms, ?2) WHERE id = ?1";
         if execute(&tx, sql, params![order.0, event.at_ms]).map_err(db)? == 0 {
             return Err(JournalError::UnknownOrder(order.0));
@@ -219,7 +309,7 @@ impl Journal {
         outcome: &FinalRecord,
         event: &EventRecord,
     ) -> Result<(), JournalError> {
-        debug_assert_eq!(event.kind, EventKind::Finished);
+        debug_assert_eq!(event.event.kind(), EventKind::Finished);
         let wanted = outcome.state;
         if wanted == OrderState::Open {
             return Err(JournalError::NotFinal(wanted));
@@ -233,6 +323,7 @@ impl Journal {
             text.as_deref().map_or(Ok(()), |text| guard(field, text))?;
         }
         let event = Checked::new(event)?;
+        let me = self.me()?.to_string();
         let db = |e| classify(&self.path, e);
         let tx = begin(&mut self.conn).map_err(db)?;
         let (out_trade_no, current): (String, OrderState) = tx
@@ -256,7 +347,9 @@ impl Journal {
                 wanted,
             });
         }
-        let sql = "UPDATE orders SET state = ?2, finished_at_ms = ?3, transaction_id = ?4, err_code = ?5, message = ?6 \
+        check_owner(&self.path, &me, &tx, order)?;
+        // Finished or parked, the order has no driver: replay may take it.
+        let sql = "UPDATE orders SET state = ?2, finished_at_ms = ?3, transaction_id = ?4, err_code = ?5, message = ?6, owner = NULL \
                    WHERE id = ?1";
         let row = params![
             order.0,
@@ -327,28 +420,72 @@ fn execute(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Resul
     conn.prepare_cached(sql)?.execute(params)
 }
 
+/// Refuses a write about `order` unless `me` drives it: an order taken over
+/// or finished by someone else is never written again.
+fn check_owner(path: &Path, me: &str, tx: &Connection, order: OrderId) -> Result<(), JournalError> {
+    let (out_trade_no, _, owner) = ownership(tx, order)
+        .map_err(|e| classify(path, e))?
+        .ok_or(JournalError::UnknownOrder(order.0))?;
+    match owner {
+        Some(owner) if owner == me => Ok(()),
+        owner => Err(JournalError::Taken {
+            out_trade_no,
+            owner: owner.unwrap_or_else(|| "none: it was finished or set aside".into()),
+        }),
+    }
+}
+
+/// The owner columns of an order: (out_trade_no, state, owner).
+fn ownership(
+    conn: &Connection,
+    order: OrderId,
+) -> rusqlite::Result<Option<(String, OrderState, Option<String>)>> {
+    conn.prepare_cached("SELECT out_trade_no, state, owner FROM orders WHERE id = ?1")?
+        .query_row([order.0], |r| {
+            Ok((r.get(0)?, parsed(r, 1, OrderState::parse)?, r.get(2)?))
+        })
+        .optional()
+}
+
+/// The installation id, created with the journal (or with its migration to
+/// version 2): random, 12 of `0-9 A-Z` less the look-alikes I and O.
+fn ensure_installation(conn: &mut Connection) -> rusqlite::Result<String> {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    let fresh: String = (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let tx = begin(conn)?;
+    execute(
+        &tx,
+        "INSERT OR IGNORE INTO installation (only, id, created_at_ms) VALUES (1, ?1, ?2)",
+        params![fresh, unix_ms(OffsetDateTime::now_utc())],
+    )?;
+    let id = tx.query_row("SELECT id FROM installation", [], |r| r.get(0))?;
+    tx.commit()?;
+    Ok(id)
+}
+
 /// An event whose text passed [`guard`], as column values.
 struct Checked<'a> {
     at_ms: i64,
     since_t0_ms: Option<u64>,
     kind: EventKind,
-    call: Option<&'a str>,
+    call: Option<&'static str>,
     summary: &'a str,
     detail: String,
 }
 
 impl<'a> Checked<'a> {
     fn new(event: &'a EventRecord) -> Result<Self, JournalError> {
-        let detail = event.detail.to_string();
+        let detail = event.event.to_stored().to_string();
         guard("event summary", &event.summary)?;
         guard("event detail", &detail)?;
-        let call = event.call.as_deref();
-        call.map_or(Ok(()), |call| guard("event call", call))?;
         Ok(Self {
             at_ms: unix_ms(event.at),
             since_t0_ms: event.since_t0_ms,
-            kind: event.kind,
-            call,
+            kind: event.event.kind(),
+            call: event.event.call_name(),
             summary: &event.summary,
             detail,
         })
@@ -467,6 +604,10 @@ fn order_row(row: &Row) -> rusqlite::Result<OrderRow> {
 }
 
 fn event_row(row: &Row) -> rusqlite::Result<EventRow> {
+    let kind_text: String = row.get(4)?;
+    let call: Option<String> = row.get(5)?;
+    let summary: String = row.get(6)?;
+    let detail: serde_json::Value = parsed(row, 7, |s| serde_json::from_str(s).ok())?;
     Ok(EventRow {
         id: row.get(0)?,
         order_id: OrderId(row.get(1)?),
@@ -476,9 +617,9 @@ fn event_row(row: &Row) -> rusqlite::Result<EventRow> {
             .map(|v| unsigned(3, v))
             .transpose()?,
         kind: parsed(row, 4, EventKind::parse)?,
-        call: row.get(5)?,
-        summary: row.get(6)?,
-        detail: parsed(row, 7, |s| serde_json::from_str(s).ok())?,
+        event: Event::from_stored(&kind_text, call.as_deref(), &summary, &detail),
+        call,
+        summary,
     })
 }
 
@@ -487,7 +628,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rusqlite::OpenFlags;
-    use serde_json::Value;
+    use serde_json::{Value, json};
+
+    use crate::payment::{Answer, Call};
+    use crate::wechat::api::MicropayOutcome;
     use tempfile::TempDir;
     use time::Duration as Span;
     use time::macros::{datetime, offset};
@@ -517,14 +661,26 @@ mod tests {
         }
     }
 
+    /// An event of `kind` whose stored JSON carries `detail`'s text.
     fn event(kind: EventKind, summary: &str, detail: Value) -> EventRecord {
+        let text = detail.to_string();
+        let event = match kind {
+            EventKind::Request => Event::Request {
+                call: Call::Micropay,
+                fields: [("detail".to_string(), text)].into(),
+            },
+            EventKind::Finished => Event::Finished {
+                state: "paid".into(),
+                err_code: Some(text),
+                transaction_id: None,
+            },
+            _ => Event::Note { text },
+        };
         EventRecord {
             at: at(1),
             since_t0_ms: None,
-            kind,
-            call: None,
             summary: summary.into(),
-            detail,
+            event,
         }
     }
 
@@ -703,8 +859,16 @@ mod tests {
             }
         }
         // 06:23:53 UTC is 14:23:53 in the store's zone (+8).
-        assert_eq!(numbers[0].as_str(), "T0120261123142353000001");
-        assert_eq!(numbers[5].as_str(), "T0120261123142353000006");
+        let installation =
+            &Journal::open(&path).unwrap().installation_id().unwrap()[..6].to_string();
+        assert_eq!(
+            numbers[0].as_str(),
+            format!("T01261123142353{installation}000001")
+        );
+        assert_eq!(
+            numbers[5].as_str(),
+            format!("T01261123142353{installation}000006")
+        );
         for no in &numbers {
             assert_eq!(OutTradeNo::parse(no.as_str()).as_ref(), Ok(no));
         }
@@ -744,7 +908,11 @@ mod tests {
             "{}",
             events[0].summary
         );
-        assert_eq!(events[0].detail["total_fee"], json!(1234));
+        assert!(
+            matches!(&events[0].event, Event::Opened { total_fee: 1234, till_id, .. } if till_id == "T01"),
+            "{:?}",
+            events[0].event
+        );
         assert_eq!(
             journal
                 .order_by_trade_no("T0199999999999999999999")
@@ -761,10 +929,15 @@ mod tests {
         let request = EventRecord {
             at: at(10),
             since_t0_ms: Some(0),
-            kind: EventKind::Request,
-            call: Some("micropay".into()),
             summary: "micropay sent".into(),
-            detail: json!({"fields": {"total_fee": "1234", "auth_code": "**************6076"}, "attempt": 1}),
+            event: Event::Request {
+                call: Call::Micropay,
+                fields: [
+                    ("total_fee".to_string(), "1234".to_string()),
+                    ("auth_code".to_string(), "**************6076".to_string()),
+                ]
+                .into(),
+            },
         };
         journal.record_micropay_intent(id, &request).unwrap();
         journal
@@ -773,10 +946,17 @@ mod tests {
         let answer = EventRecord {
             at: at(900),
             since_t0_ms: Some(890),
-            kind: EventKind::Answer,
-            call: Some("micropay".into()),
             summary: "USERPAYING: the customer is entering the password".into(),
-            detail: json!({"err_code": "USERPAYING", "coupon_fee_0": 1, "nested": [1, {"a": "b"}]}),
+            event: Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::Pending),
+                fields: Some(
+                    [
+                        ("err_code".to_string(), "USERPAYING".to_string()),
+                        ("coupon_fee_0".to_string(), "1".to_string()),
+                    ]
+                    .into(),
+                ),
+            },
         };
         journal.append(id, &answer).unwrap();
         let events = journal.events(id).unwrap();
@@ -793,8 +973,8 @@ mod tests {
         );
         assert_eq!(last.call.as_deref(), Some("micropay"));
         assert_eq!(last.summary, answer.summary);
-        assert_eq!(last.detail, answer.detail);
-        assert_eq!(events[1].detail, request.detail);
+        assert_eq!(last.event, answer.event);
+        assert_eq!(events[1].event, request.event);
     }
 
     #[test]
@@ -952,6 +1132,16 @@ mod tests {
         journal
             .finish(id, &final_record(OrderState::NeedsAttention), &finished())
             .unwrap();
+        // Parked, it has no driver: whoever resolves it claims it first.
+        let err = journal
+            .finish(id, &final_record(OrderState::Reversed), &finished())
+            .err()
+            .unwrap();
+        assert!(matches!(err, JournalError::Taken { .. }), "{err:?}");
+        assert!(matches!(
+            journal.claim(id).unwrap(),
+            Claim::Claimed { previous: None }
+        ));
         journal
             .finish(id, &final_record(OrderState::Reversed), &finished())
             .unwrap();
@@ -1050,53 +1240,40 @@ mod tests {
             );
         }
 
+        // (summary, detail): each written as a note, a request and a finish.
         let leaks = [
-            event(EventKind::Note, &format!("scanned {CODE}"), json!({})),
-            event(
-                EventKind::Request,
-                "micropay",
+            (format!("scanned {CODE}"), json!({})),
+            (
+                "micropay".to_string(),
                 json!({"fields": {"auth_code": CODE}}),
             ),
-            event(
-                EventKind::Request,
-                "micropay",
+            (
+                "micropay".to_string(),
                 json!({"auth_code": 134_539_517_967_686_076_u64}),
             ),
-            event(
-                EventKind::Request,
-                "micropay",
+            (
+                "micropay".to_string(),
                 json!({"xml": format!("<auth_code><![CDATA[{CODE}]]></auth_code>")}),
             ),
-            event(
-                EventKind::Request,
-                "micropay",
+            (
+                "micropay".to_string(),
                 json!({"signed": format!("auth_code={CODE}&body=Coffee")}),
             ),
-            event(
-                EventKind::Note,
-                "付款码",
+            (
+                "付款码".to_string(),
                 json!({"text": format!("付款码{CODE}")}),
             ),
-            EventRecord {
-                call: Some(CODE.into()),
-                ..event(EventKind::Request, "micropay", json!({}))
-            },
         ];
-        for leak in &leaks {
-            let err = journal.append(id, leak).err().unwrap();
+        for (summary, detail) in &leaks {
+            let leak = event(EventKind::Note, summary, detail.clone());
+            let err = journal.append(id, &leak).err().unwrap();
             assert!(
                 matches!(err, JournalError::PaymentCode { .. }),
                 "{leak:?}: {err:?}"
             );
-            let request = EventRecord {
-                kind: EventKind::Request,
-                ..leak.clone()
-            };
+            let request = event(EventKind::Request, summary, detail.clone());
             assert!(journal.record_micropay_intent(id, &request).is_err());
-            let finished = EventRecord {
-                kind: EventKind::Finished,
-                ..leak.clone()
-            };
+            let finished = event(EventKind::Finished, summary, detail.clone());
             assert!(
                 journal
                     .finish(id, &final_record(OrderState::Paid), &finished)

@@ -2,34 +2,31 @@
 //! the cashier, and sleeps until the machine's next instant. It decides
 //! nothing; the order of its steps is what keeps invariant 4:
 //! every request is journaled before it is sent, every answer before the
-//! machine sees it.
+//! machine sees it. Every journal write goes to the one writer thread and is
+//! conditional on this process still driving the order.
 
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::json;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::machine::{Call, Final, Machine, Resume, Status, Step};
+use super::event::{Answer, Event, JournalFields};
+use super::machine::{Call, Final, Machine, Status, Step};
 use super::policy::Timings;
 use crate::domain::{AuthCode, Fen, OutTradeNo, TillId};
 use crate::fault;
 use crate::journal::{
-    EventKind, EventRecord, EventRow, FinalRecord, Journal, JournalError, NewOrder, OrderId,
+    Claim, EventRecord, EventRow, FinalRecord, JournalError, JournalWriter, NewOrder, OrderId,
     OrderRow, OrderState,
 };
 use crate::wechat::Fields;
 use crate::wechat::api::{
-    self, Expected, Merchant, MicropayOrder, MicropayOutcome, QueryOutcome, ReverseOutcome,
+    self, Expected, Merchant, MicropayOrder, MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear,
 };
 use crate::wechat::client::{Endpoint, GatewayClient};
 use crate::wechat::messages::Language;
-
-/// The journal, shared by the engine and the screens that read it.
-pub type SharedJournal = Arc<Mutex<Journal>>;
 
 /// One payment to take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +66,34 @@ impl PaymentResult {
     }
 }
 
+/// The journal could not record a step of a payment. Whether the customer
+/// may have been charged decides what the cashier is told: never an
+/// invitation to take a second payment for a sale that may be paid.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(
-        "the journal could not be written ({0}); {1} Free disk space or fix the journal's permissions, then restart scanpay: unfinished orders are recovered from the journal"
+        "the payment could not be recorded, so nothing was sent and the customer was NOT charged: {0}"
     )]
-    Journal(JournalError, &'static str),
+    NotSent(JournalError),
+    #[error(
+        "the payment could not be recorded: the outcome is not known — take no other payment for this sale; {settles}. ({cause})",
+        settles = settles(cause)
+    )]
+    Unknown { cause: JournalError },
+}
+
+fn settles(cause: &JournalError) -> &'static str {
+    match cause {
+        JournalError::Taken { .. } => "the scanpay process that took the order over settles it",
+        _ => "once the journal can be written, `scanpay replay` settles it",
+    }
+}
+
+impl EngineError {
+    /// True when no request of the order can have left the till.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, EngineError::NotSent(_))
+    }
 }
 
 /// Everything a payment needs; cheap to clone into a task.
@@ -82,7 +101,7 @@ pub enum EngineError {
 pub struct Engine {
     pub gateway: GatewayClient,
     pub merchant: Merchant,
-    pub journal: SharedJournal,
+    pub journal: JournalWriter,
     pub timings: Timings,
     pub till: TillId,
     pub spbill_create_ip: String,
@@ -100,20 +119,25 @@ impl Engine {
         progress: mpsc::UnboundedSender<Progress>,
         cancel: watch::Receiver<bool>,
     ) -> Result<PaymentResult, EngineError> {
-        let new = NewOrder {
-            till: &self.till,
-            total_fee: request.amount,
-            body: &request.body,
-            auth_code_masked: request.auth_code.masked(),
-            now: OffsetDateTime::now_utc(),
-            local_offset: self.store_offset,
-        };
-        let (order, out_trade_no) = {
-            let mut journal = self.lock();
-            journal
-                .open_order(&new)
-                .map_err(|e| EngineError::Journal(e, "nothing was sent, so nobody was charged."))?
-        };
+        let till = self.till.clone();
+        let body = request.body.clone();
+        let auth_code_masked = request.auth_code.masked();
+        let total_fee = request.amount;
+        let local_offset = self.store_offset;
+        let (order, out_trade_no) = self
+            .journal
+            .run(move |journal| {
+                journal.open_order(&NewOrder {
+                    till: &till,
+                    total_fee,
+                    body: &body,
+                    auth_code_masked,
+                    now: OffsetDateTime::now_utc(),
+                    local_offset,
+                })
+            })
+            .await
+            .map_err(EngineError::NotSent)?;
         let _ = progress.send(Progress::Opened {
             out_trade_no: out_trade_no.clone(),
         });
@@ -121,151 +145,123 @@ impl Engine {
         let span = tracing::info_span!("payment", %out_trade_no, amount = %request.amount, code = %request.auth_code);
         let machine = Machine::new(self.timings);
         let amount = request.amount;
-        self.drive(
+        let run = Run {
             order,
             out_trade_no,
             amount,
-            Some(request),
-            machine,
-            Clock::default(),
-            progress,
-            cancel,
-        )
-        .instrument(span)
-        .await
+            request: Some(request),
+            transaction_id: None,
+        };
+        self.drive(run, machine, Clock::default(), progress, cancel)
+            .instrument(span)
+            .await
     }
 
-    /// Takes an order left unfinished in the journal (a crash, an outage) to
-    /// its end, starting `from` a query or a reverse. `elapsed` is the time
-    /// since its micropay was sent, from the journal's wall clock; every rule
-    /// keeps counting from that send. No micropay is ever sent again.
+    /// Takes `order` over from a process that is gone, if no live one drives it.
+    pub async fn claim(&self, order: &OrderRow) -> Result<Claim, EngineError> {
+        let id = order.id;
+        self.journal
+            .run(move |journal| journal.claim(id))
+            .await
+            .map_err(|cause| EngineError::Unknown { cause })
+    }
+
+    /// Drives a claimed order to its end from the machine `restored` from
+    /// its journaled events and taken over at `elapsed` (the time since its
+    /// micropay was sent, by the journal's wall clock). The take-over is
+    /// journaled first, so a crash during it is recovered the same way.
     pub async fn resume(
         &self,
         order: &OrderRow,
-        from: Resume,
-        refund_paid: bool,
+        events: &[EventRow],
+        restored: Machine,
         elapsed: Duration,
+        refund_paid: bool,
         progress: mpsc::UnboundedSender<Progress>,
     ) -> Result<PaymentResult, EngineError> {
+        let doing = match restored.status() {
+            Status::Done(done) => format!("finishing it as {} from the journal", done.state()),
+            Status::Confirming => {
+                "querying whether the customer had paid before our reverse".into()
+            }
+            _ if refund_paid => {
+                "refunding on a person's decision: querying, then reversing even if paid".into()
+            }
+            _ => "querying, then reversing if still unclear".into(),
+        };
         let note = EventRecord {
             at: OffsetDateTime::now_utc(),
-            since_t0_ms: Some(elapsed.as_millis() as u64),
-            kind: EventKind::Note,
-            call: None,
+            since_t0_ms: Some(millis(elapsed)),
             summary: format!(
-                "resumed {:.1} s after the micropay was sent: {}",
+                "taken over by scanpay process {} {:.1} s after the micropay was sent: {doing}",
+                self.journal.owner(),
                 elapsed.as_secs_f64(),
-                match (from, refund_paid) {
-                    (_, true) =>
-                        "refunding on a person's decision: querying, then reversing even if paid",
-                    (Resume::Query, false) => "querying, then reversing if still unclear",
-                    (Resume::AfterReverse, false) => {
-                        "a reverse had been sent: querying, and reversing again if still unclear"
-                    }
-                }
             ),
-            detail: json!({ "resume": format!("{from:?}"), "refund_paid": refund_paid, "elapsed_ms": elapsed.as_millis() as u64 }),
+            event: Event::Resumed {
+                owner: self.journal.owner().to_string(),
+                elapsed_ms: millis(elapsed),
+                refund_paid,
+            },
         };
-        self.lock()
-            .append(order.id, &note)
-            .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
+        self.append(order.id, note, true).await?;
         let span = tracing::info_span!("recovery", out_trade_no = %order.out_trade_no, amount = %order.total_fee);
         // Nobody can press cancel on a recovered order: a sender that is gone never fires.
         let (_, cancel) = watch::channel(false);
-        let mut machine = Machine::resume(self.timings, from, elapsed);
-        if refund_paid {
-            machine = machine.refunding_paid();
-        }
-        self.drive(
-            order.id,
-            order.out_trade_no.clone(),
-            order.total_fee,
-            None,
-            machine,
-            Clock::resumed(elapsed),
-            progress,
-            cancel,
-        )
-        .instrument(span)
-        .await
+        let run = Run {
+            order: order.id,
+            out_trade_no: order.out_trade_no.clone(),
+            amount: order.total_fee,
+            request: None,
+            transaction_id: known_transaction_id(events),
+        };
+        self.drive(run, restored, Clock::resumed(elapsed), progress, cancel)
+            .instrument(span)
+            .await
     }
 
     /// The order's journaled events.
-    pub fn events(&self, order: &OrderRow) -> Result<Vec<EventRow>, EngineError> {
-        self.lock()
-            .events(order.id)
-            .map_err(|e| EngineError::Journal(e, "the order is left as it was."))
+    pub async fn events(&self, order: &OrderRow) -> Result<Vec<EventRow>, EngineError> {
+        let id = order.id;
+        self.journal
+            .run(move |journal| journal.events(id))
+            .await
+            .map_err(|cause| EngineError::Unknown { cause })
     }
 
-    /// Ends an order from what the journal already proves (a verified answer
-    /// that was journaled but not acted on, or a micropay never sent).
-    pub fn finish_from_journal(
+    /// Appends an event; `sent` says whether a request may have left already.
+    async fn append(
         &self,
-        order: &OrderRow,
-        outcome: Final,
-        why: &str,
-    ) -> Result<PaymentResult, EngineError> {
-        let message = outcome.message(self.language);
-        let at = OffsetDateTime::now_utc();
-        let record = FinalRecord {
-            state: outcome.state(),
-            transaction_id: outcome.transaction_id().map(str::to_string),
-            err_code: outcome.err_code(),
-            message: Some(message.clone()),
-            at,
-        };
-        let event = EventRecord {
-            at,
-            since_t0_ms: None,
-            kind: EventKind::Finished,
-            call: None,
-            summary: format!(
-                "finished from the journal: {} — {why}",
-                record.state.as_str()
-            ),
-            detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
-        };
-        self.lock()
-            .finish(order.id, &record, &event)
-            .map_err(|e| EngineError::Journal(e, "the order is left open."))?;
-        tracing::info!(out_trade_no = %order.out_trade_no, state = record.state.as_str(), "finished from the journal");
-        Ok(PaymentResult {
-            out_trade_no: order.out_trade_no.clone(),
-            amount: order.total_fee,
-            outcome,
-            message,
-        })
+        order: OrderId,
+        record: EventRecord,
+        sent: bool,
+    ) -> Result<(), EngineError> {
+        self.journal
+            .run(move |journal| journal.append(order, &record))
+            .await
+            .map_err(|cause| error(cause, sent))
     }
 
     /// Runs the machine for a journaled order until it is done.
-    #[allow(clippy::too_many_arguments)] // the parts of one order in flight; a struct would only rename them
     async fn drive(
         &self,
-        order: OrderId,
-        out_trade_no: OutTradeNo,
-        amount: Fen,
-        request: Option<PaymentRequest>,
+        mut run: Run,
         mut machine: Machine,
         mut clock: Clock,
         progress: mpsc::UnboundedSender<Progress>,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<PaymentResult, EngineError> {
         tracing::info!("order opened");
-        let in_flight = "the order is left open.";
-        let before_send = "nothing was sent, so nobody was charged.";
-
-        let expected = Expected {
-            merchant: &self.merchant,
-            out_trade_no: &out_trade_no,
-            total_fee: amount,
-        };
+        let order = run.order;
         let mut cancel_pending = !*cancel.borrow();
         if !cancel_pending {
-            machine.cancel(Duration::ZERO);
+            self.cashier_cancel(&mut machine, order, Duration::ZERO, clock.sent().is_some())
+                .await?;
         }
         let mut last_status = None;
 
         loop {
+            // Whether a request of this order may have left the till by now.
+            let sent = clock.sent().is_some();
             // Step first: sending moves the machine to "querying"/"reversing",
             // which is what the cashier should see while the request is out.
             let step = machine.step(clock.now());
@@ -283,32 +279,24 @@ impl Engine {
                         call = call.name(),
                         "request due: journaling it, then sending"
                     );
-                    let fields = self.request(call, &out_trade_no, request.as_ref());
-                    let record = request_event(call, &fields, amount, clock.sent());
-                    let stage = if call == Call::Micropay {
-                        before_send
+                    let fields = self.request(call, &run.out_trade_no, run.request.as_ref());
+                    let record = request_event(call, &fields, run.amount, clock.sent());
+                    if call == Call::Micropay {
+                        self.journal
+                            .run(move |journal| journal.record_micropay_intent(order, &record))
+                            .await
+                            .map_err(EngineError::NotSent)?;
+                        fault::hit(fault::Point::IntentJournaled);
+                        clock.start();
                     } else {
-                        in_flight
-                    };
-                    {
-                        let mut journal = self.lock();
-                        let written = match call {
-                            Call::Micropay => journal.record_micropay_intent(order, &record),
-                            _ => journal.append(order, &record),
-                        };
-                        written.map_err(|e| EngineError::Journal(e, stage))?;
-                    }
-                    match call {
-                        Call::Micropay => {
-                            fault::hit(fault::Point::IntentJournaled);
-                            clock.start();
+                        self.append(order, record, true).await?;
+                        if matches!(call, Call::Reverse { .. }) {
+                            fault::hit(fault::Point::ReverseJournaled);
                         }
-                        Call::Reverse { .. } => fault::hit(fault::Point::ReverseJournaled),
-                        Call::Query => {}
                     }
                     tracing::info!(
                         call = call.name(),
-                        elapsed_ms = clock.now().as_millis() as u64,
+                        elapsed_ms = millis(clock.now()),
                         "request sent"
                     );
                     let send = self.gateway.post(endpoint(call), &fields);
@@ -318,20 +306,31 @@ impl Engine {
                             answer = &mut send => break answer,
                             () = cancelled(&mut cancel), if cancel_pending => {
                                 cancel_pending = false;
-                                self.cashier_cancel(&mut machine, order, clock.now())?;
+                                self.cashier_cancel(&mut machine, order, clock.now(), true).await?;
                             }
                         }
                     };
                     fault::hit(fault::Point::AnswerReceived);
                     let now = clock.now();
                     let raw = answer.clone().ok();
-                    let classified = Classified::new(call, answer, &expected);
-                    let (class, reason) = classified.describe();
+                    let expected = Expected {
+                        merchant: &self.merchant,
+                        out_trade_no: &run.out_trade_no,
+                        total_fee: run.amount,
+                        transaction_id: run.transaction_id.as_deref(),
+                    };
+                    let classified = classify(call, answer, &expected);
+                    let fields = raw.as_ref().map(journal_fields);
+                    if let Some(id) = fields
+                        .as_ref()
+                        .and_then(|f| trusted_transaction_id(&classified, f))
+                    {
+                        run.transaction_id.get_or_insert(id);
+                    }
+                    let (class, reason) = describe(&classified);
                     let record = EventRecord {
                         at: OffsetDateTime::now_utc(),
-                        since_t0_ms: Some(now.as_millis() as u64),
-                        kind: EventKind::Answer,
-                        call: Some(call.name().to_string()),
+                        since_t0_ms: Some(millis(now)),
                         summary: format!(
                             "{} answer: {class}{}",
                             call.name(),
@@ -341,14 +340,15 @@ impl Engine {
                                 format!(" — {reason}")
                             }
                         ),
-                        detail: json!({ "class": class, "reason": reason, "fields": raw.as_ref().map(journal_fields) }),
+                        event: Event::Answer {
+                            answer: classified.clone(),
+                            fields,
+                        },
                     };
-                    self.lock()
-                        .append(order, &record)
-                        .map_err(|e| EngineError::Journal(e, in_flight))?;
-                    tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = now.as_millis() as u64, "answer");
+                    self.append(order, record, true).await?;
+                    tracing::info!(call = call.name(), class, reason = %reason, elapsed_ms = millis(now), "answer");
                     fault::hit(fault::Point::AnswerJournaled);
-                    classified.feed(&mut machine, now);
+                    feed(&mut machine, classified, now);
                 }
                 Step::WaitUntil(at) => {
                     let wake = clock.instant_of(at);
@@ -360,17 +360,15 @@ impl Engine {
                             };
                             let record = EventRecord {
                                 at: OffsetDateTime::now_utc(),
-                                since_t0_ms: Some(clock.now().as_millis() as u64),
-                                kind: EventKind::Timer,
-                                call: None,
+                                since_t0_ms: Some(millis(clock.now())),
                                 summary: format!("timer: {what} at {} ms", at.as_millis()),
-                                detail: json!({ "due_ms": at.as_millis() as u64 }),
+                                event: Event::Timer { due_ms: millis(at) },
                             };
-                            self.lock().append(order, &record).map_err(|e| EngineError::Journal(e, in_flight))?;
+                            self.append(order, record, true).await?;
                         }
                         () = cancelled(&mut cancel), if cancel_pending => {
                             cancel_pending = false;
-                            self.cashier_cancel(&mut machine, order, clock.now())?;
+                            self.cashier_cancel(&mut machine, order, clock.now(), true).await?;
                         }
                     }
                 }
@@ -388,19 +386,24 @@ impl Engine {
                     };
                     let event = EventRecord {
                         at: record.at,
-                        since_t0_ms: clock.sent().map(|d| d.as_millis() as u64),
-                        kind: EventKind::Finished,
-                        call: None,
+                        since_t0_ms: clock.sent().map(millis),
                         summary: format!("finished: {} — {message}", record.state.as_str()),
-                        detail: json!({ "state": record.state.as_str(), "err_code": record.err_code, "transaction_id": record.transaction_id }),
+                        event: Event::Finished {
+                            state: record.state.as_str().to_string(),
+                            err_code: record.err_code.clone(),
+                            transaction_id: record.transaction_id.clone(),
+                        },
                     };
-                    self.lock()
-                        .finish(order, &record, &event)
-                        .map_err(|e| EngineError::Journal(e, in_flight))?;
-                    tracing::info!(state = record.state.as_str(), err_code = ?record.err_code, "payment finished");
+                    let state = record.state;
+                    let err_code = record.err_code.clone();
+                    self.journal
+                        .run(move |journal| journal.finish(order, &record, &event))
+                        .await
+                        .map_err(|cause| error(cause, sent))?;
+                    tracing::info!(state = state.as_str(), err_code = ?err_code, "payment finished");
                     let result = PaymentResult {
-                        out_trade_no,
-                        amount,
+                        out_trade_no: run.out_trade_no,
+                        amount: run.amount,
                         outcome,
                         message,
                     };
@@ -440,11 +443,12 @@ impl Engine {
         }
     }
 
-    fn cashier_cancel(
+    async fn cashier_cancel(
         &self,
         machine: &mut Machine,
         order: OrderId,
         now: Duration,
+        sent: bool,
     ) -> Result<(), EngineError> {
         let accepted = machine.cancel(now);
         let summary = if accepted {
@@ -455,20 +459,36 @@ impl Engine {
         tracing::info!(accepted, "cashier cancel");
         let record = EventRecord {
             at: OffsetDateTime::now_utc(),
-            since_t0_ms: Some(now.as_millis() as u64),
-            kind: EventKind::Cashier,
-            call: None,
+            since_t0_ms: Some(millis(now)),
             summary: summary.to_string(),
-            detail: json!({ "action": "cancel", "accepted": accepted }),
+            event: Event::Cancel { accepted },
         };
-        self.lock()
-            .append(order, &record)
-            .map_err(|e| EngineError::Journal(e, "the order is left open."))
+        self.append(order, record, sent).await
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Journal> {
-        lock_journal(&self.journal)
+/// The order in flight, as the driver knows it.
+struct Run {
+    order: OrderId,
+    out_trade_no: OutTradeNo,
+    amount: Fen,
+    /// The payment to send; `None` for an order taken over (never re-sent).
+    request: Option<PaymentRequest>,
+    /// WeChat's number for this payment, once a trusted answer named it:
+    /// every later answer must name the same.
+    transaction_id: Option<String>,
+}
+
+fn error(cause: JournalError, sent: bool) -> EngineError {
+    if sent {
+        EngineError::Unknown { cause }
+    } else {
+        EngineError::NotSent(cause)
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Time since the micropay was sent, on the monotonic clock. A resumed
@@ -514,15 +534,6 @@ impl Clock {
     }
 }
 
-/// The shared journal, whoever holds it. A panic while holding the lock
-/// leaves SQLite consistent (every write is a transaction), so a poisoned
-/// lock is still a usable journal.
-pub fn lock_journal(journal: &SharedJournal) -> MutexGuard<'_, Journal> {
-    journal
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Resolves when the cashier presses cancel; never if the sender is gone.
 async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     if cancel.wait_for(|pressed| *pressed).await.is_err() {
@@ -539,8 +550,8 @@ fn endpoint(call: Call) -> Endpoint {
 }
 
 /// Fields as the journal keeps them: no signature, and the payment code masked.
-fn journal_fields(fields: &Fields) -> serde_json::Value {
-    let map: serde_json::Map<String, serde_json::Value> = fields
+fn journal_fields(fields: &Fields) -> JournalFields {
+    fields
         .iter()
         .filter(|(k, _)| *k != "sign")
         .map(|(k, v)| {
@@ -549,10 +560,9 @@ fn journal_fields(fields: &Fields) -> serde_json::Value {
             } else {
                 v.to_string()
             };
-            (k.to_string(), serde_json::Value::String(v))
+            (k.to_string(), v)
         })
-        .collect();
-    serde_json::Value::Object(map)
+        .collect()
 }
 
 fn request_event(
@@ -571,67 +581,86 @@ fn request_event(
     };
     EventRecord {
         at: OffsetDateTime::now_utc(),
-        since_t0_ms: Some(since_t0.unwrap_or_default().as_millis() as u64),
-        kind: EventKind::Request,
-        call: Some(call.name().to_string()),
+        since_t0_ms: Some(millis(since_t0.unwrap_or_default())),
         summary,
-        detail: json!({ "fields": journal_fields(fields) }),
+        event: Event::Request {
+            call,
+            fields: journal_fields(fields),
+        },
     }
 }
 
-/// An answer once classified, for the journal line and for the machine.
-enum Classified {
-    Micropay(MicropayOutcome),
-    Query(QueryOutcome),
-    Reverse(ReverseOutcome),
+fn classify(call: Call, answer: api::Answer, expected: &Expected<'_>) -> Answer {
+    match call {
+        Call::Micropay => Answer::Micropay(api::classify_micropay(answer, expected)),
+        Call::Query => Answer::Query(api::classify_query(answer, expected)),
+        Call::Reverse { .. } => Answer::Reverse(api::classify_reverse(answer, expected)),
+    }
 }
 
-impl Classified {
-    fn new(call: Call, answer: api::Answer, expected: &Expected<'_>) -> Self {
-        match call {
-            Call::Micropay => Classified::Micropay(api::classify_micropay(answer, expected)),
-            Call::Query => Classified::Query(api::classify_query(answer, expected)),
-            Call::Reverse { .. } => Classified::Reverse(api::classify_reverse(answer, expected)),
-        }
+fn feed(machine: &mut Machine, answer: Answer, now: Duration) {
+    match answer {
+        Answer::Micropay(outcome) => machine.on_micropay(outcome, now),
+        Answer::Query(outcome) => machine.on_query(outcome, now),
+        Answer::Reverse(outcome) => machine.on_reverse(outcome, now),
     }
+}
 
-    fn feed(self, machine: &mut Machine, now: Duration) {
-        match self {
-            Classified::Micropay(outcome) => machine.on_micropay(outcome, now),
-            Classified::Query(outcome) => machine.on_query(outcome, now),
-            Classified::Reverse(outcome) => machine.on_reverse(outcome, now),
-        }
-    }
+/// The transaction id an answer we trust names, if any.
+fn trusted_transaction_id(answer: &Answer, fields: &JournalFields) -> Option<String> {
+    let untrusted = matches!(
+        answer,
+        Answer::Micropay(MicropayOutcome::Unknown(Unclear::Untrusted(_)))
+            | Answer::Query(QueryOutcome::Unknown(Unclear::Untrusted(_)))
+            | Answer::Reverse(ReverseOutcome::Again(Unclear::Untrusted(_)))
+    );
+    let id = fields.get("transaction_id").filter(|id| !id.is_empty())?;
+    (!untrusted).then(|| id.clone())
+}
 
-    /// The class and the reason, as the journal and the log show them.
-    fn describe(&self) -> (&'static str, String) {
-        match self {
-            Classified::Micropay(MicropayOutcome::Paid(paid)) => {
-                ("PAID", format!("transaction {}", paid.transaction_id))
-            }
-            Classified::Micropay(MicropayOutcome::Pending) => (
-                "PENDING",
-                "USERPAYING: the customer confirms on the phone".into(),
-            ),
-            Classified::Micropay(MicropayOutcome::Unknown(why)) => ("UNKNOWN", why.to_string()),
-            Classified::Micropay(MicropayOutcome::Failed(refusal)) => (
-                "FAILED",
-                format!("{} {}", refusal.code, refusal.description),
-            ),
-            Classified::Query(QueryOutcome::Paid(paid)) => {
-                ("PAID", format!("transaction {}", paid.transaction_id))
-            }
-            Classified::Query(QueryOutcome::NotSettled(state)) => ("NOT_SETTLED", state.clone()),
-            Classified::Query(QueryOutcome::PayError(desc)) => ("PAYERROR", desc.clone()),
-            Classified::Query(QueryOutcome::Closed(state)) => ("CLOSED", state.clone()),
-            Classified::Query(QueryOutcome::Refunded) => ("REFUNDED", String::new()),
-            Classified::Query(QueryOutcome::Unknown(why)) => ("UNKNOWN", why.to_string()),
-            Classified::Reverse(ReverseOutcome::Reversed) => ("REVERSED", "recall=N".into()),
-            Classified::Reverse(ReverseOutcome::Again(why)) => ("AGAIN", why.to_string()),
-            Classified::Reverse(ReverseOutcome::Refused(refusal)) => (
-                "REFUSED",
-                format!("{} {}", refusal.code, refusal.description),
-            ),
+/// The transaction id the journal's trusted answers named first.
+fn known_transaction_id(events: &[EventRow]) -> Option<String> {
+    events.iter().find_map(|row| match &row.event {
+        Event::Answer {
+            answer,
+            fields: Some(fields),
+        } => trusted_transaction_id(answer, fields),
+        _ => None,
+    })
+}
+
+/// The class and the reason, as the journal and the log show them.
+fn describe(answer: &Answer) -> (&'static str, String) {
+    match answer {
+        Answer::Micropay(MicropayOutcome::Paid(paid)) | Answer::Query(QueryOutcome::Paid(paid)) => {
+            ("PAID", format!("transaction {}", paid.transaction_id))
         }
+        Answer::Micropay(MicropayOutcome::Pending) => (
+            "PENDING",
+            "USERPAYING: the customer confirms on the phone".into(),
+        ),
+        Answer::Micropay(MicropayOutcome::Unknown(why))
+        | Answer::Query(QueryOutcome::Unknown(why)) => ("UNKNOWN", why.to_string()),
+        Answer::Micropay(MicropayOutcome::Failed(refusal)) => (
+            "FAILED",
+            format!("{} {}", refusal.code, refusal.description),
+        ),
+        Answer::Micropay(MicropayOutcome::NumberTaken(refusal)) => (
+            "NUMBER_TAKEN",
+            format!(
+                "{} {}: an earlier request with this number was someone else's; never queried or reversed",
+                refusal.code, refusal.description
+            ),
+        ),
+        Answer::Query(QueryOutcome::NotSettled(state)) => ("NOT_SETTLED", state.clone()),
+        Answer::Query(QueryOutcome::PayError(desc)) => ("PAYERROR", desc.clone()),
+        Answer::Query(QueryOutcome::Closed(state)) => ("CLOSED", state.clone()),
+        Answer::Query(QueryOutcome::Refunded) => ("REFUNDED", String::new()),
+        Answer::Reverse(ReverseOutcome::Reversed) => ("REVERSED", "recall=N".into()),
+        Answer::Reverse(ReverseOutcome::Again(why)) => ("AGAIN", why.to_string()),
+        Answer::Reverse(ReverseOutcome::Refused(refusal)) => (
+            "REFUSED",
+            format!("{} {}", refusal.code, refusal.description),
+        ),
     }
 }

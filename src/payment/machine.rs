@@ -18,18 +18,25 @@
 //! - after a successful reverse, one query tells whether the customer had
 //!   paid in the meantime (then the reverse refunded them).
 //! - the micropay is sent once; nothing here can send it again. A machine
-//!   resumed from the journal after a crash ([`Machine::resume`]) starts by
-//!   querying or reversing, with time still counted from the original send.
+//!   rebuilt from the journal ([`Machine::restore`]) and taken over by another
+//!   process ([`Machine::take_over`]) starts with a query, with time still
+//!   counted from the original send; a customer found still typing the
+//!   password then gets at least one more poll interval, whatever the wall
+//!   clock said about the time since the send.
+//! - ORDERPAID / OUT_TRADE_NO_USED on the one micropay of a number: the
+//!   number is someone else's; end at once, never query or reverse it.
 
 use std::time::Duration;
 
+use super::event::{Answer, Event};
 use super::policy::Timings;
 use crate::wechat::api::{
     MicropayOutcome, QueryOutcome, Refusal, ReverseOutcome, Settlement, Unclear,
 };
 
 /// A request the driver must send now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Call {
     Micropay,
     Query,
@@ -73,17 +80,6 @@ pub enum ReverseReason {
     Recovered,
 }
 
-/// What the journal says had happened to a resumed order. Either way it
-/// starts with a query: a reverse is only ever sent for an order the gateway
-/// does not report paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
-    /// The micropay may have been sent: find out.
-    Query,
-    /// A reverse was sent before: REFUND or CLOSED/REVOKED are its result.
-    AfterReverse,
-}
-
 /// Why a person must look at an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attention {
@@ -105,6 +101,11 @@ pub enum Final {
     Failed(Refusal),
     /// The cashier cancelled before the micropay was sent.
     CancelledBeforeSending,
+    /// The process stopped before the micropay was sent: nothing left the till.
+    NotSent,
+    /// The gateway says the number was used before (ORDERPAID,
+    /// OUT_TRADE_NO_USED): someone else's order; this customer was not charged.
+    NumberTaken(Refusal),
     /// The gateway reports the order CLOSED or REVOKED without our reverse.
     Closed(String),
     /// Our reverse succeeded and the customer was never charged.
@@ -173,10 +174,20 @@ pub struct Machine {
     customer_paying: bool,
     reverse_attempts: u32,
     reverse_reason: ReverseReason,
-    /// Resumed after a reverse had been sent: its result may show in a query.
+    /// A reverse was sent before: its result may show in a query.
     reversed_before: bool,
+    /// A reverse answered recall=N before the interruption.
+    reverse_succeeded: bool,
     /// A person chose to refund a paid order.
     refund_if_paid: bool,
+    /// Taken over from the journal: the wall clock measured the time since
+    /// the send, so a customer still paying gets a poll interval of our own.
+    taken_over: bool,
+    /// That poll interval was given.
+    grace_given: bool,
+    /// Ended as needs-attention by an earlier run; a take-over starts a new
+    /// round of reverse attempts.
+    parked: bool,
 }
 
 impl Machine {
@@ -191,28 +202,100 @@ impl Machine {
             reverse_attempts: 0,
             reverse_reason: ReverseReason::Deadline,
             reversed_before: false,
+            reverse_succeeded: false,
             refund_if_paid: false,
+            taken_over: false,
+            grace_given: false,
+            parked: false,
         }
     }
 
-    /// A machine for an order whose micropay was journaled as sent before a
-    /// crash (or left unclear), resumed at `now` — the time since that send.
-    /// Every rule still counts from the original send: a reverse waits for
-    /// `reverse_not_before`, and an order past the deadline gets one query
-    /// and, if still unclear, the reverse at once.
-    pub fn resume(timings: Timings, from: Resume, now: Duration) -> Self {
+    /// The machine as the journal left it: fed every journaled event with the
+    /// time since the send at which it was written. What the original run
+    /// decided is decided again the same way, so no second procedure reads
+    /// the journal. An event that does not fit the phase changes nothing.
+    pub fn restore<'a>(
+        timings: Timings,
+        events: impl IntoIterator<Item = (&'a Event, Duration)>,
+    ) -> Self {
         let mut machine = Self::new(timings);
-        machine.reverse_reason = ReverseReason::Recovered;
-        machine.reversed_before = from == Resume::AfterReverse;
-        machine.phase = Phase::QueryAt(now);
+        for (event, at) in events {
+            machine.replay(event, at);
+        }
         machine
     }
 
-    /// A person decided to refund (`replay --reverse-paid`): a resumed order
-    /// the gateway reports paid is reversed instead of recorded paid.
-    pub fn refunding_paid(mut self) -> Self {
-        self.refund_if_paid = true;
-        self
+    fn replay(&mut self, event: &Event, at: Duration) {
+        match event {
+            Event::Request { call, .. } => self.sent(*call, at),
+            Event::Answer { answer, .. } => match answer.clone() {
+                Answer::Micropay(outcome) => self.on_micropay(outcome, at),
+                Answer::Query(outcome) => self.on_query(outcome, at),
+                Answer::Reverse(outcome) => self.on_reverse(outcome, at),
+            },
+            Event::Cancel { accepted: true } => {
+                self.cancel(at);
+            }
+            Event::Resumed {
+                elapsed_ms,
+                refund_paid,
+                ..
+            } => self.take_over(Duration::from_millis(*elapsed_ms), *refund_paid),
+            Event::Finished { state, .. } if state == "needs_attention" => self.parked = true,
+            Event::Opened { .. }
+            | Event::Cancel { accepted: false }
+            | Event::Timer { .. }
+            | Event::Finished { .. }
+            | Event::Note { .. } => {}
+        }
+    }
+
+    /// A journaled request: it was sent (or may have been) at `at`.
+    fn sent(&mut self, call: Call, at: Duration) {
+        self.phase = match (call, &self.phase) {
+            (Call::Micropay, Phase::SendMicropay) => Phase::AwaitMicropay,
+            (Call::Query, Phase::Confirm) => Phase::AwaitConfirm,
+            (Call::Query, Phase::QueryAt(scheduled)) => Phase::AwaitQuery {
+                scheduled: *scheduled,
+            },
+            (Call::Query, _) => Phase::AwaitQuery { scheduled: at },
+            (Call::Reverse { attempt }, _) => {
+                self.reverse_attempts = attempt;
+                self.reversed_before = true;
+                Phase::AwaitReverse
+            }
+            (Call::Micropay, _) => return,
+        };
+    }
+
+    /// This process takes the order over at `now` (the time since the send,
+    /// by the journal's wall clock) from one that is gone. A request whose
+    /// answer was never journaled may or may not have been answered; every
+    /// order whose outcome is not already decided starts again with a query
+    /// (after a successful reverse, the confirming one), so a reverse only
+    /// ever goes to an order the gateway does not report paid.
+    /// `refund_paid` is a person's decision to reverse it even if paid; once
+    /// journaled it stays.
+    pub fn take_over(&mut self, now: Duration, refund_paid: bool) {
+        self.refund_if_paid |= refund_paid;
+        match self.phase {
+            // Decided by a journaled answer; a needs-attention end is not a decision.
+            Phase::Done(_) if !self.parked => return,
+            Phase::SendMicropay => return self.finish(Final::NotSent),
+            _ => {}
+        }
+        self.taken_over = true;
+        self.grace_given = false;
+        self.reverse_reason = ReverseReason::Recovered;
+        if self.parked {
+            self.parked = false;
+            self.reverse_attempts = 0;
+        }
+        self.phase = if self.reverse_succeeded {
+            Phase::Confirm
+        } else {
+            Phase::QueryAt(now)
+        };
     }
 
     /// What to do at `now`. Returning `Send` marks the request as sent.
@@ -253,6 +336,7 @@ impl Machine {
         match outcome {
             MicropayOutcome::Paid(paid) => self.finish(Final::Paid(paid)),
             MicropayOutcome::Failed(refusal) => self.finish(Final::Failed(refusal)),
+            MicropayOutcome::NumberTaken(refusal) => self.finish(Final::NumberTaken(refusal)),
             MicropayOutcome::Pending => {
                 self.customer_paying = true;
                 self.query_at(now + self.timings.poll_interval, now);
@@ -282,6 +366,16 @@ impl Machine {
             QueryOutcome::Closed(state) => self.finish(Final::Closed(state)),
             QueryOutcome::Refunded => self.finish(Final::NeedsAttention(Attention::Refunded)),
             QueryOutcome::PayError(_) => self.reverse(ReverseReason::PayError, now),
+            // Taken over, the time since the send came from a wall clock that
+            // may have jumped: a customer typing the password gets one more
+            // poll interval, measured here, before anything is reversed.
+            QueryOutcome::NotSettled(state)
+                if state == "USERPAYING" && self.taken_over && !self.grace_given =>
+            {
+                self.customer_paying = true;
+                self.grace_given = true;
+                self.phase = Phase::QueryAt(now + self.timings.poll_interval);
+            }
             QueryOutcome::NotSettled(state) => {
                 self.customer_paying |= state == "USERPAYING";
                 self.query_again_or_reverse(scheduled, now);
@@ -295,7 +389,10 @@ impl Machine {
             return;
         }
         match outcome {
-            ReverseOutcome::Reversed => self.phase = Phase::Confirm,
+            ReverseOutcome::Reversed => {
+                self.reverse_succeeded = true;
+                self.phase = Phase::Confirm
+            }
             ReverseOutcome::Refused(refusal) => {
                 self.finish(Final::NeedsAttention(Attention::ReverseRefused(refusal)))
             }

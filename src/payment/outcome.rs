@@ -9,7 +9,10 @@ impl Final {
     pub fn state(&self) -> OrderState {
         match self {
             Final::Paid(_) => OrderState::Paid,
-            Final::Failed(_) | Final::CancelledBeforeSending => OrderState::Failed,
+            Final::Failed(_)
+            | Final::CancelledBeforeSending
+            | Final::NotSent
+            | Final::NumberTaken(_) => OrderState::Failed,
             Final::Closed(_) => OrderState::Closed,
             Final::Reversed(_) | Final::Refunded(_) => OrderState::Reversed,
             Final::NeedsAttention(_) => OrderState::NeedsAttention,
@@ -29,6 +32,8 @@ impl Final {
             Final::Paid(_) => None,
             Final::Failed(refusal) => Some(refusal.code.clone()),
             Final::CancelledBeforeSending => Some("CANCELLED".into()),
+            Final::NotSent => Some("NOT_SENT".into()),
+            Final::NumberTaken(refusal) => Some(refusal.code.clone()),
             Final::Closed(state) => Some(state.clone()),
             Final::Reversed(ReverseReason::PayError) => Some("PAYERROR".into()),
             Final::Reversed(ReverseReason::Deadline) => Some("TIMEOUT".into()),
@@ -69,6 +74,23 @@ impl Final {
                 "Cancelled before anything was charged"
             }
             .to_string(),
+            Final::NotSent => if zh {
+                "程序在发起扣款前中断，未扣款；请用户重新付款"
+            } else {
+                "Interrupted before the payment was sent: nothing was charged. Ask the customer to pay again"
+            }
+            .to_string(),
+            Final::NumberTaken(refusal) => if zh {
+                format!(
+                    "订单号已被他人使用（{}）：本次未扣款。是否有两台收银机使用同一个 till.id？请为每台收银机设置不同的 till.id，然后重新扫码",
+                    refusal.code
+                )
+            } else {
+                format!(
+                    "This order number was already used by someone else ({}): the customer was NOT charged. Two tills with the same till.id? Give each till its own till.id, then scan again",
+                    refusal.code
+                )
+            },
             Final::Closed(_) => if zh {
                 "订单已关闭，未扣款，请重新下单"
             } else {
@@ -155,6 +177,16 @@ mod tests {
                 "TIMEOUT",
                 "订单已撤销",
             ),
+            (
+                Final::NumberTaken(Refusal {
+                    code: "OUT_TRADE_NO_USED".into(),
+                    description: "商户订单号重复".into(),
+                }),
+                OrderState::Failed,
+                "OUT_TRADE_NO_USED",
+                "本次未扣款",
+            ),
+            (Final::NotSent, OrderState::Failed, "NOT_SENT", "未扣款"),
             (
                 Final::Closed("REVOKED".into()),
                 OrderState::Closed,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use super::event::{Answer, Event};
 use super::machine::{Attention, Call, Final, Machine, ReverseReason, Status, Step};
 use super::policy::Timings;
 use crate::wechat::api::{
@@ -689,10 +690,47 @@ proptest! {
     }
 }
 
-/// Drives a resumed machine from `now` with the scripted answers.
-fn drive_resumed(from: super::machine::Resume, now: f64, script: Vec<Reply>) -> Run {
+/// What the journal holds of an order interrupted after its micropay went
+/// out unclear; with `reversed`, a reverse had been sent too.
+fn interrupted(reversed: bool, now: f64) -> Vec<(Event, Duration)> {
+    let mut events = vec![
+        (micropay_request(), s(0.0)),
+        (
+            Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::Unknown(systemerror())),
+                fields: None,
+            },
+            s(0.5),
+        ),
+    ];
+    if reversed {
+        events.push((request(Call::Reverse { attempt: 1 }), s(now * 0.9)));
+    }
+    events
+}
+
+fn micropay_request() -> Event {
+    request(Call::Micropay)
+}
+
+fn request(call: Call) -> Event {
+    Event::Request {
+        call,
+        fields: Default::default(),
+    }
+}
+
+/// The machine the journal describes, taken over at `now`.
+fn taken_over(events: &[(Event, Duration)], now: f64, refund_paid: bool) -> Machine {
+    let mut machine = Machine::restore(Timings::default(), events.iter().map(|(e, at)| (e, *at)));
+    machine.take_over(s(now), refund_paid);
+    machine
+}
+
+/// Drives an interrupted order taken over at `now` with the scripted answers.
+fn drive_resumed(reversed: bool, now: f64, script: Vec<Reply>) -> Run {
     drive_machine(
-        Machine::resume(Timings::default(), from, s(now)),
+        taken_over(&interrupted(reversed, now), now, false),
         now,
         script,
     )
@@ -727,10 +765,9 @@ fn drive_machine(mut machine: Machine, now: f64, script: Vec<Reply>) -> Run {
 
 #[test]
 fn an_old_order_resumed_after_a_crash_is_queried_then_reversed_at_once() {
-    use super::machine::Resume;
     let unclear = Q(QueryOutcome::Unknown(systemerror()));
     let run = drive_resumed(
-        Resume::Query,
+        false,
         3600.0,
         vec![unclear, R(ReverseOutcome::Reversed), Q(revoked())],
     );
@@ -751,7 +788,6 @@ fn an_old_order_resumed_after_a_crash_is_queried_then_reversed_at_once() {
 
 #[test]
 fn a_quick_restart_keeps_the_original_clock() {
-    use super::machine::Resume;
     // Restarted 3 s after the send: queries keep the cadence, the reverse waits for 15 s.
     let script = vec![
         Q(userpaying()),
@@ -761,7 +797,7 @@ fn a_quick_restart_keeps_the_original_clock() {
         R(ReverseOutcome::Reversed),
         Q(revoked()),
     ];
-    let run = drive_resumed(Resume::Query, 3.0, script);
+    let run = drive_resumed(false, 3.0, script);
     assert_eq!(
         at(&run),
         [
@@ -775,11 +811,11 @@ fn a_quick_restart_keeps_the_original_clock() {
     );
     // A reverse had gone out before the crash: the query comes first, and
     // its REFUND is that reverse's result, not someone else's refund.
-    let refunded = drive_resumed(Resume::AfterReverse, 5.0, vec![Q(QueryOutcome::Refunded)]);
+    let refunded = drive_resumed(true, 5.0, vec![Q(QueryOutcome::Refunded)]);
     assert_eq!(at(&refunded), [("orderquery", 5.0)]);
     assert_eq!(refunded.done, Final::Refunded(ReverseReason::Recovered));
     let unclear = drive_resumed(
-        Resume::AfterReverse,
+        true,
         5.0,
         vec![
             Q(userpaying()),
@@ -800,7 +836,7 @@ fn a_quick_restart_keeps_the_original_clock() {
         s(30.0)
     );
     assert_eq!(unclear.done, Final::Reversed(ReverseReason::Recovered));
-    let found_paid = drive_resumed(Resume::Query, 3.0, vec![Q(QueryOutcome::Paid(paid()))]);
+    let found_paid = drive_resumed(false, 3.0, vec![Q(QueryOutcome::Paid(paid()))]);
     assert_eq!(found_paid.done, Final::Paid(paid()));
 }
 
@@ -833,13 +869,12 @@ fn the_query_after_a_reverse_tells_a_refund_from_nothing_charged() {
 
 #[test]
 fn a_person_can_refund_an_order_the_gateway_reports_paid() {
-    use super::machine::Resume;
     let script = vec![
         Q(QueryOutcome::Paid(paid())),
         R(ReverseOutcome::Reversed),
         Q(QueryOutcome::Refunded),
     ];
-    let refunding = Machine::resume(Timings::default(), Resume::Query, s(7200.0)).refunding_paid();
+    let refunding = taken_over(&interrupted(false, 7200.0), 7200.0, true);
     let run = drive_machine(refunding, 7200.0, script);
     assert_eq!(
         at(&run),
@@ -850,7 +885,7 @@ fn a_person_can_refund_an_order_the_gateway_reports_paid() {
         ]
     );
     assert_eq!(run.done, Final::Refunded(ReverseReason::Recovered));
-    let untouched = drive_resumed(Resume::Query, 7200.0, vec![Q(QueryOutcome::Paid(paid()))]);
+    let untouched = drive_resumed(false, 7200.0, vec![Q(QueryOutcome::Paid(paid()))]);
     assert_eq!(
         untouched.done,
         Final::Paid(paid()),

@@ -11,6 +11,7 @@ use time::Date;
 use super::amount::{AmountField, Refused};
 use crate::domain::{AuthCode, Fen};
 use crate::journal::{DayReport, EventRow, OrderRow, OrderState};
+use crate::payment::recovery::Recovered;
 use crate::payment::{PaymentRequest, PaymentResult, Progress, Status};
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
 use crate::scanner::{Driver, DriverStatus, Pipeline, ScanEvent};
@@ -60,7 +61,7 @@ pub enum Msg {
     /// An order interrupted by a crash was resolved (or could not be).
     Recovered {
         out_trade_no: String,
-        outcome: Result<PaymentResult, String>,
+        outcome: Result<Recovered, String>,
     },
     OrderLoaded(Result<(OrderRow, Vec<EventRow>), String>),
 }
@@ -288,7 +289,21 @@ impl App {
                 self.recovering.retain(|r| r.out_trade_no != out_trade_no);
                 self.recovered.0 += 1;
                 match outcome {
-                    Ok(result) => {
+                    Ok(Recovered::Skipped { owner }) => {
+                        self.recovered.0 -= 1;
+                        let text = if self.zh() {
+                            format!(
+                                "订单 {out_trade_no} 正由另一个 scanpay 进程（{owner}）处理，本机不动它"
+                            )
+                        } else {
+                            format!(
+                                "Order {out_trade_no} is being paid by another scanpay process ({owner}): left to it"
+                            )
+                        };
+                        self.say(Tone::Info, text);
+                    }
+                    Ok(Recovered::AlreadyFinished) => self.recovered.0 -= 1,
+                    Ok(Recovered::Resolved(result)) => {
                         if result.state() == OrderState::Paid {
                             self.recovered.1 += 1;
                         }

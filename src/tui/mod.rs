@@ -18,8 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::app::Running;
 use crate::cli::Exit;
 use crate::config::Gateway;
-use crate::journal::{DayReport, day_bounds, unix_ms};
-use crate::payment::driver::lock_journal;
+use crate::journal::{DayReport, Journal, day_bounds, unix_ms};
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
 pub use app::{App, Command, Msg, Preset, TillInfo};
 
@@ -176,7 +175,7 @@ struct Loop<'a> {
 impl Loop<'_> {
     fn execute(&mut self, command: Command) {
         let tx = self.tx.clone();
-        let journal = self.running.engine.journal.clone();
+        let journal = self.running.settings.journal_path.clone();
         let offset = self.running.settings.store_offset;
         match command {
             Command::Pay(request) => {
@@ -203,16 +202,16 @@ impl Loop<'_> {
             }
             Command::LoadDay(day) => {
                 tokio::task::spawn_blocking(move || {
-                    let report: Result<DayReport, String> = lock_journal(&journal)
-                        .day(day, offset)
+                    let report: Result<DayReport, String> = Journal::open_read_only(&journal)
+                        .and_then(|journal| journal.day(day, offset))
                         .map_err(|e| e.to_string());
                     let _ = tx.send(Msg::DayLoaded(report));
                 });
             }
             Command::LoadOrder(order) => {
                 tokio::task::spawn_blocking(move || {
-                    let events = lock_journal(&journal)
-                        .events(order.id)
+                    let events = Journal::open_read_only(&journal)
+                        .and_then(|journal| journal.events(order.id))
                         .map_err(|e| e.to_string());
                     let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
                 });
@@ -221,7 +220,9 @@ impl Loop<'_> {
                 tokio::task::spawn_blocking(move || {
                     let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
                     let (from, to) = day_bounds(today, offset);
-                    if let Ok(summary) = lock_journal(&journal).summary_between(from, to) {
+                    if let Ok(summary) = Journal::open_read_only(&journal)
+                        .and_then(|journal| journal.summary_between(from, to))
+                    {
                         let _ = tx.send(Msg::Today {
                             paid: summary.paid_count,
                             total: summary.paid_total,

@@ -548,7 +548,9 @@ fn snapshot_journal_day_and_order_detail() {
             kind,
             call: None,
             summary: summary.into(),
-            detail: serde_json::json!({}),
+            event: crate::payment::Event::Note {
+                text: summary.into(),
+            },
         };
     let events = vec![
         event(1, 0, None, EventKind::Opened, "order opened"),
@@ -637,7 +639,7 @@ fn a_recent_interrupted_order_holds_new_payments_until_it_is_resolved() {
     };
     till.send(Msg::Recovered {
         out_trade_no: order_no().to_string(),
-        outcome: Ok(result),
+        outcome: Ok(crate::payment::recovery::Recovered::Resolved(result)),
     });
     assert!(till.app.recovering.is_empty());
     assert_eq!(till.app.recovered, (1, 0));

@@ -122,7 +122,8 @@ pub fn reverse_request(merchant: &Merchant, out_trade_no: &OutTradeNo, nonce: &s
 }
 
 /// Why the outcome of a call is not known. Never a success, never a failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unclear {
     /// No usable answer: connection refused or reset, timeout, HTTP error page.
     Transport(String),
@@ -161,30 +162,40 @@ impl fmt::Display for Unclear {
 }
 
 /// A definite refusal: the gateway's code and its own description.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub struct Refusal {
     pub code: String,
     pub description: String,
 }
 
 /// What a verified payment answer tells us.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub struct Settlement {
     pub transaction_id: String,
     pub time_end: Option<String>,
     pub cash_fee: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MicropayOutcome {
     Paid(Settlement),
     /// USERPAYING: the customer must confirm on the phone.
     Pending,
     Unknown(Unclear),
     Failed(Refusal),
+    /// ORDERPAID or OUT_TRADE_NO_USED on the first micropay of a number we
+    /// just minted: an earlier request with this number reached WeChat, and it
+    /// was not ours (the till sends one micropay per number). This customer
+    /// was not charged; the number belongs to someone else's order, so it is
+    /// never queried or reversed.
+    NumberTaken(Refusal),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum QueryOutcome {
     Paid(Settlement),
     /// NOTPAY, USERPAYING, ACCEPT: not settled yet.
@@ -198,7 +209,8 @@ pub enum QueryOutcome {
     Unknown(Unclear),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReverseOutcome {
     /// `recall=N`: the order is closed; a payment, if any, is returned.
     Reversed,
@@ -214,6 +226,8 @@ pub struct Expected<'a> {
     pub merchant: &'a Merchant,
     pub out_trade_no: &'a OutTradeNo,
     pub total_fee: Fen,
+    /// WeChat's number for our payment, once a trusted answer named it.
+    pub transaction_id: Option<&'a str>,
 }
 
 /// A call that produced no decodable answer (see `client`).
@@ -286,6 +300,40 @@ fn settlement(fields: &Fields, expected: &Expected<'_>) -> Result<Settlement, Un
         time_end: fields.get("time_end").map(str::to_string),
         cash_fee: fields.get("cash_fee").and_then(|f| f.parse().ok()),
     })
+}
+
+/// Error codes that, on the one micropay sent for a number, mean an earlier
+/// request with the same number reached WeChat: someone else's.
+pub const NUMBER_TAKEN: &[&str] = &["ORDERPAID", "OUT_TRADE_NO_USED"];
+
+/// An answer counts only when it is about our order: a signed answer about
+/// another one (misrouted, replayed through a proxy) says nothing about ours,
+/// in any trade state. A query answer must name our out_trade_no; a reverse
+/// answer, which WeChat sends without it, must not name another. Once the
+/// order's transaction_id is known, an answer naming another is not ours either.
+fn about_our_order(
+    fields: &Fields,
+    expected: &Expected<'_>,
+    number_required: bool,
+) -> Result<(), Unclear> {
+    let ours = expected.out_trade_no.as_str();
+    match fields.get("out_trade_no") {
+        Some(no) if no == ours => {}
+        None if !number_required => {}
+        other => {
+            return Err(Unclear::Untrusted(format!(
+                "an answer about another order: out_trade_no is {other:?}, ours is {ours:?}"
+            )));
+        }
+    }
+    match (expected.transaction_id, fields.get("transaction_id")) {
+        (Some(ours), Some(theirs)) if !theirs.is_empty() && theirs != ours => {
+            Err(Unclear::Untrusted(format!(
+                "an answer about another payment: transaction_id is {theirs:?}, ours is {ours:?}"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The business layer of an answer, once transport and trust are settled.
@@ -365,8 +413,13 @@ pub fn classify_micropay(answer: Answer, expected: &Expected<'_>) -> MicropayOut
                 description: description.to_string(),
             })
         }
-        // SYSTEMERROR, BANKERROR, ORDERPAID, OUT_TRADE_NO_USED and anything
-        // unlisted: money may have moved.
+        Ok(Business::Error { code, description }) if NUMBER_TAKEN.contains(&code) => {
+            MicropayOutcome::NumberTaken(Refusal {
+                code: code.to_string(),
+                description: description.to_string(),
+            })
+        }
+        // SYSTEMERROR, BANKERROR and anything unlisted: money may have moved.
         Ok(Business::Error { code, description }) => MicropayOutcome::Unknown(Unclear::Gateway {
             code: code.to_string(),
             description: description.to_string(),
@@ -391,6 +444,9 @@ pub fn classify_query(answer: Answer, expected: &Expected<'_>) -> QueryOutcome {
         // ORDERNOTEXIST, SYSTEMERROR, …: the query did not tell.
         Ok(Business::Error { code, description }) => gateway(code, description),
         Ok(Business::Success) => {
+            if let Err(unclear) = about_our_order(&fields, expected, true) {
+                return QueryOutcome::Unknown(unclear);
+            }
             let state = fields.get("trade_state").unwrap_or("");
             match state {
                 "SUCCESS" => match settlement(&fields, expected) {
@@ -416,7 +472,12 @@ pub fn classify_reverse(answer: Answer, expected: &Expected<'_>) -> ReverseOutco
         Ok(fields) => fields,
         Err(unclear) => return ReverseOutcome::Again(unclear),
     };
-    match layers(&fields, expected) {
+    let business = layers(&fields, expected).and_then(|business| {
+        about_our_order(&fields, expected, false)
+            .map(|()| business)
+            .map_err(Err)
+    });
+    match business {
         Err(Ok(refusal)) => ReverseOutcome::Refused(refusal),
         Err(Err(unclear)) => ReverseOutcome::Again(unclear),
         Ok(Business::Success) => match fields.get("recall") {
@@ -508,6 +569,7 @@ mod tests {
                 merchant: &m,
                 out_trade_no: &no,
                 total_fee: Fen(1234),
+                transaction_id: None,
             },
         )
     }
@@ -657,14 +719,7 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
-        for code in [
-            "SYSTEMERROR",
-            "BANKERROR",
-            "ORDERPAID",
-            "OUT_TRADE_NO_USED",
-            "SOMETHING_NEW",
-            "",
-        ] {
+        for code in ["SYSTEMERROR", "BANKERROR", "SOMETHING_NEW", ""] {
             assert!(
                 matches!(
                     micropay(answer(&m, &error(code))),
@@ -721,6 +776,7 @@ mod tests {
             merchant: &m,
             out_trade_no: &no,
             total_fee: Fen(1234),
+            transaction_id: None,
         };
         let outcome = classify_micropay(Err(Unclear::Transport("timed out".into())), &expected);
         assert_eq!(
@@ -745,6 +801,7 @@ mod tests {
             merchant: &m,
             out_trade_no: &no,
             total_fee: Fen(1234),
+            transaction_id: None,
         };
         let query = |state: &str| {
             let mut fields = paid_fields();
@@ -778,6 +835,90 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_answer_about_another_order_is_unknown_in_every_state() {
+        let m = merchant();
+        let no = order_no();
+        let expected = Expected {
+            merchant: &m,
+            out_trade_no: &no,
+            total_fee: Fen(1234),
+            transaction_id: None,
+        };
+        for state in [
+            "SUCCESS",
+            "REFUND",
+            "NOTPAY",
+            "USERPAYING",
+            "PAYERROR",
+            "CLOSED",
+            "REVOKED",
+        ] {
+            let mut fields = paid_fields();
+            fields.retain(|(k, _)| *k != "out_trade_no");
+            fields.extend([
+                ("trade_state", state),
+                ("out_trade_no", "T01OTHERORDER000001"),
+            ]);
+            let outcome = classify_query(Ok(answer(&m, &fields)), &expected);
+            assert!(
+                matches!(&outcome, QueryOutcome::Unknown(Unclear::Untrusted(why)) if why.contains("another order")),
+                "{state}: {outcome:?}"
+            );
+            let mut missing = paid_fields();
+            missing.retain(|(k, _)| *k != "out_trade_no");
+            missing.push(("trade_state", state));
+            assert!(matches!(
+                classify_query(Ok(answer(&m, &missing)), &expected),
+                QueryOutcome::Unknown(Unclear::Untrusted(_))
+            ));
+        }
+        // Once the transaction id is known, an answer naming another payment is not ours.
+        let known = Expected {
+            transaction_id: Some("4200000000000000000000000000"),
+            ..expected
+        };
+        let mut closed = paid_fields();
+        closed.push(("trade_state", "CLOSED"));
+        assert!(matches!(
+            classify_query(Ok(answer(&m, &closed)), &known),
+            QueryOutcome::Unknown(Unclear::Untrusted(_))
+        ));
+        assert_eq!(
+            classify_query(Ok(answer(&m, &closed)), &expected),
+            QueryOutcome::Closed("CLOSED".into())
+        );
+        let reversed_other = answer(
+            &m,
+            &[
+                ("result_code", "SUCCESS"),
+                ("recall", "N"),
+                ("out_trade_no", "T01OTHERORDER000001"),
+            ],
+        );
+        assert!(matches!(
+            classify_reverse(Ok(reversed_other), &expected),
+            ReverseOutcome::Again(Unclear::Untrusted(_))
+        ));
+    }
+
+    #[test]
+    fn a_number_someone_else_used_is_taken_not_unclear() {
+        for code in NUMBER_TAKEN {
+            assert_eq!(
+                micropay(answer(&merchant(), &error(code))),
+                MicropayOutcome::NumberTaken(Refusal {
+                    code: code.to_string(),
+                    description: "描述".into()
+                })
+            );
+        }
+        // Unsigned, it proves nothing: unclear.
+        let mut forged = answer(&merchant(), &error("ORDERPAID"));
+        forged.set("sign", "0".repeat(32));
+        assert!(matches!(micropay(forged), MicropayOutcome::Unknown(_)));
+    }
+
+    #[test]
     fn reverse_answers_fall_in_their_class() {
         let m = merchant();
         let no = order_no();
@@ -785,6 +926,7 @@ mod tests {
             merchant: &m,
             out_trade_no: &no,
             total_fee: Fen(1234),
+            transaction_id: None,
         };
         let reverse = |pairs: &[(&str, &str)]| classify_reverse(Ok(answer(&m, pairs)), &expected);
         assert_eq!(

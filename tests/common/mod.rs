@@ -5,11 +5,10 @@
 pub mod process;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scanpay::domain::{AuthCode, Fen, TillId};
-use scanpay::journal::{EventRow, Journal, OrderRow, OrderState};
+use scanpay::journal::{EventRow, Journal, JournalWriter, OrderRow, OrderState};
 use scanpay::payment::{Engine, PaymentRequest, PaymentResult, Timings};
 use scanpay::simulator::{LedgerEntry, Simulator, SimulatorConfig};
 use scanpay::wechat::SignType;
@@ -84,7 +83,7 @@ pub async fn till_with(merchant: Merchant, adjust: impl FnOnce(&mut ClientSettin
     let engine = Engine {
         gateway: GatewayClient::new(&settings).unwrap(),
         merchant,
-        journal: Arc::new(Mutex::new(journal)),
+        journal: JournalWriter::spawn(journal),
         timings: scaled(),
         till: TillId::parse("T01").unwrap(),
         spbill_create_ip: "127.0.0.1".into(),
@@ -144,9 +143,13 @@ impl Till {
             .expect("the journal works")
     }
 
+    /// A read-only connection of its own, as the manager's reports use.
+    pub fn reader(&self) -> Journal {
+        Journal::open_read_only(&self.dir.path().join("journal.sqlite3")).unwrap()
+    }
+
     pub fn order(&self, result: &PaymentResult) -> OrderRow {
-        let journal = self.engine.journal.lock().unwrap();
-        journal
+        self.reader()
             .order_by_trade_no(result.out_trade_no.as_str())
             .unwrap()
             .expect("the order is journaled")
@@ -154,8 +157,7 @@ impl Till {
 
     pub fn events(&self, result: &PaymentResult) -> Vec<EventRow> {
         let order = self.order(result);
-        let journal = self.engine.journal.lock().unwrap();
-        journal.events(order.id).unwrap()
+        self.reader().events(order.id).unwrap()
     }
 
     pub fn ledger(&self, result: &PaymentResult) -> Option<LedgerEntry> {
