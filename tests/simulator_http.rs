@@ -208,6 +208,21 @@ impl Till {
     }
 }
 
+impl Till {
+    /// [`Till::observe`], with `(another order)` appended when the answer
+    /// names an out_trade_no other than `out_trade_no`.
+    fn observe_about(&self, reply: &Reply, out_trade_no: &str) -> String {
+        let seen = self.observe(reply);
+        let about = (reply.status == 200)
+            .then(|| reply.fields())
+            .and_then(|fields| fields.get("out_trade_no").map(str::to_string));
+        match about {
+            Some(other) if other != out_trade_no => format!("{seen}(another order)"),
+            _ => seen,
+        }
+    }
+}
+
 fn entry(simulator: &Simulator, out_trade_no: &str) -> LedgerEntry {
     let ledger = simulator.ledger();
     ledger
@@ -251,6 +266,11 @@ const SCRIPTS: &[Script] = &[
     (50, "SUCCESS", &["SUCCESS"], &["recall=N"], ("REFUND", 50, 50)),
     (51, "html502", &["ORDERNOTEXIST"], &["recall=N"], ("REVOKED", 0, 0)),
     (52, "USERPAYING", &["USERPAYING", "USERPAYING"], &["recall=N", "recall=N"], ("REFUND", 52, 52)),
+    // The number is another party's: its query and reverse reach their order;
+    // this entry is our customer's, never charged.
+    (53, "OUT_TRADE_NO_USED", &["SUCCESS"], &["recall=N"], ("NOTPAY", 0, 0)),
+    (54, "ORDERPAID", &["SUCCESS"], &["recall=N"], ("NOTPAY", 0, 0)),
+    (55, "USERPAYING", &["CLOSED(another order)", "SUCCESS"], &[], ("SUCCESS", 55, 0)),
     (100_001, "USERPAYING", &["SUCCESS"], &[], ("SUCCESS", 100_001, 0)),
     // Amounts off the table succeed at once.
     (1234, "SUCCESS", &["SUCCESS"], &[], ("SUCCESS", 1234, 0)),
@@ -262,12 +282,18 @@ async fn every_scenario_row_plays_its_script_and_the_ledger_records_it() {
     let till = Till::new(&simulator);
     for &(fee, micropay, queries, reverses, (state, charged, refunded)) in SCRIPTS {
         let no = format!("ROW{fee}");
-        let mut seen = vec![("micropay", till.observe(&till.micropay(&no, fee).await))];
+        let mut seen = vec![(
+            "micropay",
+            till.observe_about(&till.micropay(&no, fee).await, &no),
+        )];
         for _ in queries {
-            seen.push(("orderquery", till.observe(&till.query(&no).await)));
+            seen.push((
+                "orderquery",
+                till.observe_about(&till.query(&no).await, &no),
+            ));
         }
         for _ in reverses {
-            seen.push(("reverse", till.observe(&till.reverse(&no).await)));
+            seen.push(("reverse", till.observe_about(&till.reverse(&no).await, &no)));
         }
         let expected: Vec<&str> = [micropay]
             .iter()
@@ -984,6 +1010,241 @@ async fn the_ledger_is_served_as_json() {
         !text.contains(&code(52)),
         "the ledger never holds a full payment code"
     );
+}
+
+/// (foreign, total_fee, trade_state, charged, refunded) of every entry for
+/// `out_trade_no`, in ledger order.
+fn entries_for(ledger: &[LedgerEntry], out_trade_no: &str) -> Vec<(bool, u64, String, u64, u64)> {
+    ledger
+        .iter()
+        .filter(|e| e.out_trade_no == out_trade_no)
+        .map(|e| {
+            (
+                e.foreign,
+                e.total_fee,
+                e.trade_state.clone(),
+                e.charged,
+                e.refunded,
+            )
+        })
+        .collect()
+}
+
+fn answers(entry: &LedgerEntry) -> Vec<(&str, &str)> {
+    entry
+        .calls
+        .iter()
+        .map(|c| (c.call.as_str(), c.answer.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_number_another_party_paid_answers_about_their_order_and_never_charges_ours() {
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    // A normal payment, for the openid of this till's customers.
+    let ours_paid = till
+        .call(MICROPAY, &Till::micropay_fields("OWN1", "1", &code(1)))
+        .await;
+    let our_openid = ours_paid.get("openid").unwrap().to_string();
+
+    for (fee, err_code, description) in [
+        (53, "OUT_TRADE_NO_USED", "商户订单号重复"),
+        (54, "ORDERPAID", "订单已支付"),
+    ] {
+        let no = format!("TAKEN{fee}");
+        let theirs = fee + 1000;
+
+        let micropay = till
+            .micropay(&no, fee)
+            .await
+            .signed(&till.key, till.sign_type);
+        let business: Vec<Option<&str>> =
+            ["return_code", "result_code", "err_code", "err_code_des"]
+                .iter()
+                .map(|name| micropay.get(name))
+                .collect();
+        assert_eq!(
+            business,
+            [
+                Some("SUCCESS"),
+                Some("FAIL"),
+                Some(err_code),
+                Some(description)
+            ],
+            "fee {fee}"
+        );
+        assert_eq!(micropay.get("transaction_id"), None, "fee {fee}");
+        assert_eq!(
+            entries_for(&simulator.ledger(), &no),
+            [
+                (false, fee, "NOTPAY".to_string(), 0, 0),
+                (true, theirs, "SUCCESS".to_string(), theirs, 0)
+            ],
+            "fee {fee}: the other party's order is paid, ours is not"
+        );
+
+        // To WeChat the number is theirs: the query answers about their order.
+        let query = till.call(QUERY, &[("out_trade_no", no.as_str())]).await;
+        let foreign = simulator
+            .ledger()
+            .into_iter()
+            .find(|e| e.out_trade_no == no && e.foreign)
+            .unwrap();
+        let about: Vec<Option<&str>> = ["result_code", "trade_state", "out_trade_no", "total_fee"]
+            .iter()
+            .map(|name| query.get(name))
+            .collect();
+        assert_eq!(
+            about,
+            [
+                Some("SUCCESS"),
+                Some("SUCCESS"),
+                Some(no.as_str()),
+                Some(theirs.to_string().as_str())
+            ],
+            "fee {fee}"
+        );
+        assert_eq!(
+            query.get("transaction_id"),
+            foreign.transaction_id.as_deref()
+        );
+        assert!(query.get("transaction_id").is_some(), "fee {fee}");
+        assert_ne!(query.get("openid"), Some(our_openid.as_str()), "fee {fee}");
+
+        // Reversing the number refunds the other party's customer.
+        let reverse = till.call(REVERSE, &[("out_trade_no", no.as_str())]).await;
+        assert_eq!(
+            (reverse.get("result_code"), reverse.get("recall")),
+            (Some("SUCCESS"), Some("N"))
+        );
+        let after = till.call(QUERY, &[("out_trade_no", no.as_str())]).await;
+        assert_eq!(
+            (after.get("trade_state"), after.get("total_fee")),
+            (Some("REFUND"), Some(theirs.to_string().as_str()))
+        );
+
+        let ledger = simulator.ledger();
+        assert_eq!(
+            entries_for(&ledger, &no),
+            [
+                (false, fee, "NOTPAY".to_string(), 0, 0),
+                (true, theirs, "REFUND".to_string(), theirs, theirs)
+            ],
+            "fee {fee}: the reverse took the other customer's money back, ours was never charged"
+        );
+        let mine = ledger.iter().find(|e| e.out_trade_no == no).unwrap();
+        assert!(!mine.foreign, "a lookup by number finds our customer first");
+        assert_eq!(
+            (mine.net_charged(), mine.transaction_id.as_deref()),
+            (0, None)
+        );
+        assert_eq!(mine.auth_code_last4, code(fee)[14..]);
+        assert_eq!(
+            answers(mine),
+            [
+                ("micropay", err_code),
+                ("orderquery", "SUCCESS"),
+                ("reverse", "recall=N"),
+                ("orderquery", "REFUND")
+            ]
+        );
+        let foreign = ledger
+            .iter()
+            .find(|e| e.out_trade_no == no && e.foreign)
+            .unwrap();
+        assert_eq!(
+            answers(foreign),
+            [
+                ("orderquery", "SUCCESS"),
+                ("reverse", "recall=N"),
+                ("orderquery", "REFUND")
+            ]
+        );
+        assert_ne!(foreign.auth_code_last4, mine.auth_code_last4);
+    }
+
+    // Tests running the binary read the same through the control port.
+    let response = till
+        .http
+        .get(format!("{}/_simulator/ledger", simulator.control_url()))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let served: Vec<LedgerEntry> = serde_json::from_str(&text).unwrap();
+    assert_eq!(served, simulator.ledger());
+    assert_eq!(served.iter().filter(|e| e.foreign).count(), 2, "{text}");
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw[0]["out_trade_no"], "OWN1");
+    assert_eq!(raw[0]["foreign"], false);
+    assert_eq!(raw[2]["out_trade_no"], "TAKEN53");
+    assert_eq!(raw[2]["foreign"], true);
+    assert_eq!(raw[2]["refunded"], 1053);
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn scenario_55s_first_query_is_a_signed_answer_about_another_order() {
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    let no = "MISROUTED55";
+    let micropay = till
+        .micropay(no, 55)
+        .await
+        .signed(&till.key, till.sign_type);
+    assert_eq!(micropay.get("err_code"), Some("USERPAYING"));
+
+    let first = till.call(QUERY, &[("out_trade_no", no)]).await;
+    let first_about: Vec<Option<&str>> = ["return_code", "result_code", "trade_state"]
+        .iter()
+        .map(|name| first.get(name))
+        .collect();
+    assert_eq!(
+        first_about,
+        [Some("SUCCESS"), Some("SUCCESS"), Some("CLOSED")]
+    );
+    let other = first.get("out_trade_no").unwrap();
+    assert_ne!(other, no, "the answer is about another order");
+    assert!(first.get("transaction_id").is_some());
+    // The payment landed meanwhile: a till believing "closed" leaves a charge.
+    let paid = entry(&simulator, no);
+    assert_eq!((paid.trade_state.as_str(), paid.charged), ("SUCCESS", 55));
+    assert!(simulator.ledger().iter().all(|e| e.out_trade_no != other));
+
+    let second = till.call(QUERY, &[("out_trade_no", no)]).await;
+    let second_about: Vec<Option<&str>> =
+        ["result_code", "trade_state", "out_trade_no", "total_fee"]
+            .iter()
+            .map(|name| second.get(name))
+            .collect();
+    assert_eq!(
+        second_about,
+        [Some("SUCCESS"), Some("SUCCESS"), Some(no), Some("55")]
+    );
+    assert_eq!(second.get("transaction_id"), paid.transaction_id.as_deref());
+    assert_ne!(first.get("transaction_id"), second.get("transaction_id"));
+
+    let order = entry(&simulator, no);
+    assert_eq!(
+        (
+            order.foreign,
+            order.trade_state.as_str(),
+            order.charged,
+            order.refunded
+        ),
+        (false, "SUCCESS", 55, 0)
+    );
+    assert_eq!(
+        answers(&order),
+        [
+            ("micropay", "USERPAYING"),
+            ("orderquery", "CLOSED(another order)"),
+            ("orderquery", "SUCCESS")
+        ]
+    );
+    assert_eq!(simulator.ledger().len(), 1);
+    simulator.shutdown().await;
 }
 
 #[tokio::test]

@@ -13,16 +13,28 @@ use rand::RngExt;
 use time::OffsetDateTime;
 use time::macros::{format_description, offset};
 
-use super::scenarios::{Customer, MicropayReply, ReverseReply, Scenario, Start};
+use super::scenarios::{
+    Customer, MicropayReply, OTHER_PARTY_EXTRA_FEE, QueryReply, ReverseReply, Scenario, Start,
+};
 use crate::domain::AuthCode;
 use crate::wechat::Fields;
 
 /// One order as the gateway sees it, for the till's tests and the trainer.
+///
+/// A number taken by another party (scenarios 53, 54) has two entries: first
+/// this till's customer (`foreign: false`, NOTPAY, never charged), so a
+/// lookup by out_trade_no finds it; then the other party's order
+/// (`foreign: true`), which every query and reverse of the number reaches.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct LedgerEntry {
     pub out_trade_no: String,
     pub total_fee: u64,
     pub scenario: String,
+    /// Another party's order under this out_trade_no (another till with our
+    /// till id got there first): its `charged` is another customer's money,
+    /// and its `refunded` what a reverse of the number took back from them.
+    #[serde(default)]
+    pub foreign: bool,
     /// SUCCESS | USERPAYING | NOTPAY | PAYERROR | REVOKED | REFUND | CLOSED,
     /// as queries answer. NOTPAY is an order the gateway never created
     /// (queries say ORDERNOTEXIST); REFUND one reversed after it was charged.
@@ -33,7 +45,8 @@ pub struct LedgerEntry {
     pub transaction_id: Option<String>,
     /// Never the full payment code.
     pub auth_code_last4: String,
-    /// Every accepted request about this order, in arrival order.
+    /// Every accepted request about this order, in arrival order. A call
+    /// about a taken number is recorded on both of its entries.
     pub calls: Vec<CallRecord>,
 }
 
@@ -61,6 +74,9 @@ pub enum Answer {
     Success(Fields),
     /// Like `Success`, but the signature is spoiled after signing.
     SuccessBadSign(Fields),
+    /// Like `Success`, correctly signed, but about another order than the one
+    /// asked for.
+    AboutAnotherOrder(Fields),
     /// result_code FAIL with this err_code.
     Fail(&'static str),
     /// No XML at all: HTTP 502 and an HTML page.
@@ -101,6 +117,10 @@ impl Outcome {
                 (None, None) => "SUCCESS".into(),
             },
             Answer::SuccessBadSign(_) => "SUCCESS(bad sign)".into(),
+            Answer::AboutAnotherOrder(fields) => format!(
+                "{}(another order)",
+                fields.get("trade_state").unwrap_or("SUCCESS")
+            ),
             Answer::Fail(code) => code.to_string(),
             Answer::BadGateway => "html502".into(),
         }
@@ -182,9 +202,15 @@ impl State {
     }
 }
 
+/// The payer of this till's paid orders, and of another party's.
+const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+const OTHER_PARTY_OPENID: &str = "oUpF8uN95hNH1fQAsbMRJ0QnAkTA";
+
 struct Order {
     out_trade_no: String,
     total_fee: u64,
+    foreign: bool,
+    openid: &'static str,
     /// None for an order first seen in a reverse.
     scenario: Option<Scenario>,
     state: State,
@@ -205,6 +231,8 @@ impl Order {
         Self {
             out_trade_no: out_trade_no.to_string(),
             total_fee: 0,
+            foreign: false,
+            openid: OPENID,
             scenario: None,
             state: State::NotCreated,
             charged: 0,
@@ -264,7 +292,7 @@ impl Order {
         let coupon_fee: u64 = coupons.iter().map(|c| c.0).sum();
         let mut fields = Fields::new();
         fields
-            .set("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+            .set("openid", self.openid)
             .set("is_subscribe", "N")
             .set("trade_type", "MICROPAY")
             .set("bank_type", "OTHERS")
@@ -322,10 +350,27 @@ impl Order {
         fields
     }
 
+    /// A signed-looking answer about a neighbouring order of the merchant (our
+    /// number with another last character), closed: what a proxy that mixes
+    /// up or replays answers hands back.
+    fn another_orders_fields(&self, transaction_id: String) -> Fields {
+        let mut other = self.out_trade_no.clone();
+        let last = other.pop();
+        other.push(if last == Some('1') { '2' } else { '1' });
+        let mut fields = Fields::new();
+        fields
+            .set("transaction_id", transaction_id)
+            .set("out_trade_no", other)
+            .set("trade_state", State::Closed.wire_name())
+            .set("trade_state_desc", State::Closed.description());
+        fields
+    }
+
     fn entry(&self) -> LedgerEntry {
         LedgerEntry {
             out_trade_no: self.out_trade_no.clone(),
             total_fee: self.total_fee,
+            foreign: self.foreign,
             scenario: self
                 .scenario
                 .map_or("no-micropay", Scenario::name)
@@ -341,7 +386,12 @@ impl Order {
 }
 
 pub struct Ledger {
+    /// The orders the gateway holds, one per out_trade_no.
     orders: BTreeMap<String, Order>,
+    /// This till's requests turned away because another party's order held
+    /// their number (its order is the one in `orders`): customers never
+    /// charged, kept so tests can see them and the calls about the number.
+    turned_away: BTreeMap<String, Order>,
     /// Keyed hashes of the payment codes seen, for scenario 34. A hash with a
     /// per-run random key, never the code: nothing here may hold a customer's
     /// payment code.
@@ -354,6 +404,7 @@ impl Default for Ledger {
     fn default() -> Self {
         Self {
             orders: BTreeMap::new(),
+            turned_away: BTreeMap::new(),
             codes_seen: HashSet::new(),
             code_hasher: RandomState::new(),
             transactions: TransactionIds::new(),
@@ -362,8 +413,19 @@ impl Default for Ledger {
 }
 
 impl Ledger {
+    /// Every entry sorted by out_trade_no, this till's own before another
+    /// party's under the same number.
     pub fn snapshot(&self) -> Vec<LedgerEntry> {
-        self.orders.values().map(Order::entry).collect()
+        let mut entries: Vec<LedgerEntry> = self
+            .turned_away
+            .values()
+            .chain(self.orders.values())
+            .map(Order::entry)
+            .collect();
+        entries.sort_by(|a, b| {
+            (a.out_trade_no.as_str(), a.foreign).cmp(&(b.out_trade_no.as_str(), b.foreign))
+        });
+        entries
     }
 
     pub fn micropay(&mut self, request: &MicropayRequest<'_>, arrival: Arrival) -> Outcome {
@@ -379,6 +441,9 @@ impl Ledger {
             });
             order.first_micropay.get_or_insert(arrival.at);
             order.record("micropay", arrival, &outcome);
+            if let Some(mine) = self.turned_away.get_mut(request.out_trade_no) {
+                mine.record("micropay", arrival, &outcome);
+            }
             return outcome;
         }
 
@@ -398,6 +463,25 @@ impl Ledger {
             .orders
             .entry(request.out_trade_no.to_string())
             .or_insert_with_key(|no| Order::new(no));
+        if script.start == Start::NumberTaken {
+            // The other party's order takes the number; this request's
+            // customer is kept aside, never charged.
+            let mut theirs = Order::new(request.out_trade_no);
+            theirs.foreign = true;
+            theirs.openid = OTHER_PARTY_OPENID;
+            theirs.total_fee = request.total_fee.saturating_add(OTHER_PARTY_EXTRA_FEE);
+            theirs.scenario = Some(scenario);
+            theirs.first_micropay = Some(arrival.at);
+            theirs.charge(self.transactions.next());
+            *order = theirs;
+        }
+        let order = match script.start {
+            Start::NumberTaken => self
+                .turned_away
+                .entry(request.out_trade_no.to_string())
+                .or_insert_with_key(|no| Order::new(no)),
+            _ => order,
+        };
         order.total_fee = request.total_fee;
         order.scenario = Some(scenario);
         order.auth_code_last4 = last4(request.auth_code.expose());
@@ -407,7 +491,7 @@ impl Ledger {
             Start::Charge => order.charge(self.transactions.next()),
             Start::Pending => order.state = State::UserPaying,
             Start::Fail => order.state = State::PayError,
-            Start::NotCreated => order.state = State::NotCreated,
+            Start::NotCreated | Start::NumberTaken => order.state = State::NotCreated,
         }
         let answer = match script.reply {
             MicropayReply::Paid => Answer::Success(order.paid_fields()),
@@ -435,15 +519,24 @@ impl Ledger {
                 Customer::PaymentFailed => order.state = State::PayError,
             }
         }
-        let answer = match order.state {
-            State::NotCreated => Answer::Fail("ORDERNOTEXIST"),
-            _ => Answer::Success(order.query_fields()),
+        let reply = order
+            .scenario
+            .map_or(QueryReply::TheOrder, |s| s.query_reply(order.queries));
+        let answer = match (order.state, reply) {
+            (State::NotCreated, _) => Answer::Fail("ORDERNOTEXIST"),
+            (_, QueryReply::AnotherOrderClosed) => {
+                Answer::AboutAnotherOrder(order.another_orders_fields(self.transactions.next()))
+            }
+            (_, QueryReply::TheOrder) => Answer::Success(order.query_fields()),
         };
         let outcome = Outcome {
             answer,
             slow: order.scenario.is_some_and(Scenario::slow_queries),
         };
         order.record("orderquery", arrival, &outcome);
+        if let Some(mine) = self.turned_away.get_mut(&order.out_trade_no) {
+            mine.record("orderquery", arrival, &outcome);
+        }
         outcome
     }
 
@@ -483,6 +576,9 @@ impl Ledger {
             ReverseReply::SystemError => Outcome::fail("SYSTEMERROR"),
         };
         order.record("reverse", arrival, &outcome);
+        if let Some(mine) = self.turned_away.get_mut(&order.out_trade_no) {
+            mine.record("reverse", arrival, &outcome);
+        }
         outcome
     }
 
@@ -504,6 +600,9 @@ impl Ledger {
             }
         };
         order.record("closeorder", arrival, &outcome);
+        if let Some(mine) = self.turned_away.get_mut(out_trade_no) {
+            mine.record("closeorder", arrival, &outcome);
+        }
         outcome
     }
 }
@@ -646,6 +745,98 @@ mod tests {
         );
         assert_eq!(entry(&ledger, "C1").charged, 0);
         assert_eq!(entry(&ledger, "C1").scenario, "no-micropay");
+    }
+
+    #[test]
+    fn a_taken_number_reaches_the_other_partys_order_and_never_charges_ours() {
+        for (fee, code) in [(53, "OUT_TRADE_NO_USED"), (54, "ORDERPAID")] {
+            let mut ledger = Ledger::default();
+            assert_eq!(pay(&mut ledger, "E1", fee).answer, Answer::Fail(code));
+            let query = ledger.query(OrderRef::OutTradeNo("E1"), Arrival::now(None));
+            let Answer::Success(fields) = query.answer else {
+                panic!("{query:?}")
+            };
+            let theirs = fee + OTHER_PARTY_EXTRA_FEE;
+            assert_eq!(fields.get("trade_state"), Some("SUCCESS"));
+            assert_eq!(fields.get("total_fee"), Some(theirs.to_string().as_str()));
+            assert_eq!(fields.get("openid"), Some(OTHER_PARTY_OPENID));
+            ledger.reverse(OrderRef::OutTradeNo("E1"), Arrival::now(None));
+
+            let entries = ledger.snapshot();
+            let view: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    let calls: Vec<_> = e.calls.iter().map(|c| c.answer.as_str()).collect();
+                    (
+                        e.out_trade_no.as_str(),
+                        e.foreign,
+                        e.total_fee,
+                        e.trade_state.as_str(),
+                        e.charged,
+                        e.refunded,
+                        calls,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                view,
+                [
+                    (
+                        "E1",
+                        false,
+                        fee,
+                        "NOTPAY",
+                        0,
+                        0,
+                        vec![code, "SUCCESS", "recall=N"]
+                    ),
+                    (
+                        "E1",
+                        true,
+                        theirs,
+                        "REFUND",
+                        theirs,
+                        theirs,
+                        vec!["SUCCESS", "recall=N"]
+                    ),
+                ],
+                "fee {fee}"
+            );
+            assert_eq!(entries[0].transaction_id, None);
+            assert_eq!(
+                fields.get("transaction_id"),
+                entries[1].transaction_id.as_deref()
+            );
+            // A re-sent micropay still charges nobody.
+            assert_eq!(
+                pay(&mut ledger, "E1", fee).answer,
+                Answer::Fail("ORDERREVERSED")
+            );
+            assert_eq!(entry(&ledger, "E1").charged, 0);
+        }
+    }
+
+    #[test]
+    fn scenario_55s_first_answer_is_about_another_order() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "F1", 55);
+        let first = ledger.query(OrderRef::OutTradeNo("F1"), Arrival::now(None));
+        let Answer::AboutAnotherOrder(fields) = &first.answer else {
+            panic!("{first:?}")
+        };
+        assert_eq!(fields.get("out_trade_no"), Some("F2"));
+        assert_eq!(fields.get("trade_state"), Some("CLOSED"));
+        assert_eq!(first.summary(), "CLOSED(another order)");
+        let paid = entry(&ledger, "F1");
+        assert_eq!((paid.trade_state.as_str(), paid.charged), ("SUCCESS", 55));
+        assert_ne!(fields.get("transaction_id"), paid.transaction_id.as_deref());
+
+        let second = ledger.query(OrderRef::OutTradeNo("F1"), Arrival::now(None));
+        let Answer::Success(fields) = &second.answer else {
+            panic!("{second:?}")
+        };
+        assert_eq!(fields.get("out_trade_no"), Some("F1"));
+        assert_eq!(fields.get("transaction_id"), paid.transaction_id.as_deref());
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum Scenario {
     MisreportedFee,
     BadGateway,
     PaysDuringReverse,
+    /// Another till with our till id minted the same out_trade_no and its
+    /// customer paid first; the micropay is refused with this code.
+    NumberTaken(Taken),
+    AnswerAboutAnotherOrder,
     PasswordRequired,
 }
 
@@ -67,6 +71,9 @@ const TABLE: &[(u64, Scenario, &str)] = &[
     (50, MisreportedFee, "charged, but every SUCCESS answer reports total_fee+1"),
     (51, BadGateway, "micropay answers HTTP 502 with an nginx HTML page, no order: ORDERNOTEXIST"),
     (52, PaysDuringReverse, "USERPAYING; the customer pays just as the reverse arrives, which refunds"),
+    (53, NumberTaken(Taken::OutTradeNoUsed), "another party's paid order (total_fee+1000) holds the number: OUT_TRADE_NO_USED, customer not charged; queries and reverses reach that order"),
+    (54, NumberTaken(Taken::OrderPaid), "like 53, answered ORDERPAID"),
+    (55, AnswerAboutAnotherOrder, "USERPAYING; the customer pays as the 1st query arrives, whose signed answer is about another order (CLOSED); the 2nd query is SUCCESS"),
     (PASSWORD_ABOVE + 1, PasswordRequired, "any amount over 1000.00 yuan: password needed, USERPAYING; the first query is SUCCESS"),
 ];
 
@@ -81,6 +88,27 @@ pub fn scenario_table() -> &'static [(u64, &'static str, &'static str)] {
     &PUBLIC
 }
 
+/// The fen by which the other party's order under a taken number (see
+/// [`Scenario::NumberTaken`]) differs from the one asked for.
+pub const OTHER_PARTY_EXTRA_FEE: u64 = 1000;
+
+/// How the gateway refuses a micropay whose out_trade_no already holds
+/// another party's paid order (seed 001 lists both codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    OutTradeNoUsed,
+    OrderPaid,
+}
+
+impl Taken {
+    pub fn err_code(self) -> &'static str {
+        match self {
+            Taken::OutTradeNoUsed => "OUT_TRADE_NO_USED",
+            Taken::OrderPaid => "ORDERPAID",
+        }
+    }
+}
+
 /// What becomes of the order when its micropay arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -92,6 +120,11 @@ pub enum Start {
     Fail,
     /// The gateway fell over before creating the order.
     NotCreated,
+    /// The number already holds another party's order, paid by another
+    /// customer for `total_fee` + [`OTHER_PARTY_EXTRA_FEE`]; this request's
+    /// customer is not charged, and later calls about the number reach that
+    /// order.
+    NumberTaken,
 }
 
 /// What the micropay answer says.
@@ -119,6 +152,17 @@ pub enum Customer {
     StillPaying,
     Paid,
     PaymentFailed,
+}
+
+/// Which order an orderquery answer is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryReply {
+    /// The order asked for, as the gateway has it.
+    TheOrder,
+    /// A correctly signed answer about another order of the merchant (CLOSED,
+    /// another out_trade_no and transaction_id), as a misrouted or replayed
+    /// answer through a proxy would be.
+    AnotherOrderClosed,
 }
 
 /// How the gateway takes a reverse of an order that is not closed yet.
@@ -180,6 +224,9 @@ impl Scenario {
             MisreportedFee => "misreported-fee",
             BadGateway => "bad-gateway",
             PaysDuringReverse => "pays-during-reverse",
+            NumberTaken(Taken::OutTradeNoUsed) => "number-taken-out-trade-no-used",
+            NumberTaken(Taken::OrderPaid) => "number-taken-orderpaid",
+            AnswerAboutAnotherOrder => "answer-about-another-order",
             PasswordRequired => "password-required",
         }
     }
@@ -197,6 +244,11 @@ impl Scenario {
                 false,
             ),
             BadGateway => (Start::NotCreated, MicropayReply::BadGateway, false),
+            NumberTaken(taken) => (
+                Start::NumberTaken,
+                MicropayReply::Error(taken.err_code()),
+                false,
+            ),
             NotEnough => (Start::Fail, MicropayReply::Error("NOTENOUGH"), false),
             AuthCodeExpire => (Start::Fail, MicropayReply::Error("AUTHCODEEXPIRE"), false),
             SandboxTimeoutPaid => (Start::Charge, MicropayReply::Paid, true),
@@ -206,10 +258,15 @@ impl Scenario {
             SandboxEverythingTimesOut | SandboxCouponRetryFirst => {
                 (Start::Pending, MicropayReply::Error("USERPAYING"), true)
             }
-            SandboxUserPaying | PaysAtSecondQuery | UserPayingForever | PayError | RecallTwice
-            | ReverseSystemError | PaysDuringReverse | PasswordRequired => {
-                (Start::Pending, MicropayReply::Error("USERPAYING"), false)
-            }
+            SandboxUserPaying
+            | PaysAtSecondQuery
+            | UserPayingForever
+            | PayError
+            | RecallTwice
+            | ReverseSystemError
+            | PaysDuringReverse
+            | AnswerAboutAnotherOrder
+            | PasswordRequired => (Start::Pending, MicropayReply::Error("USERPAYING"), false),
         };
         Micropay { start, reply, slow }
     }
@@ -217,10 +274,20 @@ impl Scenario {
     /// What a customer still paying has done by the `nth` query (1-based).
     pub fn customer_at_query(self, nth: u32) -> Customer {
         match self {
-            SandboxUserPaying | PasswordRequired => Customer::Paid,
+            // 55: the payment lands while the first query's answer goes
+            // astray, so a till that believes that answer leaves a charge.
+            SandboxUserPaying | AnswerAboutAnotherOrder | PasswordRequired => Customer::Paid,
             PaysAtSecondQuery if nth >= 2 => Customer::Paid,
             PayError => Customer::PaymentFailed,
             _ => Customer::StillPaying,
+        }
+    }
+
+    /// Which order the answer to the `nth` query (1-based) is about.
+    pub fn query_reply(self, nth: u32) -> QueryReply {
+        match self {
+            AnswerAboutAnotherOrder if nth == 1 => QueryReply::AnotherOrderClosed,
+            _ => QueryReply::TheOrder,
         }
     }
 
@@ -306,5 +373,22 @@ mod tests {
             Some(SandboxTimeoutPaid)
         );
         assert_eq!(Scenario::for_negative_test("nonsense"), None);
+        assert_eq!(
+            AnswerAboutAnotherOrder.query_reply(1),
+            QueryReply::AnotherOrderClosed
+        );
+        assert_eq!(AnswerAboutAnotherOrder.query_reply(2), QueryReply::TheOrder);
+        assert_eq!(
+            Scenario::for_fee(54).micropay().reply,
+            MicropayReply::Error("ORDERPAID")
+        );
+        assert_eq!(
+            Scenario::for_fee(53).micropay(),
+            Micropay {
+                start: Start::NumberTaken,
+                reply: MicropayReply::Error("OUT_TRADE_NO_USED"),
+                slow: false
+            }
+        );
     }
 }

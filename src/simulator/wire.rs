@@ -69,7 +69,9 @@ pub fn reply(request: &Request, answer: Answer, key: &ApiKey, spoil_sign: bool) 
     fields.set("nonce_str", nonce());
     let (result_code, business, tampered) = match answer {
         Answer::BadGateway => return bad_gateway(),
-        Answer::Success(business) => ("SUCCESS", business, false),
+        Answer::Success(business) | Answer::AboutAnotherOrder(business) => {
+            ("SUCCESS", business, false)
+        }
         Answer::SuccessBadSign(business) => ("SUCCESS", business, true),
         Answer::Fail(code) => {
             let mut business = Fields::new();
