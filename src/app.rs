@@ -21,6 +21,13 @@ pub struct Running {
     pub unfinished: Vec<OrderRow>,
 }
 
+impl Drop for Running {
+    /// The command is over: close the journal before the process exits.
+    fn drop(&mut self) {
+        self.engine.journal.close();
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]

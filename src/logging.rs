@@ -1,6 +1,8 @@
 //! Logs go to a daily-rotated file under the data directory (the terminal
 //! belongs to the till's screen) and, for headless commands, to stderr.
-//! Payment codes are masked by their own `Display`; keys never reach a field.
+//! Read-only commands (`scanpay journal`) log to stderr alone: viewing a
+//! journal creates no folder and no file. Payment codes are masked by their
+//! own `Display`; keys never reach a field.
 
 use std::path::Path;
 
@@ -30,15 +32,6 @@ pub fn init(dir: &Path, file_level: &str, stderr_level: Option<&str>) -> Result<
         .build(dir)
         .map_err(|e| format!("log.dir: cannot write logs in {}: {e}", dir.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = |level: &str| {
-        EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(level))
-            .map_err(|e| {
-                format!(
-                    "log level {level:?} is not valid ({e}): use error, warn, info, debug or trace"
-                )
-            })
-    };
     let file = fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
@@ -58,4 +51,25 @@ pub fn init(dir: &Path, file_level: &str, stderr_level: Option<&str>) -> Result<
         .try_init()
         .map_err(|e| format!("logging was already set up: {e}"))?;
     Ok(LogGuard(guard))
+}
+
+/// Logs to stderr only, at `level` (`RUST_LOG` overrides): touches no file.
+pub fn init_stderr(level: &str) -> Result<(), String> {
+    tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter(level)?),
+        )
+        .try_init()
+        .map_err(|e| format!("logging was already set up: {e}"))
+}
+
+fn filter(level: &str) -> Result<EnvFilter, String> {
+    EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .map_err(|e| {
+            format!("log level {level:?} is not valid ({e}): use error, warn, info, debug or trace")
+        })
 }

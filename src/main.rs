@@ -148,12 +148,22 @@ fn main() -> ExitCode {
             return Exit::Config.into();
         }
     };
-    let _log = match scanpay::logging::init(
-        &settings.log_dir,
-        &settings.log_level,
+    let logging = match &command {
+        // Viewing and exporting the journal create no file, not even a log:
+        // an export logs to stderr, the screen (which owns the terminal) not at all.
+        Command::Journal {
+            to, format, output, ..
+        } if !exports(to, format, output) => Ok(None),
+        Command::Journal { .. } => scanpay::logging::init_stderr(&cli.log_level).map(|()| None),
         // The terminal belongs to the till's screen: its logs go to the file only.
-        (!matches!(command, Command::Till)).then_some(cli.log_level.as_str()),
-    ) {
+        command => scanpay::logging::init(
+            &settings.log_dir,
+            &settings.log_level,
+            (!matches!(command, Command::Till)).then_some(cli.log_level.as_str()),
+        )
+        .map(Some),
+    };
+    let _log = match logging {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("scanpay: {e}");
@@ -200,7 +210,7 @@ fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Till => till(settings, None).await,
+            Command::Till => till(settings).await,
             Command::Replay {
                 date,
                 to,
@@ -231,12 +241,7 @@ fn main() -> ExitCode {
                 format,
                 output,
             } => {
-                use std::io::IsTerminal;
-                if format.is_some()
-                    || output.is_some()
-                    || to.is_some()
-                    || !std::io::stdout().is_terminal()
-                {
+                if exports(&to, &format, &output) {
                     let format = format.unwrap_or(cli::journal::Format::Csv);
                     let args = cli::journal::ExportArgs {
                         date,
@@ -246,14 +251,14 @@ fn main() -> ExitCode {
                     };
                     cli::journal::export(args, &settings.journal_path, settings.store_offset)
                 } else {
-                    let today = time::OffsetDateTime::now_utc()
-                        .to_offset(settings.store_offset)
-                        .date();
-                    match date
-                        .map(|d| cli::journal::parse_date("date", &d))
-                        .transpose()
-                    {
-                        Ok(day) => till(settings, Some(day.unwrap_or(today))).await,
+                    // The journal screen alone: no engine, gateway or
+                    // recovery, only reads.
+                    match cli::journal::screen_day(
+                        date.as_deref(),
+                        &settings.journal_path,
+                        settings.store_offset,
+                    ) {
+                        Ok(day) => scanpay::tui::run_journal(&settings, day).await,
                         Err(e) => {
                             eprintln!("scanpay journal: {e}");
                             e.exit()
@@ -271,10 +276,20 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// The till screen, or the journal screen first at that day.
-async fn till(settings: Settings, journal: Option<time::Date>) -> Exit {
+/// Whether `scanpay journal` exports rather than opening the screen.
+fn exports(
+    to: &Option<String>,
+    format: &Option<cli::journal::Format>,
+    output: &Option<PathBuf>,
+) -> bool {
+    use std::io::IsTerminal;
+    format.is_some() || output.is_some() || to.is_some() || !std::io::stdout().is_terminal()
+}
+
+/// The till screen.
+async fn till(settings: Settings) -> Exit {
     match scanpay::app::start(settings).await {
-        Ok(running) => scanpay::tui::run(running, journal).await,
+        Ok(running) => scanpay::tui::run(running).await,
         Err(e) => {
             eprintln!("scanpay: {e}");
             e.exit()

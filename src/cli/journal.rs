@@ -1,8 +1,10 @@
 //! `scanpay journal`: a day's orders (or a range of days') as CSV or JSON, for
-//! the manager's closing review or the accountant.
+//! the manager's closing review or the accountant, and the checks before the
+//! journal screen opens on its own.
 //!
-//! It reads the journal read-only, so it can run while the till takes
-//! payments: in WAL mode a reader never blocks the till's writes.
+//! Both read the journal read-only, so they can run while the till takes
+//! payments (in WAL mode a reader never blocks the till's writes) or on a
+//! read-only copy; neither writes nor creates a file beside the journal.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -39,7 +41,7 @@ pub enum ExportError {
     )]
     Backwards { from: Date, to: Date },
     #[error(
-        "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere",
+        "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere; point it at the till's journal with journal.path in the file given to --config (or SCANPAY_JOURNAL_PATH)",
         .0.display()
     )]
     NoJournal(PathBuf),
@@ -111,11 +113,7 @@ pub fn run(
             to: last,
         });
     }
-    // Checked here because SQLite reports a missing file as a permission problem.
-    if let Ok(false) = journal_path.try_exists() {
-        return Err(ExportError::NoJournal(journal_path.into()));
-    }
-    let journal = Journal::open_read_only(journal_path).map_err(ExportError::Open)?;
+    let journal = open(journal_path)?;
     let days = Days {
         first,
         last,
@@ -131,6 +129,30 @@ pub fn run(
             days.write(&journal, args.format, file, failed)
         }),
     }
+}
+
+/// The day the journal screen opens on (`--date`, or today in the store's
+/// time zone), once the journal is known to open read-only: what is wrong is
+/// said in plain text, before the screen takes the terminal.
+pub fn screen_day(
+    date: Option<&str>,
+    journal_path: &Path,
+    offset: UtcOffset,
+) -> Result<Date, ExportError> {
+    let day = match date {
+        Some(text) => parse_date("date", text)?,
+        None => OffsetDateTime::now_utc().to_offset(offset).date(),
+    };
+    open(journal_path).map(drop)?;
+    Ok(day)
+}
+
+fn open(journal_path: &Path) -> Result<Journal, ExportError> {
+    // Checked here because SQLite reports a missing file as a permission problem.
+    if let Ok(false) = journal_path.try_exists() {
+        return Err(ExportError::NoJournal(journal_path.into()));
+    }
+    Journal::open_read_only(journal_path).map_err(ExportError::Open)
 }
 
 /// A `--date`-style day, YYYY-MM-DD.
@@ -344,7 +366,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere",
+                "no journal at {}: nothing has been recorded on this till yet, or journal.path points elsewhere; point it at the till's journal with journal.path in the file given to --config (or SCANPAY_JOURNAL_PATH)",
                 journal.display()
             )
         );
@@ -353,6 +375,22 @@ mod tests {
             Exit::Config
         );
         assert_eq!(files_in(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_screen_without_a_journal_is_exit_3_and_creates_nothing() {
+        let dir = TempDir::new().unwrap();
+        let journal = dir.path().join("data").join("journal.sqlite3");
+        let err = screen_day(None, &journal, BEIJING).unwrap_err();
+        assert_eq!(err.exit(), Exit::Config);
+        assert!(
+            matches!(&err, ExportError::NoJournal(path) if *path == journal),
+            "{err}"
+        );
+        assert_eq!(files_in(dir.path()), Vec::<String>::new());
+        // A bad --date is still bad input, whatever the journal.
+        let err = screen_day(Some("2026-13-01"), &journal, BEIJING).unwrap_err();
+        assert_eq!(err.exit(), Exit::BadInput);
     }
 
     #[test]

@@ -230,6 +230,18 @@ pub enum JournalError {
         "the journal {path} cannot use write-ahead logging (SQLite stayed in {mode:?} mode), usually because its folder is on a network or virtual filesystem without shared memory: put the journal on a local disk"
     )]
     NotWal { path: PathBuf, mode: String },
+    /// A read-only open failed for lack of access (`open_read_only`).
+    #[error(
+        "cannot read the journal {path} ({cause}): the user running scanpay must be allowed to read the file and its folder"
+    )]
+    Unreadable {
+        path: PathBuf,
+        cause: rusqlite::Error,
+    },
+    #[error(
+        "the journal {path} has writes in its -wal file that SQLite cannot read without the -shm file beside it, which is missing and cannot be created here (the folder is read-only): copy every file of the journal's folder somewhere writable and point journal.path at the copy"
+    )]
+    WalWithoutShm { path: PathBuf },
     #[error(
         "the disk holding the journal {path} is full: free some space; no payment can be taken until the journal can be written"
     )]

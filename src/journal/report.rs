@@ -6,7 +6,7 @@
 //! up at 23:59 and confirmed after midnight counts on the day it was made.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -84,31 +84,57 @@ fn hour_of(at_ms: i64, from_ms: i64) -> usize {
 }
 
 impl Journal {
-    /// Opens an existing journal for reading only, as the manager's export
-    /// does while the till runs: in WAL mode a reader never blocks the till's
-    /// writes, and nothing here can write, create or migrate the file. A
-    /// missing file is an error, never a new empty journal. Write methods on
-    /// the result fail.
+    /// Opens an existing journal for reading only, as the manager's screen and
+    /// exports do while the till runs, or on a copy on a read-only medium:
+    /// nothing here writes, creates or migrates a file, and it needs no write
+    /// permission on the file or its folder. In WAL mode a reader never blocks
+    /// the till's writes. A missing file is an error, never a new empty
+    /// journal. Write methods on the result fail.
+    ///
+    /// Open one per report and drop it: opened while no till had the journal
+    /// open, the connection does not see what a till writes after that.
     pub fn open_read_only(path: &Path) -> Result<Self, JournalError> {
-        let db = |e| classify(path, e);
-        // Without SQLITE_OPEN_CREATE SQLite refuses a missing file.
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(db)?;
-        // A reader waits only while a writer recovers a WAL after a crash.
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        schema::check(&conn, path)?;
-        // check() accepts a blank file, which Journal::open would set up; there
-        // is nothing to read in it. Older versions read fine: reports use only
-        // version-1 columns.
-        if schema::user_version(&conn).map_err(db)? == 0 {
-            return Err(JournalError::NotAJournal { path: path.into() });
+        // SQLite names the -wal and -shm files after the path with symlinks
+        // resolved, so they are looked for there.
+        let real = std::fs::canonicalize(path)
+            .or_else(|_| std::path::absolute(path))
+            .unwrap_or_else(|_| path.into());
+        let wal = sidecar(&real, "-wal");
+        // How SQLite treats a read-only connection to a WAL journal (observed
+        // with the bundled SQLite 3.54, in a writable folder, on a read-only
+        // bind mount, and as a user without write permission):
+        //
+        // - No -wal file: no connection has the journal open, since the last
+        //   one to close checkpoints every commit into the main file and
+        //   deletes the -wal and -shm. A plain read-only connection would then
+        //   create an empty -wal and a 32 KiB -shm and leave both behind, and
+        //   where the folder cannot be written it fails (SQLITE_CANTOPEN on a
+        //   read-only mount, SQLITE_READONLY_DIRECTORY without permission).
+        //   `immutable=1` reads the main file alone, which holds everything,
+        //   and creates nothing. It also takes no locks and never looks for a
+        //   -wal again: a till started later writes into a new -wal this
+        //   connection ignores, hence one connection per report.
+        // - A -wal file: a till is running, or one crashed. Its latest orders
+        //   may be in the -wal alone, which immutable would not read (it shows
+        //   a crashed till's journal without them), so this is a plain
+        //   read-only connection: it uses the existing -wal and -shm even when
+        //   neither is writable, and creates no file.
+        // - A -wal without its -shm: SQLite rebuilds the -shm, the one file
+        //   this may create, or, where it cannot, fails to read. An empty -wal
+        //   holds nothing, so then the main file alone is the whole journal.
+        let immutable = matches!(wal.try_exists(), Ok(false));
+        match connect(path, &real, immutable) {
+            Err(JournalError::Unreadable { .. })
+                if !immutable && matches!(sidecar(&real, "-shm").try_exists(), Ok(false)) =>
+            {
+                if std::fs::metadata(&wal).is_ok_and(|wal| wal.len() == 0) {
+                    connect(path, &real, true)
+                } else {
+                    Err(JournalError::WalWithoutShm { path: path.into() })
+                }
+            }
+            opened => opened,
         }
-        Ok(Self {
-            conn,
-            path: path.into(),
-            owner: None,
-            installation: None,
-        })
     }
 
     /// The store's local `day`: its orders, oldest first, and their summary.
@@ -144,6 +170,71 @@ impl Journal {
         }
         Ok(summary)
     }
+}
+
+/// A read-only connection to the journal at `real` (`path` as configured, for
+/// messages); `immutable` reads the main file alone, taking no locks.
+fn connect(path: &Path, real: &Path, immutable: bool) -> Result<Journal, JournalError> {
+    let db = |e| read_only(classify(path, e));
+    // Without SQLITE_OPEN_CREATE SQLite refuses a missing file.
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut uri = file_uri(real);
+    if immutable {
+        uri.push_str("?immutable=1");
+    }
+    let conn = Connection::open_with_flags(&uri, flags).map_err(db)?;
+    // A reader waits only while a writer recovers a WAL after a crash.
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    // SQLite opens lazily: this first read is where a missing -shm shows.
+    schema::check(&conn, path).map_err(read_only)?;
+    // check() accepts a blank file, which Journal::open would set up; there
+    // is nothing to read in it. Older versions read fine: reports use only
+    // version-1 columns.
+    if schema::user_version(&conn).map_err(db)? == 0 {
+        return Err(JournalError::NotAJournal { path: path.into() });
+    }
+    Ok(Journal {
+        conn,
+        path: path.into(),
+        owner: None,
+        installation: None,
+    })
+}
+
+/// A failure to open for lack of access, worded for reading.
+fn read_only(error: JournalError) -> JournalError {
+    match error {
+        JournalError::Access { path, cause } => JournalError::Unreadable { path, cause },
+        other => other,
+    }
+}
+
+/// `path` with `suffix` appended to its file name, as SQLite names the
+/// journal's -wal and -shm files.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// An absolute path as an SQLite `file:` URI. Every byte but unreserved ones
+/// is percent-encoded: `?` and `#` would end the path, `%` starts an escape,
+/// and a path starting `//` must not read as an authority, so the authority
+/// is always given, empty.
+fn file_uri(path: &Path) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file://");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            let _ = write!(uri, "%{byte:02X}");
+        }
+    }
+    uri
 }
 
 /// One row of [`SUMMARY_BETWEEN`]: hour, state, order count, their total.
@@ -345,6 +436,102 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         steps.join("\n")
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn add_order(journal: &mut Journal) {
+        let till = crate::domain::TillId::parse("T01").unwrap();
+        let new = crate::journal::NewOrder {
+            till: &till,
+            total_fee: Fen(100),
+            body: "Coffee",
+            auth_code_masked: "**************6076".into(),
+            now: OffsetDateTime::now_utc(),
+            local_offset: UtcOffset::UTC,
+        };
+        journal.open_order(&new).unwrap();
+    }
+
+    fn count(journal: &Journal) -> usize {
+        journal.orders_between(i64::MIN, i64::MAX).unwrap().len()
+    }
+
+    #[test]
+    fn a_closed_journal_is_read_without_creating_a_file_even_in_an_awkward_folder() {
+        let dir = tempfile::TempDir::new().unwrap();
+        // Each of these would end or garble the path in a file: URI unescaped.
+        let folder = dir.path().join("a?b#c%41 d&e=f");
+        std::fs::create_dir(&folder).unwrap();
+        let path = folder.join("journal.sqlite3");
+        let mut till = Journal::open(&path).unwrap();
+        add_order(&mut till);
+        add_order(&mut till);
+        drop(till);
+        assert_eq!(files_in(&folder), ["journal.sqlite3"]);
+        let before = std::fs::read(&path).unwrap();
+
+        let reader = Journal::open_read_only(&path).unwrap();
+        assert_eq!(count(&reader), 2);
+        drop(reader);
+        assert_eq!(files_in(&folder), ["journal.sqlite3"]);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_running_tills_uncheckpointed_orders_are_read_and_no_file_is_added() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("journal #1.sqlite3");
+        let mut till = Journal::open(&path).unwrap();
+        add_order(&mut till);
+        let files = files_in(dir.path());
+        assert_eq!(
+            files,
+            [
+                "journal #1.sqlite3",
+                "journal #1.sqlite3-shm",
+                "journal #1.sqlite3-wal",
+                "journal #1.sqlite3.owners",
+            ]
+        );
+        // The order is in the -wal alone: the main file does not have it yet.
+        let reader = Journal::open_read_only(&path).unwrap();
+        assert_eq!(count(&reader), 1);
+        add_order(&mut till);
+        assert_eq!(count(&Journal::open_read_only(&path).unwrap()), 2);
+        drop(reader);
+        assert_eq!(files_in(dir.path()), files);
+    }
+
+    #[test]
+    fn a_copy_with_its_wal_but_no_shm_still_shows_the_orders_in_the_wal() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let mut till = Journal::open(&path).unwrap();
+        add_order(&mut till);
+        // A copy taken while the till ran (or after it crashed), minus the -shm.
+        let copy = tempfile::TempDir::new().unwrap();
+        let copied = copy.path().join("journal.sqlite3");
+        std::fs::copy(&path, &copied).unwrap();
+        std::fs::copy(sidecar(&path, "-wal"), sidecar(&copied, "-wal")).unwrap();
+        assert_eq!(count(&Journal::open_read_only(&copied).unwrap()), 1);
+        drop(till);
+    }
+
+    #[test]
+    fn file_uris_escape_everything_sqlite_would_read_as_syntax() {
+        assert_eq!(
+            file_uri(Path::new("/srv/till data/a?b#c%d/j.sqlite3")),
+            "file:///srv/till%20data/a%3Fb%23c%25d/j.sqlite3"
+        );
+        assert_eq!(file_uri(Path::new("//host/x")), "file:////host/x");
     }
 
     #[test]

@@ -12,11 +12,17 @@ use super::{Journal, JournalError};
 
 type Job = Box<dyn FnOnce(&mut Journal) + Send>;
 
+enum Message {
+    Job(Job),
+    /// Close the journal (checkpoint, release the order ownership) and end.
+    Close(mpsc::Sender<()>),
+}
+
 /// A handle on the writer thread; cheap to clone. The thread ends, closing
 /// the journal, when the last handle is dropped.
 #[derive(Clone)]
 pub struct JournalWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
     owner: String,
 }
 
@@ -24,16 +30,34 @@ impl JournalWriter {
     /// Moves `journal` onto its own thread.
     pub fn spawn(mut journal: Journal) -> Self {
         let owner = journal.owner_id().unwrap_or_default().to_string();
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Message>();
         thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || {
-                for job in queue {
-                    job(&mut journal);
+                for message in queue {
+                    match message {
+                        Message::Job(job) => job(&mut journal),
+                        Message::Close(done) => {
+                            drop(journal);
+                            let _ = done.send(());
+                            return;
+                        }
+                    }
                 }
             })
             .expect("the journal writer thread starts");
         Self { jobs, owner }
+    }
+
+    /// Closes the journal now and waits until it is closed, however many
+    /// handles remain: the process is about to exit, and a thread that is
+    /// never joined would leave its WAL unmerged and its owner file behind.
+    /// Later jobs fail with [`JournalError::WriterGone`].
+    pub fn close(&self) {
+        let (done, closed) = mpsc::channel();
+        if self.jobs.send(Message::Close(done)).is_ok() {
+            let _ = closed.recv();
+        }
     }
 
     /// This process's owner id, as the orders it drives record it.
@@ -75,6 +99,8 @@ impl JournalWriter {
                 .unwrap_or(Err(JournalError::WriterGone));
             let _ = reply.send(result);
         });
-        self.jobs.send(job).map_err(|_| JournalError::WriterGone)
+        self.jobs
+            .send(Message::Job(job))
+            .map_err(|_| JournalError::WriterGone)
     }
 }

@@ -189,6 +189,9 @@ pub struct App {
     pub network: Network,
     pub today: Option<(u64, Fen)>,
     pub quit: bool,
+    /// `scanpay journal`: the journal screen alone, with no till behind it
+    /// (no payments, scanner or gateway); leaving it quits.
+    pub journal_only: bool,
     decoder: WedgeDecoder,
     keyboard_scans: Pipeline,
 }
@@ -216,6 +219,7 @@ impl App {
             network: Network::Unknown,
             today: None,
             quit: false,
+            journal_only: false,
             decoder,
             keyboard_scans,
         }
@@ -597,6 +601,10 @@ impl App {
             return;
         }
         match key.code {
+            KeyCode::Esc | KeyCode::F(2) | KeyCode::Char('q') if self.journal_only => {
+                self.quit = true;
+                commands.push(Command::Quit);
+            }
             KeyCode::Esc | KeyCode::F(2) | KeyCode::Char('q') => self.screen = Screen::Till,
             KeyCode::Left | KeyCode::Char('h') => {
                 journal.day = journal.day.previous_day().unwrap_or(journal.day);
@@ -642,6 +650,15 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// The journal screen alone on `day` (`scanpay journal`): there is no
+    /// till to go back to, so leaving it quits.
+    pub fn journal_only(info: TillInfo, now: Instant, day: Date) -> (Self, Vec<Command>) {
+        let mut app = Self::new(info, now);
+        app.journal_only = true;
+        let commands = app.open_journal(day);
+        (app, commands)
     }
 
     /// Opens the manager's journal on `day`.

@@ -23,6 +23,11 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
     super::till::status_lines(app, frame, header);
     let keys = if journal.detail.is_some() {
         app.t(" Esc 返回列表", " Esc back to the list")
+    } else if app.journal_only {
+        app.t(
+            " ←→ 前后一天 · t 今天 · f 按状态筛选 · ↑↓ 选择 · Enter 订单详情 · q 退出",
+            " ←→ day · t today · f filter by state · ↑↓ select · Enter order detail · q quit",
+        )
     } else {
         app.t(
             " ←→ 前后一天 · t 今天 · f 按状态筛选 · ↑↓ 选择 · Enter 订单详情 · Esc 返回收银",

@@ -2,6 +2,11 @@
 //! ratatui's component template: one state (`app`), a loop that never
 //! blocks, and background work (payments, scanner readers, journal reads,
 //! the network probe) that reports back by message.
+//!
+//! Journal reads go through read-only connections of their own, never the
+//! engine's, so a slow report never delays a payment. `scanpay journal`
+//! runs the journal screen with no till at all ([`run_journal`]): no
+//! gateway, simulator, scanner or recovery, and nothing written.
 
 pub mod amount;
 pub mod app;
@@ -9,6 +14,7 @@ mod big;
 pub mod journal_view;
 pub mod till;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event};
@@ -17,8 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::app::Running;
 use crate::cli::Exit;
-use crate::config::Gateway;
-use crate::journal::{DayReport, Journal, day_bounds, unix_ms};
+use crate::config::{Gateway, Settings};
+use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
 pub use app::{App, Command, Msg, Preset, TillInfo};
 
@@ -40,6 +46,11 @@ impl TillInfo {
             }
             Gateway::Wechat => format!("WeChat {}", settings.client.base_url),
         };
+        Self::from_settings(settings, gateway)
+    }
+
+    /// `gateway` is what the status line names as the gateway.
+    pub fn from_settings(settings: &Settings, gateway: String) -> Self {
         TillInfo {
             till_id: settings.till.to_string(),
             gateway,
@@ -58,11 +69,10 @@ impl TillInfo {
     }
 }
 
-/// Runs the till until the cashier quits. `journal` opens on the manager's
-/// journal screen at that day (`scanpay journal`).
-pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
+/// Runs the till until the cashier quits.
+pub async fn run(running: Running) -> Exit {
     let mut app = App::new(TillInfo::from_running(&running), Instant::now());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     read_keys(tx.clone());
     let _reader = {
         let scanner = &running.settings.scanner;
@@ -84,23 +94,48 @@ pub async fn run(running: Running, journal: Option<time::Date>) -> Exit {
     };
     probe_network(running.settings.client.base_url.clone(), tx.clone());
     recover(&running, &mut app, tx.clone());
+    let executor = Loop {
+        till: Some(&running),
+        reports: Reports::of(&running.settings),
+        tx,
+        cancel: None,
+    };
+    show(app, executor, rx, vec![Command::RefreshToday]).await
+}
 
+/// `scanpay journal`: the manager's journal screen at `day` and nothing
+/// else, reading the journal read-only, until the manager quits. There is no
+/// engine: nothing is sent, recovered or written.
+pub async fn run_journal(settings: &Settings, day: time::Date) -> Exit {
+    let info = TillInfo::from_settings(settings, "none (read-only journal)".into());
+    let (app, mut commands) = App::journal_only(info, Instant::now(), day);
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    read_keys(tx.clone());
+    let executor = Loop {
+        till: None,
+        reports: Reports::of(settings),
+        tx,
+        cancel: None,
+    };
+    commands.insert(0, Command::RefreshToday);
+    show(app, executor, rx, commands).await
+}
+
+/// The screen and its loop: draws, waits for a message, runs the commands
+/// the update returns, until the app quits or a stop signal arrives.
+async fn show(
+    mut app: App,
+    mut executor: Loop<'_>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut commands: Vec<Command>,
+) -> Exit {
     // SIGTERM (shutdown) or SIGHUP (the terminal went away): restore and
     // leave; a payment in flight is durable in the journal and recovered.
     let mut stopped = stop_signals();
     let mut terminal = ratatui::init(); // raw mode, alternate screen, and a panic hook that restores both
-    let mut loop_state = Loop {
-        running: &running,
-        tx: tx.clone(),
-        cancel: None,
-    };
-    let mut commands = vec![Command::RefreshToday];
-    if let Some(day) = journal {
-        commands.extend(app.open_journal(day));
-    }
     let exit = loop {
         for command in commands.drain(..) {
-            loop_state.execute(command);
+            executor.execute(command);
         }
         if app.quit {
             break Exit::OK;
@@ -165,9 +200,37 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
     });
 }
 
+/// Where the screens' reports come from: a read-only connection opened for
+/// each request and dropped after it, never the engine's journal. A report
+/// waits for no payment (and no payment for a report), and a connection that
+/// found no till running (see [`Journal::open_read_only`]) never goes stale.
+#[derive(Clone)]
+struct Reports {
+    path: PathBuf,
+    offset: time::UtcOffset,
+}
+
+impl Reports {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            path: settings.journal_path.clone(),
+            offset: settings.store_offset,
+        }
+    }
+
+    /// Runs one read on a fresh read-only connection; blocking.
+    fn read<T>(&self, read: impl FnOnce(&Journal) -> Result<T, JournalError>) -> Result<T, String> {
+        Journal::open_read_only(&self.path)
+            .and_then(|journal| read(&journal))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The event loop's side of the commands.
 struct Loop<'a> {
-    running: &'a Running,
+    /// The till taking payments; `None` on the journal screen alone.
+    till: Option<&'a Running>,
+    reports: Reports,
     tx: mpsc::UnboundedSender<Msg>,
     cancel: Option<watch::Sender<bool>>,
 }
@@ -175,13 +238,18 @@ struct Loop<'a> {
 impl Loop<'_> {
     fn execute(&mut self, command: Command) {
         let tx = self.tx.clone();
-        let journal = self.running.settings.journal_path.clone();
-        let offset = self.running.settings.store_offset;
+        let reports = self.reports.clone();
+        let offset = reports.offset;
         match command {
             Command::Pay(request) => {
+                // Only the till screen pays, and the journal screen alone has none.
+                let Some(running) = self.till else {
+                    tracing::error!("a payment was asked for without a till; ignored");
+                    return;
+                };
                 let (cancel, cancel_rx) = watch::channel(false);
                 self.cancel = Some(cancel);
-                let engine = self.running.engine.clone();
+                let engine = running.engine.clone();
                 let (progress, mut updates) = mpsc::unbounded_channel();
                 let forward = tx.clone();
                 tokio::spawn(async move {
@@ -202,17 +270,13 @@ impl Loop<'_> {
             }
             Command::LoadDay(day) => {
                 tokio::task::spawn_blocking(move || {
-                    let report: Result<DayReport, String> = Journal::open_read_only(&journal)
-                        .and_then(|journal| journal.day(day, offset))
-                        .map_err(|e| e.to_string());
+                    let report = reports.read(|journal| journal.day(day, offset));
                     let _ = tx.send(Msg::DayLoaded(report));
                 });
             }
             Command::LoadOrder(order) => {
                 tokio::task::spawn_blocking(move || {
-                    let events = Journal::open_read_only(&journal)
-                        .and_then(|journal| journal.events(order.id))
-                        .map_err(|e| e.to_string());
+                    let events = reports.read(|journal| journal.events(order.id));
                     let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
                 });
             }
@@ -220,9 +284,7 @@ impl Loop<'_> {
                 tokio::task::spawn_blocking(move || {
                     let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
                     let (from, to) = day_bounds(today, offset);
-                    if let Ok(summary) = Journal::open_read_only(&journal)
-                        .and_then(|journal| journal.summary_between(from, to))
-                    {
+                    if let Ok(summary) = reports.read(|journal| journal.summary_between(from, to)) {
                         let _ = tx.send(Msg::Today {
                             paid: summary.paid_count,
                             total: summary.paid_total,

@@ -324,6 +324,38 @@ fn the_journal_opens_on_today_filters_and_opens_an_order() {
     assert_eq!(till.app.screen, Screen::Till);
 }
 
+#[test]
+fn the_journal_alone_quits_where_it_would_return_to_the_till_and_never_pays() {
+    for leave in [KeyCode::Esc, KeyCode::Char('q'), KeyCode::F(2)] {
+        let base = Instant::now();
+        let day = time::macros::date!(2026 - 11 - 22);
+        let (app, commands) = App::journal_only(info(Language::English, Driver::Wedge), base, day);
+        assert_eq!(commands, [Command::LoadDay(day)]);
+        let mut till = Till {
+            app,
+            base,
+            commands: Vec::new(),
+        };
+        till.send(Msg::DayLoaded(Ok(report(day))));
+        // A scanner burst here is no payment: there is no till screen to pay on.
+        till.scan_burst(100, CODE);
+        till.tick(300);
+        assert!(!till.app.quit);
+        // The Enter asks for the selected order's detail, nothing else.
+        match till.take().as_slice() {
+            [Command::LoadOrder(_)] => {}
+            other => panic!("the journal alone asked for {other:?}"),
+        }
+        let screen = till.render(110, 30);
+        assert!(screen.contains("viewing the journal read-only"), "{screen}");
+        assert!(screen.contains("q quit"), "{screen}");
+        till.key(400, leave);
+        assert!(till.app.quit, "{leave:?} did not quit");
+        assert_eq!(till.take(), [Command::Quit]);
+        assert!(matches!(till.app.screen, Screen::Journal(_)));
+    }
+}
+
 // ---- snapshots ----
 
 fn ms(local: &str) -> i64 {

@@ -49,6 +49,9 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 /// Till, gateway, scanner, network, journal and today's takings.
 pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
+    if app.journal_only {
+        return journal_only_status(app, frame, area);
+    }
     let (scanner_mark, scanner_style) = match &app.scanner {
         DriverStatus::Connected(_) => ("✓", Style::new().green()),
         DriverStatus::Disconnected(_) => ("…", Style::new().yellow()),
@@ -111,6 +114,39 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
         .chain(recovery)
         .collect::<Vec<_>>(),
     );
+    frame.render_widget(
+        Paragraph::new(vec![first, second]).style(Style::new().on_black()),
+        area,
+    );
+}
+
+/// `scanpay journal`: no gateway, network or scanner to report, only what is read.
+fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
+    let today = match app.today {
+        Some((paid, total)) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
+        None => "…".into(),
+    };
+    let first = Line::from(vec![
+        Span::raw(" scanpay ").bold().reversed(),
+        Span::raw(format!(
+            " {} {} · {}",
+            app.t("收银台", "till"),
+            app.info.till_id,
+            app.t(
+                "只读查看账本，不收款",
+                "viewing the journal read-only, no payments"
+            )
+        )),
+    ]);
+    let second = Line::from(vec![
+        Span::raw(format!(
+            " {} {} · {} ",
+            app.t("账本", "journal"),
+            app.info.journal_path,
+            app.t("今日", "today")
+        )),
+        Span::raw(today).bold(),
+    ]);
     frame.render_widget(
         Paragraph::new(vec![first, second]).style(Style::new().on_black()),
         area,
