@@ -496,3 +496,54 @@ async fn the_journal_never_holds_a_full_payment_code() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_number_someone_else_paid_with_fails_at_once_and_is_never_queried_or_reversed() {
+    let till = till().await;
+    for (fee, code) in [(53, "OUT_TRADE_NO_USED"), (54, "ORDERPAID")] {
+        let result = till.pay(fee).await;
+        let Final::NumberTaken(refusal) = &result.outcome else {
+            panic!("{fee}: {:?}", result.outcome)
+        };
+        assert_eq!(refusal.code, code);
+        assert_eq!(result.state(), OrderState::Failed);
+        assert!(result.message.contains("till.id"), "{}", result.message);
+        // Only the one micropay reached the gateway: no query, no reverse of
+        // the other party's order.
+        assert_eq!(calls(&till, &result), [format!("micropay:{code}")], "{fee}");
+        let requests: Vec<_> = till
+            .events(&result)
+            .iter()
+            .filter(|e| e.kind == EventKind::Request)
+            .map(|e| e.call.clone().unwrap())
+            .collect();
+        assert_eq!(requests, ["micropay"], "{fee}");
+        till.assert_agreement(&result);
+        let order = till.order(&result);
+        assert_eq!(order.err_code.as_deref(), Some(code));
+    }
+}
+
+#[tokio::test]
+async fn a_signed_answer_about_another_order_is_not_ours_and_the_payment_is_found() {
+    let till = till().await;
+    let result = till.pay(55).await;
+    // The first query's CLOSED was about another order: had it counted, the
+    // order would be "closed" while the customer is charged.
+    assert!(
+        matches!(result.outcome, Final::Paid(_)),
+        "{:?}",
+        result.outcome
+    );
+    let answers: Vec<_> = till
+        .events(&result)
+        .iter()
+        .filter(|e| e.kind == EventKind::Answer && e.call.as_deref() == Some("orderquery"))
+        .map(|e| e.summary.clone())
+        .collect();
+    assert!(
+        answers[0].contains("UNKNOWN") && answers[0].contains("another order"),
+        "{answers:?}"
+    );
+    till.assert_agreement(&result);
+}

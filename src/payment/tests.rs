@@ -892,3 +892,388 @@ fn a_person_can_refund_an_order_the_gateway_reports_paid() {
         "without the person's decision a paid order stays paid"
     );
 }
+
+/// A run of the machine against `w`, journaled as the driver journals it:
+/// each request before it is sent, each answer before the machine sees it,
+/// each cashier cancel. Returns the journal and the final outcome.
+fn journaled_run(w: &World, timings: Timings) -> (Vec<(Event, Duration)>, Final) {
+    let mut machine = Machine::new(timings);
+    let mut journal = Vec::new();
+    let mut now = Duration::ZERO;
+    let (mut queries, mut reverses) = (
+        w.queries.clone().into_iter(),
+        w.reverses.clone().into_iter(),
+    );
+    let mut latencies = w
+        .latencies_ms
+        .iter()
+        .cycle()
+        .map(|ms| Duration::from_millis(*ms));
+    let mut cancel_at = w.cancel_at_ms.map(Duration::from_millis);
+    for _ in 0..64 {
+        if let Some(c) = cancel_at.filter(|c| *c <= now) {
+            let accepted = machine.cancel(now.max(c));
+            journal.push((Event::Cancel { accepted }, now));
+            cancel_at = None;
+        }
+        match machine.step(now) {
+            Step::Send(call) => {
+                journal.push((request(call), now));
+                now += latencies.next().unwrap();
+                let answer = match call {
+                    Call::Micropay => Answer::Micropay(w.micropay.clone()),
+                    Call::Query => Answer::Query(queries.next().unwrap_or(userpaying())),
+                    Call::Reverse { .. } => {
+                        Answer::Reverse(reverses.next().unwrap_or(ReverseOutcome::Reversed))
+                    }
+                };
+                journal.push((
+                    Event::Answer {
+                        answer: answer.clone(),
+                        fields: None,
+                    },
+                    now,
+                ));
+                match answer {
+                    Answer::Micropay(o) => machine.on_micropay(o, now),
+                    Answer::Query(o) => machine.on_query(o, now),
+                    Answer::Reverse(o) => machine.on_reverse(o, now),
+                }
+            }
+            Step::WaitUntil(at) => {
+                now = match cancel_at {
+                    Some(c) if c < at => c.max(now),
+                    _ => at,
+                }
+            }
+            Step::AwaitAnswer => unreachable!(),
+            Step::Done(done) => return (journal, done),
+        }
+    }
+    panic!("runaway machine");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A crash after any journaled event, then a take-over by another
+    /// process at any later time (a wall clock that may have jumped), keeps
+    /// the four invariants over everything sent before and after.
+    #[test]
+    fn any_journal_prefix_recovered_keeps_the_four_invariants(
+        w in world(),
+        later in world(),
+        cut in 0usize..40,
+        gap_ms in 0u64..120_000,
+    ) {
+        let timings = Timings::default();
+        let (journal, _) = journaled_run(&w, timings);
+        let prefix = &journal[..cut.min(journal.len())];
+        let last = prefix.last().map_or(Duration::ZERO, |(_, at)| *at);
+        let resumed_at = last + Duration::from_millis(gap_ms);
+        let mut machine = Machine::restore(timings, prefix.iter().map(|(e, at)| (e, *at)));
+        machine.take_over(resumed_at, false);
+
+        // What the prefix proves.
+        let journaled_requests: Vec<(Call, Duration)> = prefix.iter().filter_map(|(e, at)| match e {
+            Event::Request { call, .. } => Some((*call, *at)),
+            _ => None,
+        }).collect();
+        // Each request with its answer, if one was journaled before the cut.
+        let mut exchanges: Vec<(Call, Option<Answer>)> = Vec::new();
+        for (event, _) in prefix {
+            match event {
+                Event::Request { call, .. } => exchanges.push((*call, None)),
+                Event::Answer { answer, .. } => exchanges.last_mut().expect("an answer follows its request").1 = Some(answer.clone()),
+                _ => {}
+            }
+        }
+        let restored = Machine::restore(timings, prefix.iter().map(|(e, at)| (e, *at)));
+        let micropay_sent = journaled_requests.iter().any(|(c, _)| *c == Call::Micropay);
+
+        // The take-over runs against another adversarial gateway.
+        let mut now = resumed_at;
+        let mut after: Vec<(Call, Duration)> = Vec::new();
+        let mut userpaying_seen_at: Option<Duration> = None;
+        let (mut queries, mut reverses) = (later.queries.clone().into_iter(), later.reverses.clone().into_iter());
+        let mut latencies = later.latencies_ms.iter().cycle().map(|ms| Duration::from_millis(*ms));
+        let done = loop {
+            prop_assert!(after.len() < 64, "runaway after take-over: {after:?}");
+            match machine.step(now) {
+                Step::Send(call) => {
+                    after.push((call, now));
+                    prop_assert!(call != Call::Micropay, "a micropay sent again after a take-over");
+                    if matches!(call, Call::Reverse { .. }) && let Some(seen) = userpaying_seen_at {
+                        prop_assert!(now >= seen + timings.poll_interval, "reversed {now:?} while the customer was seen paying at {seen:?}");
+                    }
+                    now += latencies.next().unwrap();
+                    let answer = match call {
+                        Call::Micropay => unreachable!(),
+                        Call::Query => {
+                            let outcome = queries.next().unwrap_or(userpaying());
+                            if outcome == userpaying() && userpaying_seen_at.is_none() {
+                                userpaying_seen_at = Some(now);
+                            }
+                            Answer::Query(outcome)
+                        }
+                        Call::Reverse { .. } => Answer::Reverse(reverses.next().unwrap_or(ReverseOutcome::Reversed)),
+                    };
+                    exchanges.push((call, Some(answer.clone())));
+                    match answer {
+                        Answer::Query(o) => machine.on_query(o, now),
+                        Answer::Reverse(o) => machine.on_reverse(o, now),
+                        Answer::Micropay(_) => unreachable!(),
+                    }
+                }
+                Step::WaitUntil(at) => { prop_assert!(at >= now); now = at; }
+                Step::AwaitAnswer => prop_assert!(false, "awaiting with no request out"),
+                Step::Done(done) => break done,
+            }
+        };
+        let all: Vec<(Call, Duration)> = journaled_requests.iter().chain(&after).copied().collect();
+
+        // 3. One micropay at most, never after the take-over; no reverse before 15 s.
+        prop_assert!(all.iter().filter(|(c, _)| *c == Call::Micropay).count() <= 1);
+        prop_assert!(all.iter().filter(|(c, _)| matches!(c, Call::Reverse { .. })).all(|(_, t)| *t >= timings.reverse_not_before), "{all:?}");
+        if !micropay_sent {
+            prop_assert!(matches!(done, Final::NotSent | Final::CancelledBeforeSending), "{:?}", done);
+            prop_assert!(after.is_empty());
+            return Ok(());
+        }
+        // 1. PAID only on a verified SUCCESS that no successful reverse of
+        //    ours came before. (A reverse whose answer was lost may not have
+        //    arrived: a SUCCESS after it is the gateway's word that it did not.)
+        let mut reversed = false;
+        let mut paid_answer = false;
+        let mut definite = false;
+        for (_, answer) in &exchanges {
+            reversed |= matches!(answer, Some(Answer::Reverse(ReverseOutcome::Reversed)));
+            match answer {
+                Some(Answer::Micropay(MicropayOutcome::Paid(_))) => paid_answer = true,
+                Some(Answer::Query(QueryOutcome::Paid(_))) if !reversed => paid_answer = true,
+                Some(Answer::Micropay(MicropayOutcome::Failed(_))) => definite = true,
+                _ => {}
+            }
+        }
+        if matches!(done, Final::Paid(_)) { prop_assert!(paid_answer, "{done:?} {exchanges:?}"); }
+        if paid_answer { prop_assert!(!after.iter().any(|(c, _)| matches!(c, Call::Reverse { .. })), "a paid order reversed: {all:?}"); }
+        // 2. FAILED only on a definite failure.
+        if matches!(done, Final::Failed(_)) { prop_assert!(definite); }
+        // A decided order is not asked again; an undecided one is queried first.
+        if let Status::Done(decided) = restored.status() {
+            prop_assert!(after.is_empty(), "a decided order was asked again: {after:?}");
+            prop_assert_eq!(&done, &decided);
+        } else {
+            prop_assert!(matches!(after.first(), Some((Call::Query, _))), "taken over without a query first: {after:?}");
+        }
+    }
+}
+
+#[test]
+fn a_paid_answer_followed_by_our_reverse_is_asked_again_not_recorded_paid() {
+    // replay --reverse-paid: query PAID, reverse sent, then the process died.
+    let journal = vec![
+        (micropay_request(), s(0.0)),
+        (
+            Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::Unknown(systemerror())),
+                fields: None,
+            },
+            s(0.5),
+        ),
+        (
+            Event::Resumed {
+                owner: "1-A".into(),
+                elapsed_ms: 3_600_000,
+                refund_paid: true,
+            },
+            s(3600.0),
+        ),
+        (request(Call::Query), s(3600.0)),
+        (
+            Event::Answer {
+                answer: Answer::Query(QueryOutcome::Paid(paid())),
+                fields: None,
+            },
+            s(3600.1),
+        ),
+        (request(Call::Reverse { attempt: 1 }), s(3600.1)),
+    ];
+    // A later plain replay: the refund decision stands, and the order is asked first.
+    let run = drive_machine(
+        taken_over(&journal, 7200.0, false),
+        7200.0,
+        vec![Q(QueryOutcome::Refunded)],
+    );
+    assert_eq!(at(&run), [("orderquery", 7200.0)]);
+    assert_eq!(run.done, Final::Refunded(ReverseReason::Recovered));
+    // Still paid at the gateway (the reverse never arrived): the person's
+    // decision to refund is journaled, so it is carried out.
+    let run = drive_machine(
+        taken_over(&journal, 7200.0, false),
+        7200.0,
+        vec![
+            Q(QueryOutcome::Paid(paid())),
+            R(ReverseOutcome::Reversed),
+            Q(QueryOutcome::Refunded),
+        ],
+    );
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 7200.0),
+            ("reverse", 7200.0),
+            ("orderquery", 7200.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Refunded(ReverseReason::Recovered));
+}
+
+#[test]
+fn a_journaled_decisive_answer_is_final_without_asking_again() {
+    let paid_then_crash = vec![
+        (micropay_request(), s(0.0)),
+        (
+            Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::Paid(paid())),
+                fields: None,
+            },
+            s(0.3),
+        ),
+    ];
+    let machine = taken_over(&paid_then_crash, 60.0, false);
+    assert_eq!(machine.status(), Status::Done(Final::Paid(paid())));
+    let taken = vec![
+        (micropay_request(), s(0.0)),
+        (
+            Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::NumberTaken(refusal("ORDERPAID"))),
+                fields: None,
+            },
+            s(0.3),
+        ),
+    ];
+    assert_eq!(
+        taken_over(&taken, 60.0, false).status(),
+        Status::Done(Final::NumberTaken(refusal("ORDERPAID")))
+    );
+    // No intent journaled: nothing left the till.
+    assert_eq!(
+        taken_over(&[], 60.0, false).status(),
+        Status::Done(Final::NotSent)
+    );
+    // A reverse answered recall=N, then the crash: only the confirming query is left.
+    let reversed = vec![
+        (micropay_request(), s(0.0)),
+        (
+            Event::Answer {
+                answer: Answer::Micropay(MicropayOutcome::Pending),
+                fields: None,
+            },
+            s(0.3),
+        ),
+        (request(Call::Query), s(10.0)),
+        (
+            Event::Answer {
+                answer: Answer::Query(QueryOutcome::PayError(String::new())),
+                fields: None,
+            },
+            s(10.2),
+        ),
+        (request(Call::Reverse { attempt: 1 }), s(15.0)),
+        (
+            Event::Answer {
+                answer: Answer::Reverse(ReverseOutcome::Reversed),
+                fields: None,
+            },
+            s(15.2),
+        ),
+    ];
+    let run = drive_machine(
+        taken_over(&reversed, 20.0, false),
+        20.0,
+        vec![Q(QueryOutcome::Paid(paid()))],
+    );
+    assert_eq!(at(&run), [("orderquery", 20.0)]);
+    assert_eq!(run.done, Final::NeedsAttention(Attention::PaidAfterReverse));
+}
+
+#[test]
+fn a_wall_clock_jump_never_reverses_a_customer_still_typing_the_password() {
+    // The journal's wall clock says an hour passed (a clock stepped forward
+    // after a reboot); the customer is in fact still entering the password.
+    let events = interrupted(false, 3600.0);
+    let run = drive_machine(
+        taken_over(&events, 3600.0, false),
+        3600.0,
+        vec![Q(userpaying()), Q(QueryOutcome::Paid(paid()))],
+    );
+    assert_eq!(at(&run), [("orderquery", 3600.0), ("orderquery", 3610.0)]);
+    assert_eq!(run.done, Final::Paid(paid()));
+    // Still typing at the extra poll: the reverse comes only then, a full
+    // poll interval after the first USERPAYING.
+    let run = drive_machine(
+        taken_over(&events, 3600.0, false),
+        3600.0,
+        vec![
+            Q(userpaying()),
+            Q(userpaying()),
+            R(ReverseOutcome::Reversed),
+            Q(revoked()),
+        ],
+    );
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 3600.0),
+            ("orderquery", 3610.0),
+            ("reverse", 3610.0),
+            ("orderquery", 3610.0)
+        ]
+    );
+}
+
+#[test]
+fn a_parked_order_gets_a_new_round_of_reverse_attempts_on_replay() {
+    let mut events = interrupted(false, 60.0);
+    let timings = Timings::default();
+    for attempt in 1..=timings.reverse_max_attempts {
+        events.push((
+            request(Call::Reverse { attempt }),
+            s(30.0 + f64::from(attempt)),
+        ));
+        events.push((
+            Event::Answer {
+                answer: Answer::Reverse(ReverseOutcome::Again(systemerror())),
+                fields: None,
+            },
+            s(30.5 + f64::from(attempt)),
+        ));
+    }
+    events.push((
+        Event::Finished {
+            state: "needs_attention".into(),
+            err_code: Some("SYSTEMERROR".into()),
+            transaction_id: None,
+        },
+        s(40.0),
+    ));
+    let run = drive_machine(
+        taken_over(&events, 600.0, false),
+        600.0,
+        vec![
+            Q(QueryOutcome::Unknown(systemerror())),
+            R(ReverseOutcome::Reversed),
+            Q(revoked()),
+        ],
+    );
+    assert_eq!(
+        at(&run),
+        [
+            ("orderquery", 600.0),
+            ("reverse", 600.0),
+            ("orderquery", 600.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Recovered));
+}

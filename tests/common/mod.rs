@@ -171,6 +171,19 @@ impl Till {
     /// not know as paid, and the transaction ids agree.
     pub fn assert_agreement(&self, result: &PaymentResult) {
         let order = self.order(result);
+        for foreign in self
+            .simulator
+            .ledger()
+            .iter()
+            .filter(|e| e.foreign && e.out_trade_no == order.out_trade_no.as_str())
+        {
+            assert_eq!(
+                (foreign.refunded, foreign.trade_state.as_str()),
+                (0, "SUCCESS"),
+                "{} reversed another party's order under our number: {foreign:?}",
+                order.out_trade_no
+            );
+        }
         let entry = self.ledger(result);
         let net = entry.as_ref().map(|e| e.net_charged()).unwrap_or(0);
         match order.state {

@@ -103,6 +103,12 @@ pub fn assert_invariants(dir: &Path, ledger: &[LedgerEntry], case: &str) -> usiz
             "{case}: {no} left {:?}",
             order.state
         );
+        for foreign in ledger.iter().filter(|e| e.foreign && e.out_trade_no == no) {
+            assert_eq!(
+                foreign.refunded, 0,
+                "{case}: {no} reversed another party's order under our number: {foreign:?}"
+            );
+        }
         let entry = ledger.iter().find(|e| e.out_trade_no == no);
         let net = entry.map_or(0, |e| e.net_charged());
         if order.state == OrderState::Paid {
