@@ -12,16 +12,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::num::NonZeroU16;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::process::binary;
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use common::pty::{CommandBuilder, Terminal};
 use scanpay::domain::{Fen, TillId};
 use scanpay::journal::{Journal, NewOrder, OrderState};
 
@@ -265,29 +262,14 @@ fn run_wrapped(argv: &[String], journal: &Path, cwd: &Path) -> Output {
 
 // ---- the journal screen in a pseudo-terminal ----
 
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    keys: Box<dyn Write + Send>,
-    /// Dropping the master hangs up the terminal.
-    _terminal: Box<dyn portable_pty::MasterPty + Send>,
-}
+struct Screen(Terminal);
 
 impl Screen {
-    /// `argv` in a 110x32 pty, run from `cwd`, with this journal.
+    /// `argv` in a pty, run from `cwd`, with this journal.
     fn start(argv: &[String], journal: &Path, cwd: &Path) -> Self {
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: 32,
-                cols: 110,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
         let mut cmd = CommandBuilder::new(&argv[0]);
         cmd.args(&argv[1..]);
         cmd.cwd(cwd);
-        cmd.env("TERM", "xterm-256color");
         for var in [
             "SCANPAY_CONFIG",
             "RUST_LOG",
@@ -298,84 +280,24 @@ impl Screen {
         }
         cmd.env("SCANPAY_JOURNAL_PATH", journal);
         cmd.env("SCANPAY_TILL_LANGUAGE", "en");
-        let child = pty.slave.spawn_command(cmd).unwrap();
-        drop(pty.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            NonZeroU16::new(32).unwrap(),
-            NonZeroU16::new(110).unwrap(),
-            0,
-        )));
-        let feed = parser.clone();
-        let mut output = pty.master.try_clone_reader().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = output.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                feed.lock().unwrap().process(&buf[..n]);
-            }
-        });
-        let keys = pty.master.take_writer().unwrap();
-        Self {
-            parser,
-            child,
-            keys,
-            _terminal: pty.master,
-        }
+        Self(Terminal::spawn(cmd))
     }
 
     fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
+        self.0.text()
     }
 
-    /// Waits until the screen shows `needle`; fails with the screen (or the
-    /// exit) if it never does.
     fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = self.text();
-            if text.contains(needle) {
-                return text;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "exited ({status:?}) before showing {needle:?}:\n{}",
-                    self.text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {needle:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.wait_for(needle)
     }
 
     /// Presses q and waits for the program to end with success and the
     /// terminal restored.
     fn quit(mut self) {
-        self.keys.write_all(b"q").unwrap();
-        self.keys.flush().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the journal screen did not quit on q:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        self.0.press(b"q");
+        let status = self.0.wait_exit("q");
         assert!(status.success(), "{status:?}\n{}", self.text());
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(
-            !self.parser.lock().unwrap().screen().alternate_screen(),
-            "the alternate screen was left"
-        );
+        assert!(!self.0.alternate_screen(), "the alternate screen was left");
     }
 
     /// The TCP sockets the program holds, listening or connected, as lines of
@@ -383,7 +305,7 @@ impl Screen {
     /// network probe would each be one. (Unix socket pairs, which the signal
     /// handling uses, are not counted.)
     fn tcp_sockets(&self) -> Vec<String> {
-        let pid = self.child.process_id().expect("the child has a pid");
+        let pid = self.0.child.process_id().expect("the child has a pid");
         let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
@@ -594,7 +516,7 @@ fn a_missing_journal_is_named_with_how_to_point_at_one_and_nothing_is_created() 
     let mut screen = Screen::start(&[BIN.into(), "journal".into()], &journal, cwd.path());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = screen.child.try_wait().unwrap() {
+        if let Some(status) = screen.0.child.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -211,7 +211,7 @@ pub enum JournalError {
         cause: rusqlite::Error,
     },
     #[error(
-        "another scanpay is using this journal ({path}): close the other scanpay, or wait for it to finish, then try again"
+        "the journal {path} stayed locked by another program for 5 s: wait for it to finish (a long export or a copy of the file), then try again"
     )]
     Busy { path: PathBuf },
     #[error(

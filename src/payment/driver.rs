@@ -664,3 +664,59 @@ fn describe(answer: &Answer) -> (&'static str, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn busy() -> JournalError {
+        JournalError::Busy {
+            path: PathBuf::from("j.sqlite3"),
+        }
+    }
+
+    fn full() -> JournalError {
+        JournalError::DiskFull {
+            path: PathBuf::from("j.sqlite3"),
+        }
+    }
+
+    #[test]
+    fn a_journal_failure_says_whether_the_customer_may_have_been_charged() {
+        for cause in [busy(), full()] {
+            let before = EngineError::NotSent(cause).to_string();
+            assert!(before.contains("NOT charged"), "{before}");
+            assert!(!before.contains("take no other payment"), "{before}");
+        }
+        for cause in [busy(), full()] {
+            let after = EngineError::Unknown { cause }.to_string();
+            assert!(after.contains("outcome is not known"), "{after}");
+            assert!(
+                after.contains("take no other payment for this sale"),
+                "{after}"
+            );
+            assert!(after.contains("scanpay replay"), "{after}");
+            assert!(!after.contains("NOT charged"), "{after}");
+        }
+        let taken = EngineError::Unknown {
+            cause: JournalError::Taken {
+                out_trade_no: "T01X".into(),
+                owner: "42-ABC".into(),
+            },
+        }
+        .to_string();
+        assert!(taken.contains("took the order over"), "{taken}");
+        // Disk advice only where the disk is the trouble.
+        assert!(
+            !EngineError::Unknown { cause: busy() }
+                .to_string()
+                .contains("space")
+        );
+        assert!(
+            EngineError::NotSent(full())
+                .to_string()
+                .contains("free some space")
+        );
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this
 
 pub mod process;
+pub mod pty;
 
 use std::net::SocketAddr;
 use std::time::Duration;

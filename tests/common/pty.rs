@@ -1,0 +1,113 @@
+//! The real binary in a real pseudo-terminal, its screen read through a VT
+//! parser the way a cashier's terminal shows it.
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use portable_pty::CommandBuilder;
+use portable_pty::{ExitStatus, PtySize, native_pty_system};
+
+pub struct Terminal {
+    parser: Arc<Mutex<vt100::Parser>>,
+    pub child: Box<dyn portable_pty::Child + Send + Sync>,
+    keys: Box<dyn Write + Send>,
+    /// Dropping the master hangs up the terminal, which stops the program.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Terminal {
+    /// `cmd` in a 110x32 pty with `TERM` set; the screen is read on a thread.
+    pub fn spawn(mut cmd: CommandBuilder) -> Self {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 32,
+                cols: 110,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            NonZeroU16::new(32).unwrap(),
+            NonZeroU16::new(110).unwrap(),
+            0,
+        )));
+        let feed = parser.clone();
+        let mut output = pty.master.try_clone_reader().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = output.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                feed.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let keys = pty.master.take_writer().unwrap();
+        Self {
+            parser,
+            child,
+            keys,
+            _master: pty.master,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    pub fn alternate_screen(&self) -> bool {
+        self.parser.lock().unwrap().screen().alternate_screen()
+    }
+
+    pub fn press(&mut self, bytes: &[u8]) {
+        self.keys.write_all(bytes).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Waits until the screen shows `needle`; fails with the screen (or the
+    /// exit) if it never does.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "exited ({status:?}) before showing {needle:?}:\n{}",
+                    self.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {needle:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the program to end (`what` names the trigger for the message).
+    pub fn wait_exit(&mut self, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last frame.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the program did not end on {what}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
