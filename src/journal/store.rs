@@ -840,7 +840,7 @@ mod tests {
             .unwrap();
         assert!(
             err.to_string()
-                .contains("another scanpay is using this journal"),
+                .contains("stayed locked by another program"),
             "{err}"
         );
     }
