@@ -214,9 +214,10 @@ pub enum QueryOutcome {
 pub enum ReverseOutcome {
     /// `recall=N`: the order is closed; a payment, if any, is returned.
     Reversed,
-    /// `recall=Y`, SYSTEMERROR, or no trustworthy answer: reverse again.
+    /// `recall=Y`, an error answer that may yet succeed (SYSTEMERROR,
+    /// USERPAYING, …), or no trustworthy answer: reverse again.
     Again(Unclear),
-    /// Any other refusal (REVERSE_EXPIRE, TRADE_ERROR, …): a person must look.
+    /// An answer that can never succeed ([`REVERSE_NEVER_SUCCEEDS`]): a person must look.
     Refused(Refusal),
 }
 
@@ -488,18 +489,64 @@ pub fn classify_reverse(answer: Answer, expected: &Expected<'_>) -> ReverseOutco
             }),
             other => ReverseOutcome::Again(Unclear::Untrusted(format!("recall is {other:?}"))),
         },
-        Ok(Business::Error {
-            code: "SYSTEMERROR",
-            description,
-        }) => ReverseOutcome::Again(Unclear::Gateway {
-            code: "SYSTEMERROR".into(),
-            description: description.to_string(),
-        }),
-        Ok(Business::Error { code, description }) => ReverseOutcome::Refused(Refusal {
+        Ok(Business::Error { code, description }) if reverse_never_succeeds(code).is_some() => {
+            ReverseOutcome::Refused(Refusal {
+                code: code.to_string(),
+                description: description.to_string(),
+            })
+        }
+        // SYSTEMERROR, USERPAYING (正在支付中不能发起撤销: the customer is still
+        // paying), ORDERNOTEXIST (a micropay still on its way), codes we do
+        // not know: asked again after payment.reverse_retry_interval_ms.
+        Ok(Business::Error { code, description }) => ReverseOutcome::Again(Unclear::Gateway {
             code: code.to_string(),
             description: description.to_string(),
         }),
     }
+}
+
+/// The reverse answers that can never succeed however often the same
+/// request is repeated, each with its reason. They end the order at once as
+/// needing a person. Every other error answer is retried within
+/// `payment.reverse_max_attempts`, as WeChat's 付款码支付 page says:
+/// "当撤销无返回或错误时,请再次调用".
+pub const REVERSE_NEVER_SUCCEEDS: &[(&str, &str)] = &[
+    (
+        "REVERSE_EXPIRE",
+        "the order is older than the 7 days within which WeChat reverses; refund it instead",
+    ),
+    (
+        "INVALID_TRANSACTIONID",
+        "WeChat knows no payment by the transaction_id sent",
+    ),
+    // Complaints about the request itself: the same request gets the same answer.
+    (
+        "SIGNERROR",
+        "the signature is refused: check merchant.sign_type and the API key",
+    ),
+    ("PARAM_ERROR", "a parameter of the request is refused"),
+    ("LACK_PARAMS", "the request lacks a parameter"),
+    ("XML_FORMAT_ERROR", "the request's XML is refused"),
+    ("NOT_UTF8", "the request is not UTF-8"),
+    ("REQUIRE_POST_METHOD", "the request was not a POST"),
+    (
+        "NOAUTH",
+        "the merchant may not use this API: see the merchant platform",
+    ),
+    ("APPID_NOT_EXIST", "merchant.appid is not known to WeChat"),
+    ("MCHID_NOT_EXIST", "merchant.mch_id is not known to WeChat"),
+    (
+        "APPID_MCHID_NOT_MATCH",
+        "merchant.appid and merchant.mch_id are not bound together",
+    ),
+];
+
+/// Why a reverse answered `code` can never succeed, if it cannot.
+pub fn reverse_never_succeeds(code: &str) -> Option<&'static str> {
+    REVERSE_NEVER_SUCCEEDS
+        .iter()
+        .find(|(listed, _)| *listed == code)
+        .map(|(_, why)| *why)
 }
 
 #[cfg(test)]
@@ -945,9 +992,59 @@ mod tests {
             reverse(&error("SYSTEMERROR")),
             ReverseOutcome::Again(_)
         ));
-        for code in ["REVERSE_EXPIRE", "TRADE_ERROR", "INVALID_TRANSACTIONID"] {
-            assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == code));
+        for (code, _) in REVERSE_NEVER_SUCCEEDS {
+            assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == *code));
         }
+        // Seed rule: on an error, call reverse again; the customer still paying included.
+        for code in [
+            "SYSTEMERROR",
+            "USERPAYING",
+            "TRADE_ERROR",
+            "ORDERNOTEXIST",
+            "INVALID_REQUEST",
+            "BANKERROR",
+            "SOMETHING_NEW",
+            "",
+        ] {
+            assert!(
+                matches!(reverse(&error(code)), ReverseOutcome::Again(Unclear::Gateway { code: c, .. }) if c == code),
+                "{code}"
+            );
+        }
+        let still_paying = reverse(&[
+            ("result_code", "FAIL"),
+            ("err_code", "USERPAYING"),
+            ("err_code_des", "正在支付中不能发起撤销"),
+        ]);
+        assert_eq!(
+            still_paying,
+            ReverseOutcome::Again(Unclear::Gateway {
+                code: "USERPAYING".into(),
+                description: "正在支付中不能发起撤销".into()
+            })
+        );
+        // A complaint in return_code=FAIL about our request cannot succeed either.
+        let unsigned_fail: Fields = [("return_code", "FAIL"), ("return_msg", "签名错误")]
+            .into_iter()
+            .collect();
+        assert!(matches!(
+            classify_reverse(Ok(unsigned_fail), &expected),
+            ReverseOutcome::Refused(r) if r.code == "SIGNERROR"
+        ));
+        let busy: Fields = [("return_code", "FAIL"), ("return_msg", "系统繁忙")]
+            .into_iter()
+            .collect();
+        assert!(matches!(
+            classify_reverse(Ok(busy), &expected),
+            ReverseOutcome::Again(_)
+        ));
+        // A forged "never succeeds" proves nothing: reverse again.
+        let mut forged = answer(&m, &error("REVERSE_EXPIRE"));
+        forged.set("sign", "0".repeat(32));
+        assert!(matches!(
+            classify_reverse(Ok(forged), &expected),
+            ReverseOutcome::Again(Unclear::Untrusted(_))
+        ));
         let mut forged = answer(&m, &[("result_code", "SUCCESS"), ("recall", "N")]);
         forged.set("recall", "Y");
         assert!(matches!(
