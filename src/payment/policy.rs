@@ -149,6 +149,9 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A change to the defaults and the start of the message it must get.
+    type Case = (fn(&mut Timings), &'static str);
+
     #[test]
     fn the_defaults_keep_wechats_rules() {
         assert_eq!(Timings::default().validate(), Ok(()));
@@ -175,7 +178,7 @@ mod tests {
 
     #[test]
     fn each_rule_of_wechat_names_its_setting() {
-        let cases: [(fn(&mut Timings), &str); 4] = [
+        let cases: [Case; 4] = [
             (
                 |t| t.query_after_unknown = ms(4999),
                 "payment.query_after_unknown_ms must be at least 5000",
@@ -204,7 +207,7 @@ mod tests {
 
     #[test]
     fn absurd_values_are_refused_whatever_the_gateway() {
-        let cases: [(fn(&mut Timings), &str); 5] = [
+        let cases: [Case; 5] = [
             (
                 |t| t.deadline = ms(99_999_999_999_999),
                 "payment.deadline_ms must be at most 600000",
