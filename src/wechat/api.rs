@@ -995,7 +995,7 @@ mod tests {
         for (code, _) in REVERSE_NEVER_SUCCEEDS {
             assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == *code));
         }
-        // Seed rule: on an error, call reverse again; the customer still paying included.
+        // WeChat's 付款码支付 page: on an error, call reverse again; the customer still paying included.
         for code in [
             "SYSTEMERROR",
             "USERPAYING",
