@@ -307,6 +307,8 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
             "gateway.connect_timeout_ms and gateway.read_timeout_ms must be more than 0: without a timeout the till can hang",
         );
     }
+    // Checked whichever the mode, so a bad URL is caught before it is used.
+    let base = BaseUrl::parse(&g.base_url)?;
     let has_credentials = !raw.merchant.appid.is_empty() && !raw.merchant.mch_id.is_empty();
     let simulated = match g.mode {
         Mode::Simulator => true,
@@ -344,13 +346,16 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
                 "gateway.mode is \"wechat\" but merchant.appid or merchant.mch_id is empty: set both (from the WeChat Pay merchant platform), or use gateway.mode = \"simulator\"",
             );
         }
-        let loopback =
-            g.base_url.starts_with("http://127.") || g.base_url.starts_with("http://localhost");
-        if !g.base_url.starts_with("https://") && !loopback {
+        let loopback = base.loopback;
+        if base.scheme != "https" && !loopback {
             return err(format!(
                 "gateway.base_url = {:?} must start with https:// (only a loopback address, such as `scanpay simulate`, may use plain http)",
                 g.base_url
             ));
+        }
+        // WeChat's rules bind against WeChat; a loopback gateway may be scaled.
+        if !loopback {
+            timings.validate_against_wechat().map_err(ConfigError)?;
         }
         // A simulator on loopback checks no certificate; WeChat does, for reverse.
         let certificate_given =
@@ -386,6 +391,67 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         presets,
         bell: raw.till.bell,
     })
+}
+
+/// `gateway.base_url`, parsed as the client will read it: deciding what is
+/// loopback from the text (a prefix) would take `http://127.0.0.1@host` or
+/// `http://127.0.0.1.example.com` for this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BaseUrl {
+    scheme: String,
+    /// The host is an IP in 127.0.0.0/8, `::1`, or exactly `localhost`.
+    loopback: bool,
+}
+
+impl BaseUrl {
+    fn parse(text: &str) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(text).map_err(|e| {
+            ConfigError(format!(
+                "gateway.base_url = {text:?} is not a URL ({e}); write it like https://api.mch.weixin.qq.com"
+            ))
+        })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return err(format!(
+                "gateway.base_url must be an https:// URL, its scheme is {:?}",
+                url.scheme()
+            ));
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            ConfigError(
+                "gateway.base_url has no host; write it like https://api.mch.weixin.qq.com".into(),
+            )
+        })?;
+        // The text before `@` is a user name (and password) sent to the host
+        // after it; it is never printed, it may be a secret.
+        let authority = text.split_once("://").map_or("", |(_, rest)| {
+            rest.split(['/', '?', '#']).next().unwrap_or("")
+        });
+        if !url.username().is_empty() || url.password().is_some() || authority.contains('@') {
+            return err(format!(
+                "gateway.base_url holds a user name or password before an `@`, which WeChat never takes (the request would go to {host}, not to what precedes the `@`); write only the scheme, host and port"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return err(
+                "gateway.base_url must not hold a query (`?`) or fragment (`#`): the API paths are appended to it",
+            );
+        }
+        // The parser has already normalised the host: IPv4 in dotted form
+        // (`127.1` reads as 127.0.0.1), IPv6 in brackets, names in lower case.
+        let loopback = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            // Only ::1: an IPv4-mapped address (::ffff:a.b.c.d) is not loopback here.
+            v6.parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        } else if let Ok(v4) = host.parse::<std::net::Ipv4Addr>() {
+            v4.is_loopback()
+        } else {
+            host == "localhost"
+        };
+        Ok(Self {
+            scheme: url.scheme().to_string(),
+            loopback,
+        })
+    }
 }
 
 /// At most nine (F1–F9), each with a name and an amount this till may charge.
@@ -803,6 +869,166 @@ mod tests {
         .to_string();
         assert!(e.contains("chmod 600"), "{e}");
         assert!(!e.contains(key), "the key must not appear in an error");
+    }
+
+    /// A merchant on `base_url` with an API key and no client certificate.
+    fn merchant_at(base_url: &str, extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut pairs = env(&[
+            ("SCANPAY_GATEWAY_MODE", "wechat"),
+            ("SCANPAY_GATEWAY_BASE_URL", base_url),
+            ("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f"),
+            ("SCANPAY_MERCHANT_MCH_ID", "10000100"),
+            ("SCANPAY_API_KEY", "192006250b4c09247ec02edce69f6a2d"),
+        ]);
+        pairs.extend(env(extra));
+        Settings::load(None, pairs)
+    }
+
+    #[test]
+    fn loopback_is_parsed_not_matched_as_a_prefix() {
+        for url in [
+            "http://127.0.0.1:8765",
+            "http://127.0.0.1:8765/",
+            "http://127.8.9.10",
+            "http://127.1:8765",
+            "http://localhost:8765",
+            "http://LOCALHOST:8765",
+            "http://[::1]:8765",
+        ] {
+            let s = merchant_at(url, &[]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(s.client.client_identity_pem.is_none(), "{url}");
+        }
+        // Each would pass a prefix test; none is this machine.
+        for url in [
+            "http://127.0.0.1.example.com",
+            "http://localhost.example.com",
+            "http://localhost.",
+            "http://[::ffff:192.0.2.1]",
+            "http://[::ffff:127.0.0.1]",
+            "http://128.0.0.1",
+            "http://0.0.0.0:8765",
+        ] {
+            let e = merchant_at(url, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("gateway.base_url") && e.contains("must start with https://"),
+                "{url}: {e}"
+            );
+        }
+        // Over https they are WeChat-like gateways: the certificate is required.
+        let e = merchant_at("https://127.0.0.1.example.com", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("merchant.client_cert"), "{e}");
+    }
+
+    #[test]
+    fn a_user_name_in_any_base_url_is_refused_without_printing_it() {
+        for url in [
+            "http://127.0.0.1@192.0.2.1",
+            "http://localhost:8765@192.0.2.1:80",
+            "https://user:s3cret@api.mch.weixin.qq.com",
+            "https://@api.mch.weixin.qq.com",
+        ] {
+            let e = merchant_at(url, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("gateway.base_url") && e.contains("user name or password"),
+                "{url}: {e}"
+            );
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        let e = merchant_at("http://127.0.0.1@192.0.2.1", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("would go to 192.0.2.1"), "{e}");
+        // Even when the simulator is used, a broken base_url is named at start.
+        let simulated = Settings::load(
+            None,
+            env(&[(
+                "SCANPAY_GATEWAY_BASE_URL",
+                "https://a@api.mch.weixin.qq.com",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(simulated.contains("gateway.base_url"), "{simulated}");
+        for (url, expected) in [
+            ("api.mch.weixin.qq.com", "is not a URL"),
+            ("ftp://api.mch.weixin.qq.com", "scheme is \"ftp\""),
+            ("https://api.mch.weixin.qq.com/?x=1", "query"),
+        ] {
+            let e = merchant_at(url, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("gateway.base_url") && e.contains(expected),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn timings_that_break_wechats_rules_are_refused_against_wechat_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ("SCANPAY_API_KEY", "0123456789abcdef0123456789ABCDEF");
+        let e = Settings::load(
+            None,
+            wechat_env(
+                &dir,
+                &[key, ("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "1000")],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("payment.reverse_not_before_ms must be at least 15000 against WeChat")
+                && e.ends_with("it is 1000; shorter timings are only for a gateway on loopback"),
+            "{e}"
+        );
+        let e = Settings::load(
+            None,
+            wechat_env(
+                &dir,
+                &[key, ("SCANPAY_PAYMENT_DEADLINE_MS", "99999999999999")],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("payment.deadline_ms must be at most 600000"),
+            "{e}"
+        );
+        let scaled = [
+            ("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50"),
+            ("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100"),
+            ("SCANPAY_PAYMENT_DEADLINE_MS", "300"),
+            ("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150"),
+            ("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50"),
+        ];
+        let e = Settings::load(None, wechat_env(&dir, &[&scaled[..], &[key]].concat()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("payment.query_after_unknown_ms must be at least 5000"),
+            "{e}"
+        );
+        // A look-alike of loopback is WeChat as far as the rules go.
+        let e = merchant_at("https://127.0.0.1.example.com", &scaled)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("against WeChat"), "{e}");
+        // Loopback and the built-in simulator may be scaled down.
+        let s = merchant_at("http://127.0.0.1:8765", &scaled).unwrap();
+        assert_eq!(s.timings.deadline, Duration::from_millis(300));
+        assert!(Settings::load(None, env(&scaled)).unwrap().is_simulated());
+        // Absurd values are refused everywhere.
+        let e = merchant_at(
+            "http://127.0.0.1:8765",
+            &[("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "1000")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("payment.reverse_max_attempts must be at most 20"),
+            "{e}"
+        );
     }
 
     #[test]

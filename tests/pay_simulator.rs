@@ -251,6 +251,36 @@ async fn reverse_errors_exhaust_the_attempts_and_need_attention() {
 }
 
 #[tokio::test]
+async fn a_reverse_refused_while_the_customer_pays_is_asked_again_and_reverses() {
+    let till = till().await;
+    let result = till.pay(56).await;
+    assert_eq!(result.state(), OrderState::Reversed, "{:?}", result.outcome);
+    assert_eq!(result.outcome, Final::Reversed(ReverseReason::Deadline));
+    let reverses: Vec<String> = calls(&till, &result)
+        .into_iter()
+        .filter(|c| c.starts_with("reverse"))
+        .collect();
+    assert_eq!(reverses, ["reverse:USERPAYING", "reverse:recall=N"]);
+    // The journal kept the gateway's own words for the refused attempt.
+    let answers: Vec<String> = till
+        .events(&result)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Answer && e.call.as_deref() == Some("reverse"))
+        .map(|e| format!("{:?}", e))
+        .collect();
+    assert!(
+        answers[0].contains("USERPAYING") && answers[0].contains("正在支付中不能发起撤销"),
+        "{answers:?}"
+    );
+    // The second attempt waited the retry interval (50 ms, scaled).
+    let times = reverse_times(&till, &result);
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert!(times[1] >= times[0] + 50, "{times:?}");
+    assert_reversed_not_before_15s(&till, &result);
+    till.assert_agreement(&result);
+}
+
+#[tokio::test]
 async fn a_tampered_signature_is_not_trusted_but_the_query_finds_it_paid() {
     let till = till().await;
     let result = till.pay(49).await;

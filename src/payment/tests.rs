@@ -358,6 +358,91 @@ fn recall_y_and_errors_reverse_again_up_to_the_limit() {
     assert_eq!(run.done_at, s(25.0));
 }
 
+/// A signed reverse answer `result_code=FAIL` with this error, classified
+/// by the real classifier.
+fn reverse_error(code: &str, description: &str) -> ReverseOutcome {
+    use crate::domain::{Fen, OutTradeNo};
+    use crate::wechat::api::{Expected, Merchant, classify_reverse};
+    use crate::wechat::{ApiKey, Fields, SignType, sign::sign};
+    let merchant = Merchant {
+        appid: "wxd930ea5d5a258f4f".into(),
+        mch_id: "10000100".into(),
+        sub_appid: None,
+        sub_mch_id: None,
+        key: ApiKey::new("192006250b4c09247ec02edce69f6a2d"),
+        sign_type: SignType::Md5,
+    };
+    let no = OutTradeNo::parse("T0120261123142353000001").unwrap();
+    let mut fields: Fields = [
+        ("return_code", "SUCCESS"),
+        ("appid", "wxd930ea5d5a258f4f"),
+        ("mch_id", "10000100"),
+        ("nonce_str", "n"),
+        ("result_code", "FAIL"),
+        ("err_code", code),
+        ("err_code_des", description),
+    ]
+    .into_iter()
+    .collect();
+    let signature = sign(&fields, &merchant.key, SignType::Md5);
+    fields.set("sign", signature);
+    classify_reverse(
+        Ok(fields),
+        &Expected {
+            merchant: &merchant,
+            out_trade_no: &no,
+            total_fee: Fen(1),
+            transaction_id: None,
+        },
+    )
+}
+
+#[test]
+fn a_reverse_refused_while_the_customer_pays_is_asked_again_after_the_interval() {
+    let script = vec![
+        M(MicropayOutcome::Pending),
+        Q(userpaying()),
+        Q(userpaying()),
+        Q(userpaying()),
+        R(reverse_error("USERPAYING", "正在支付中不能发起撤销")),
+        R(reverse_error("SYSTEMERROR", "接口返回错误")),
+        R(ReverseOutcome::Reversed),
+        Q(revoked()),
+    ];
+    let run = drive(Timings::default(), script, FAST, None);
+    assert_eq!(
+        at(&run),
+        [
+            ("micropay", 0.0),
+            ("orderquery", 10.0),
+            ("orderquery", 20.0),
+            ("orderquery", 30.0),
+            ("reverse", 30.0),
+            ("reverse", 35.0),
+            ("reverse", 40.0),
+            ("orderquery", 40.0)
+        ]
+    );
+    assert_eq!(run.done, Final::Reversed(ReverseReason::Deadline));
+}
+
+#[test]
+fn a_reverse_that_can_never_succeed_stops_at_once() {
+    for code in ["REVERSE_EXPIRE", "INVALID_TRANSACTIONID", "SIGNERROR"] {
+        let script = vec![
+            M(MicropayOutcome::Pending),
+            Q(QueryOutcome::PayError(String::new())),
+            R(reverse_error(code, "")),
+        ];
+        let run = drive(Timings::default(), script, FAST, None);
+        assert_eq!(
+            run.done,
+            Final::NeedsAttention(Attention::ReverseRefused(refusal(code))),
+            "{code}"
+        );
+    }
+}
+
 #[test]
 fn a_refused_reverse_needs_a_person() {
     let script = vec![

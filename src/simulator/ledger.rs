@@ -79,6 +79,9 @@ pub enum Answer {
     AboutAnotherOrder(Fields),
     /// result_code FAIL with this err_code.
     Fail(&'static str),
+    /// result_code FAIL with this err_code and this err_code_des, where the
+    /// call's wording differs from the code's usual one.
+    FailSaying(&'static str, &'static str),
     /// No XML at all: HTTP 502 and an HTML page.
     BadGateway,
 }
@@ -121,7 +124,7 @@ impl Outcome {
                 "{}(another order)",
                 fields.get("trade_state").unwrap_or("SUCCESS")
             ),
-            Answer::Fail(code) => code.to_string(),
+            Answer::Fail(code) | Answer::FailSaying(code, _) => code.to_string(),
             Answer::BadGateway => "html502".into(),
         }
     }
@@ -574,6 +577,10 @@ impl Ledger {
             }
             ReverseReply::Recall => recall("Y"),
             ReverseReply::SystemError => Outcome::fail("SYSTEMERROR"),
+            ReverseReply::StillPaying => Outcome {
+                answer: Answer::FailSaying("USERPAYING", "正在支付中不能发起撤销"),
+                slow: false,
+            },
         };
         order.record("reverse", arrival, &outcome);
         if let Some(mine) = self.turned_away.get_mut(&order.out_trade_no) {

@@ -39,6 +39,7 @@ pub enum Scenario {
     /// customer paid first; the micropay is refused with this code.
     NumberTaken(Taken),
     AnswerAboutAnotherOrder,
+    ReverseWhilePaying,
     PasswordRequired,
 }
 
@@ -74,6 +75,7 @@ const TABLE: &[(u64, Scenario, &str)] = &[
     (53, NumberTaken(Taken::OutTradeNoUsed), "another party's paid order (total_fee+1000) holds the number: OUT_TRADE_NO_USED, customer not charged; queries and reverses reach that order"),
     (54, NumberTaken(Taken::OrderPaid), "like 53, answered ORDERPAID"),
     (55, AnswerAboutAnotherOrder, "USERPAYING; the customer pays as the 1st query arrives, whose signed answer is about another order (CLOSED); the 2nd query is SUCCESS"),
+    (56, ReverseWhilePaying, "USERPAYING forever; the 1st reverse answers USERPAYING (正在支付中不能发起撤销), the next recall=N"),
     (PASSWORD_ABOVE + 1, PasswordRequired, "any amount over 1000.00 yuan: password needed, USERPAYING; the first query is SUCCESS"),
 ];
 
@@ -173,6 +175,9 @@ pub enum ReverseReply {
     /// recall=Y: "call reverse again"; nothing changes yet.
     Recall,
     SystemError,
+    /// err_code USERPAYING, 正在支付中不能发起撤销: the customer is still
+    /// paying, so the gateway will not reverse yet; nothing changes.
+    StillPaying,
     /// The customer's payment lands first, then the reverse refunds it.
     PaidThenReversed,
 }
@@ -227,6 +232,7 @@ impl Scenario {
             NumberTaken(Taken::OutTradeNoUsed) => "number-taken-out-trade-no-used",
             NumberTaken(Taken::OrderPaid) => "number-taken-orderpaid",
             AnswerAboutAnotherOrder => "answer-about-another-order",
+            ReverseWhilePaying => "reverse-while-paying",
             PasswordRequired => "password-required",
         }
     }
@@ -266,6 +272,7 @@ impl Scenario {
             | ReverseSystemError
             | PaysDuringReverse
             | AnswerAboutAnotherOrder
+            | ReverseWhilePaying
             | PasswordRequired => (Start::Pending, MicropayReply::Error("USERPAYING"), false),
         };
         Micropay { start, reply, slow }
@@ -301,6 +308,7 @@ impl Scenario {
         match self {
             RecallTwice if nth <= 2 => ReverseReply::Recall,
             ReverseSystemError => ReverseReply::SystemError,
+            ReverseWhilePaying if nth == 1 => ReverseReply::StillPaying,
             PaysDuringReverse => ReverseReply::PaidThenReversed,
             _ => ReverseReply::Reversed,
         }
@@ -368,6 +376,8 @@ mod tests {
         assert_eq!(RecallTwice.reverse(2), ReverseReply::Recall);
         assert_eq!(RecallTwice.reverse(3), ReverseReply::Reversed);
         assert_eq!(ReverseSystemError.reverse(9), ReverseReply::SystemError);
+        assert_eq!(ReverseWhilePaying.reverse(1), ReverseReply::StillPaying);
+        assert_eq!(ReverseWhilePaying.reverse(2), ReverseReply::Reversed);
         assert_eq!(
             Scenario::for_negative_test("MICROPAY_TIMEOUT"),
             Some(SandboxTimeoutPaid)

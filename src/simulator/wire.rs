@@ -80,6 +80,11 @@ pub fn reply(request: &Request, answer: Answer, key: &ApiKey, spoil_sign: bool) 
                 .set("err_code_des", description(code));
             ("FAIL", business, false)
         }
+        Answer::FailSaying(code, saying) => {
+            let mut business = Fields::new();
+            business.set("err_code", code).set("err_code_des", saying);
+            ("FAIL", business, false)
+        }
     };
     fields.set("result_code", result_code);
     for (name, value) in business.iter() {

@@ -214,9 +214,10 @@ pub enum QueryOutcome {
 pub enum ReverseOutcome {
     /// `recall=N`: the order is closed; a payment, if any, is returned.
     Reversed,
-    /// `recall=Y`, SYSTEMERROR, or no trustworthy answer: reverse again.
+    /// `recall=Y`, an error answer that may yet succeed (SYSTEMERROR,
+    /// USERPAYING, …), or no trustworthy answer: reverse again.
     Again(Unclear),
-    /// Any other refusal (REVERSE_EXPIRE, TRADE_ERROR, …): a person must look.
+    /// An answer that can never succeed ([`REVERSE_NEVER_SUCCEEDS`]): a person must look.
     Refused(Refusal),
 }
 
@@ -488,18 +489,64 @@ pub fn classify_reverse(answer: Answer, expected: &Expected<'_>) -> ReverseOutco
             }),
             other => ReverseOutcome::Again(Unclear::Untrusted(format!("recall is {other:?}"))),
         },
-        Ok(Business::Error {
-            code: "SYSTEMERROR",
-            description,
-        }) => ReverseOutcome::Again(Unclear::Gateway {
-            code: "SYSTEMERROR".into(),
-            description: description.to_string(),
-        }),
-        Ok(Business::Error { code, description }) => ReverseOutcome::Refused(Refusal {
+        Ok(Business::Error { code, description }) if reverse_never_succeeds(code).is_some() => {
+            ReverseOutcome::Refused(Refusal {
+                code: code.to_string(),
+                description: description.to_string(),
+            })
+        }
+        // SYSTEMERROR, USERPAYING (正在支付中不能发起撤销: the customer is still
+        // paying), ORDERNOTEXIST (a micropay still on its way), codes we do
+        // not know: asked again after payment.reverse_retry_interval_ms.
+        Ok(Business::Error { code, description }) => ReverseOutcome::Again(Unclear::Gateway {
             code: code.to_string(),
             description: description.to_string(),
         }),
     }
+}
+
+/// The reverse answers that can never succeed however often the same
+/// request is repeated, each with its reason. They end the order at once as
+/// needing a person. Every other error answer is retried within
+/// `payment.reverse_max_attempts`, as WeChat's 付款码支付 page says:
+/// "当撤销无返回或错误时,请再次调用".
+pub const REVERSE_NEVER_SUCCEEDS: &[(&str, &str)] = &[
+    (
+        "REVERSE_EXPIRE",
+        "the order is older than the 7 days within which WeChat reverses; refund it instead",
+    ),
+    (
+        "INVALID_TRANSACTIONID",
+        "WeChat knows no payment by the transaction_id sent",
+    ),
+    // Complaints about the request itself: the same request gets the same answer.
+    (
+        "SIGNERROR",
+        "the signature is refused: check merchant.sign_type and the API key",
+    ),
+    ("PARAM_ERROR", "a parameter of the request is refused"),
+    ("LACK_PARAMS", "the request lacks a parameter"),
+    ("XML_FORMAT_ERROR", "the request's XML is refused"),
+    ("NOT_UTF8", "the request is not UTF-8"),
+    ("REQUIRE_POST_METHOD", "the request was not a POST"),
+    (
+        "NOAUTH",
+        "the merchant may not use this API: see the merchant platform",
+    ),
+    ("APPID_NOT_EXIST", "merchant.appid is not known to WeChat"),
+    ("MCHID_NOT_EXIST", "merchant.mch_id is not known to WeChat"),
+    (
+        "APPID_MCHID_NOT_MATCH",
+        "merchant.appid and merchant.mch_id are not bound together",
+    ),
+];
+
+/// Why a reverse answered `code` can never succeed, if it cannot.
+pub fn reverse_never_succeeds(code: &str) -> Option<&'static str> {
+    REVERSE_NEVER_SUCCEEDS
+        .iter()
+        .find(|(listed, _)| *listed == code)
+        .map(|(_, why)| *why)
 }
 
 #[cfg(test)]
@@ -945,14 +992,315 @@ mod tests {
             reverse(&error("SYSTEMERROR")),
             ReverseOutcome::Again(_)
         ));
-        for code in ["REVERSE_EXPIRE", "TRADE_ERROR", "INVALID_TRANSACTIONID"] {
-            assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == code));
+        for (code, _) in REVERSE_NEVER_SUCCEEDS {
+            assert!(matches!(reverse(&error(code)), ReverseOutcome::Refused(r) if r.code == *code));
         }
+        // WeChat's 付款码支付 page: on an error, call reverse again; the customer still paying included.
+        for code in [
+            "SYSTEMERROR",
+            "USERPAYING",
+            "TRADE_ERROR",
+            "ORDERNOTEXIST",
+            "INVALID_REQUEST",
+            "BANKERROR",
+            "SOMETHING_NEW",
+            "",
+        ] {
+            assert!(
+                matches!(reverse(&error(code)), ReverseOutcome::Again(Unclear::Gateway { code: c, .. }) if c == code),
+                "{code}"
+            );
+        }
+        let still_paying = reverse(&[
+            ("result_code", "FAIL"),
+            ("err_code", "USERPAYING"),
+            ("err_code_des", "正在支付中不能发起撤销"),
+        ]);
+        assert_eq!(
+            still_paying,
+            ReverseOutcome::Again(Unclear::Gateway {
+                code: "USERPAYING".into(),
+                description: "正在支付中不能发起撤销".into()
+            })
+        );
+        // A complaint in return_code=FAIL about our request cannot succeed either.
+        let unsigned_fail: Fields = [("return_code", "FAIL"), ("return_msg", "签名错误")]
+            .into_iter()
+            .collect();
+        assert!(matches!(
+            classify_reverse(Ok(unsigned_fail), &expected),
+            ReverseOutcome::Refused(r) if r.code == "SIGNERROR"
+        ));
+        let busy: Fields = [("return_code", "FAIL"), ("return_msg", "系统繁忙")]
+            .into_iter()
+            .collect();
+        assert!(matches!(
+            classify_reverse(Ok(busy), &expected),
+            ReverseOutcome::Again(_)
+        ));
+        // A forged "never succeeds" proves nothing: reverse again.
+        let mut forged = answer(&m, &error("REVERSE_EXPIRE"));
+        forged.set("sign", "0".repeat(32));
+        assert!(matches!(
+            classify_reverse(Ok(forged), &expected),
+            ReverseOutcome::Again(Unclear::Untrusted(_))
+        ));
         let mut forged = answer(&m, &[("result_code", "SUCCESS"), ("recall", "N")]);
         forged.set("recall", "Y");
         assert!(matches!(
             classify_reverse(Ok(forged), &expected),
             ReverseOutcome::Again(Unclear::Untrusted(_))
         ));
+    }
+
+    mod fuzz {
+        //! Arbitrary bytes and arbitrary field maps, signed right or wrong,
+        //! through the decoder and every classifier: never a panic, never
+        //! PAID (or reversed) unless the signature is valid and the answer is
+        //! about our merchant, order and amount.
+
+        use super::*;
+        use crate::wechat::sign::sign;
+        use crate::wechat::xml;
+        use proptest::prelude::*;
+
+        const OUR_NO: &str = "T0120261123142353000001";
+
+        /// The names answers carry, a few look-alikes, and anything else.
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                8 => proptest::sample::select(vec![
+                    "return_code", "return_msg", "result_code", "err_code", "err_code_des",
+                    "appid", "mch_id", "sub_mch_id", "out_trade_no", "total_fee", "cash_fee",
+                    "transaction_id", "trade_state", "recall", "time_end", "nonce_str",
+                    "sign_type", "coupon_fee_0", "APPID", "total_fee ",
+                ])
+                .prop_map(str::to_string),
+                1 => "[a-z_]{1,12}",
+            ]
+        }
+
+        /// Our values, values next to ours, and anything else.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                8 => proptest::sample::select(vec![
+                    "SUCCESS", "FAIL", "N", "Y", "USERPAYING", "SYSTEMERROR", "REVOKED",
+                    "wxd930ea5d5a258f4f", "wxd930ea5d5a258f4F", "10000100", "100001000",
+                    OUR_NO, "T0120261123142353000002", "1234", "1235", "01234", "1234 ",
+                    "4200001212282111030178445712", "", "签名失败", "参数错误",
+                ])
+                .prop_map(str::to_string),
+                1 => "\\PC{0,24}",
+            ]
+        }
+
+        #[derive(Debug, Clone, Copy)]
+        enum Signing {
+            None,
+            Valid,
+            OtherKey,
+            OtherType,
+            Garbage,
+            /// Signed right, then one value changed.
+            Tampered,
+        }
+
+        fn signing() -> impl Strategy<Value = Signing> {
+            prop_oneof![
+                1 => Just(Signing::None),
+                4 => Just(Signing::Valid),
+                1 => Just(Signing::OtherKey),
+                1 => Just(Signing::OtherType),
+                1 => Just(Signing::Garbage),
+                1 => Just(Signing::Tampered),
+            ]
+        }
+
+        /// A map that, half the time, starts from a paid answer for our
+        /// order, so the interesting neighbourhood is explored.
+        fn answer_map() -> impl Strategy<Value = Fields> {
+            (
+                any::<bool>(),
+                proptest::collection::vec((key(), value()), 0..16),
+                signing(),
+            )
+                .prop_map(|(from_paid, pairs, signing)| {
+                    let m = merchant();
+                    let mut fields = if from_paid {
+                        let mut base = paid_fields();
+                        base.push(("trade_state", "SUCCESS"));
+                        base.push(("recall", "N"));
+                        answer(&m, &base)
+                    } else {
+                        Fields::new()
+                    };
+                    fields.remove("sign");
+                    for (k, v) in &pairs {
+                        fields.set(k, v.as_str());
+                    }
+                    let signature = match signing {
+                        Signing::None => None,
+                        Signing::Valid | Signing::Tampered => {
+                            Some(sign(&fields, &m.key, m.sign_type))
+                        }
+                        Signing::OtherKey => Some(sign(
+                            &fields,
+                            &ApiKey::new("0123456789abcdef0123456789abcdef"),
+                            m.sign_type,
+                        )),
+                        Signing::OtherType => Some(sign(&fields, &m.key, SignType::HmacSha256)),
+                        Signing::Garbage => Some("0".repeat(32)),
+                    };
+                    if let Some(signature) = signature {
+                        fields.set("sign", signature);
+                    }
+                    if let Signing::Tampered = signing {
+                        let first = fields
+                            .iter()
+                            .next()
+                            .map(|(k, v)| (k.to_string(), v.to_string()));
+                        if let Some((k, v)) = first.filter(|(k, _)| k != "sign") {
+                            fields.set(&k, format!("{v}x"));
+                        }
+                    }
+                    fields
+                })
+        }
+
+        /// What every PAID must satisfy.
+        fn trusted_and_ours(fields: &Fields) -> bool {
+            let m = merchant();
+            verify(fields, &m.key, m.sign_type)
+                && fields.get("return_code") == Some("SUCCESS")
+                && fields.get("result_code") == Some("SUCCESS")
+                && fields.get("appid") == Some(m.appid.as_str())
+                && fields.get("mch_id") == Some(m.mch_id.as_str())
+        }
+
+        fn paid_for_us(fields: &Fields) -> bool {
+            trusted_and_ours(fields)
+                && fields.get("out_trade_no") == Some(OUR_NO)
+                && fields.get("total_fee") == Some("1234")
+                && fields.get("transaction_id").is_some_and(|t| !t.is_empty())
+        }
+
+        /// Classifies `answer` every way; panics (failing the property) on a
+        /// PAID or reversed that the fields do not justify.
+        fn check(answer: Answer) -> Result<(), TestCaseError> {
+            let m = merchant();
+            let no = order_no();
+            let expected = Expected {
+                merchant: &m,
+                out_trade_no: &no,
+                total_fee: Fen(1234),
+                transaction_id: None,
+            };
+            let fields = answer.clone().ok();
+            let holds = |p: fn(&Fields) -> bool| fields.as_ref().is_some_and(p);
+            if let MicropayOutcome::Paid(_) = classify_micropay(answer.clone(), &expected) {
+                prop_assert!(holds(paid_for_us), "micropay PAID from {fields:?}");
+            }
+            if let QueryOutcome::Paid(_) = classify_query(answer.clone(), &expected) {
+                prop_assert!(
+                    holds(paid_for_us)
+                        && fields.as_ref().unwrap().get("trade_state") == Some("SUCCESS"),
+                    "query PAID from {fields:?}"
+                );
+            }
+            if let ReverseOutcome::Reversed = classify_reverse(answer, &expected) {
+                prop_assert!(
+                    holds(trusted_and_ours)
+                        && fields.as_ref().unwrap().get("recall") == Some("N")
+                        && fields
+                            .as_ref()
+                            .unwrap()
+                            .get("out_trade_no")
+                            .is_none_or(|n| n == OUR_NO),
+                    "reversed from {fields:?}"
+                );
+            }
+            Ok(())
+        }
+
+        /// XML-looking soup: the pieces a hostile body is made of.
+        fn soup() -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(vec![
+                        "<xml>",
+                        "</xml>",
+                        "<return_code>",
+                        "</return_code>",
+                        "<sign>",
+                        "</sign>",
+                        "<a/>",
+                        "<![CDATA[",
+                        "]]>",
+                        "&amp;",
+                        "&#x4E2D;",
+                        "&#0;",
+                        "&e;",
+                        "<!DOCTYPE x [<!ENTITY e \"x\">]>",
+                        "<?xml version=\"1.0\"?>",
+                        "<!-- c -->",
+                        "SUCCESS",
+                        "<",
+                        ">",
+                        "\u{0}",
+                        "\r\n",
+                    ])
+                    .prop_map(|s| s.as_bytes().to_vec()),
+                    proptest::collection::vec(any::<u8>(), 0..8),
+                ],
+                0..40,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic_and_never_pay(bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                soup(),
+            ]) {
+                let answer: Answer = xml::decode(&bytes).map_err(Unclear::from);
+                check(answer)?;
+            }
+
+            #[test]
+            fn arbitrary_maps_pay_only_when_signed_and_ours(fields in answer_map()) {
+                check(Ok(fields.clone()))?;
+                // The same map as it arrives on the wire.
+                if let Ok(decoded) = xml::decode(xml::encode(&fields).as_bytes()) {
+                    check(Ok(decoded))?;
+                }
+            }
+
+            #[test]
+            fn a_valid_signature_over_a_paid_answer_for_another_order_or_amount_never_pays(
+                field in proptest::sample::select(vec!["out_trade_no", "total_fee", "appid", "mch_id"]),
+                other in value(),
+            ) {
+                let m = merchant();
+                let mut pairs = paid_fields();
+                pairs.push(("trade_state", "SUCCESS"));
+                let mut fields: Fields = answer(&m, &pairs);
+                fields.remove("sign");
+                fields.set(field, other.as_str());
+                let signature = sign(&fields, &m.key, m.sign_type);
+                fields.set("sign", signature);
+                let ours = match field {
+                    "out_trade_no" => OUR_NO,
+                    "total_fee" => "1234",
+                    "appid" => m.appid.as_str(),
+                    _ => m.mch_id.as_str(),
+                };
+                let paid = matches!(micropay(fields.clone()), MicropayOutcome::Paid(_));
+                prop_assert_eq!(paid, other == ours, "{} = {:?}", field, other);
+                check(Ok(fields))?;
+            }
+        }
     }
 }

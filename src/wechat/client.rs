@@ -2,12 +2,17 @@
 //! plain endpoints and one carrying the merchant's certificate for `/secapi/`.
 //! Whatever goes wrong on the way comes back as [`Unclear`]: never a success,
 //! never a definite failure.
+//!
+//! The gateway is not trusted to behave: redirects are never followed (a
+//! re-sent micropay would carry the customer's payment code to another host),
+//! and no answer is read past [`MAX_BODY`] bytes or past the request's
+//! deadline, so a hostile or broken server cannot exhaust a small till.
 
 use std::time::Duration;
 
 use super::api::{Answer, Merchant, Unclear};
 use super::sign::{ApiKey, sign_request};
-use super::xml::{self, Fields};
+use super::xml::{self, Fields, MAX_BODY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -85,7 +90,13 @@ impl GatewayClient {
             reqwest::Client::builder()
                 .tls_certs_merge(roots.iter().cloned())
                 .connect_timeout(settings.connect_timeout)
+                // A total deadline: reqwest applies it from connecting until
+                // the last byte of the body, so a server trickling an answer
+                // cannot hold a payment longer than this.
                 .timeout(settings.read_timeout)
+                // A 3xx is an answer, never a reason to send the signed
+                // request (and the payment code in it) somewhere else.
+                .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .user_agent(concat!("scanpay/", env!("CARGO_PKG_VERSION")))
         };
@@ -138,14 +149,53 @@ impl GatewayClient {
             .await
             .map_err(|e| self.transport(endpoint, &e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport(endpoint, &e))?;
+        if status.is_redirection() {
+            return Err(redirect(endpoint, &response));
+        }
         if !status.is_success() {
+            // The page only feeds a short snippet: a huge one is not read.
+            let body = self
+                .read_capped(endpoint, response)
+                .await
+                .unwrap_or_default();
             return Err(http_error(endpoint, status.as_u16(), &body));
         }
+        let body = self.read_capped(endpoint, response).await?;
         Ok(xml::decode(&body)?)
+    }
+
+    /// The body, refused before reading when it announces more than
+    /// [`MAX_BODY`] bytes, and read chunk by chunk up to that limit otherwise
+    /// (a chunked or close-delimited answer announces nothing). The client's
+    /// total deadline bounds the time spent here.
+    async fn read_capped(
+        &self,
+        endpoint: Endpoint,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, Unclear> {
+        if let Some(length) = response.content_length()
+            && length > MAX_BODY as u64
+        {
+            return Err(Unclear::Untrusted(format!(
+                "the answer from {} announces {length} bytes, more than the {MAX_BODY} accepted; it was not read",
+                endpoint.path()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport(endpoint, &e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(Unclear::Untrusted(format!(
+                    "the answer from {} is longer than the {MAX_BODY} bytes accepted; reading stopped there",
+                    endpoint.path()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Fetches the sandbox signing key (`/sandboxnew/pay/getsignkey`), signed
@@ -207,6 +257,35 @@ pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, ClientError>
         return Err(ClientError::ExtraRoots("no certificate in it".into()));
     }
     Ok(roots)
+}
+
+/// A 3xx answer, which is not followed. The message names where it pointed
+/// by host only: a Location's path and query may carry anything.
+fn redirect(endpoint: Endpoint, response: &reqwest::Response) -> Unclear {
+    let status = response.status().as_u16();
+    let target = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|location| response.url().join(location).ok())
+        .and_then(|url| {
+            let host = url.host_str()?.to_string();
+            Some(match url.port() {
+                Some(port) => format!("{}://{host}:{port}", url.scheme()),
+                None => format!("{}://{host}", url.scheme()),
+            })
+        })
+        .unwrap_or_else(|| "no usable Location".to_string());
+    tracing::error!(
+        status,
+        target = %target,
+        "the gateway answered {} with a redirect, which is not followed: check gateway.base_url",
+        endpoint.path()
+    );
+    Unclear::Transport(format!(
+        "HTTP {status} from {}: a redirect to {target}, not followed (check gateway.base_url)",
+        endpoint.path()
+    ))
 }
 
 /// A non-200 answer. On `/secapi/` an HTML 400 is WeChat refusing the client

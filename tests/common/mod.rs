@@ -2,6 +2,7 @@
 //! a real journal file in a temp dir, and timings scaled down 100 times.
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod hostile;
 pub mod process;
 pub mod pty;
 
