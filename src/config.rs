@@ -436,17 +436,7 @@ impl BaseUrl {
                 "gateway.base_url must not hold a query (`?`) or fragment (`#`): the API paths are appended to it",
             );
         }
-        // The parser has already normalised the host: IPv4 in dotted form
-        // (`127.1` reads as 127.0.0.1), IPv6 in brackets, names in lower case.
-        let loopback = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            // Only ::1: an IPv4-mapped address (::ffff:a.b.c.d) is not loopback here.
-            v6.parse::<std::net::Ipv6Addr>()
-                .is_ok_and(|ip| ip.is_loopback())
-        } else if let Ok(v4) = host.parse::<std::net::Ipv4Addr>() {
-            v4.is_loopback()
-        } else {
-            host == "localhost"
-        };
+        let loopback = crate::wechat::client::is_loopback(&url);
         Ok(Self {
             scheme: url.scheme().to_string(),
             loopback,

@@ -271,6 +271,7 @@ const SCRIPTS: &[Script] = &[
     (53, "OUT_TRADE_NO_USED", &["SUCCESS"], &["recall=N"], ("NOTPAY", 0, 0)),
     (54, "ORDERPAID", &["SUCCESS"], &["recall=N"], ("NOTPAY", 0, 0)),
     (55, "USERPAYING", &["CLOSED(another order)", "SUCCESS"], &[], ("SUCCESS", 55, 0)),
+    (56, "USERPAYING", &["USERPAYING"], &["USERPAYING", "recall=N"], ("REVOKED", 0, 0)),
     (100_001, "USERPAYING", &["SUCCESS"], &[], ("SUCCESS", 100_001, 0)),
     // Amounts off the table succeed at once.
     (1234, "SUCCESS", &["SUCCESS"], &[], ("SUCCESS", 1234, 0)),

@@ -839,8 +839,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            err.to_string()
-                .contains("stayed locked by another program"),
+            err.to_string().contains("stayed locked by another program"),
             "{err}"
         );
     }

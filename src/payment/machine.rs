@@ -85,7 +85,8 @@ pub enum ReverseReason {
 pub enum Attention {
     /// Every reverse attempt was unclear; the last reason is kept.
     ReverseExhausted { attempts: u32, last: Unclear },
-    /// The gateway refused the reverse (REVERSE_EXPIRE, TRADE_ERROR, …).
+    /// The gateway refused the reverse for good (REVERSE_EXPIRE, a signature
+    /// or parameter complaint: `wechat::api::REVERSE_NEVER_SUCCEEDS`).
     ReverseRefused(Refusal),
     /// The query says the order was paid and then refunded by someone.
     Refunded,

@@ -80,14 +80,36 @@ pub struct GatewayClient {
     read_timeout: Duration,
 }
 
+/// Whether `url` names this machine: an IP in 127.0.0.0/8, `::1`, or
+/// exactly `localhost`. The parser has already normalised the host (`127.1`
+/// reads as 127.0.0.1, names in lower case); an IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`) is not loopback here.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    } else if let Ok(v4) = host.parse::<std::net::Ipv4Addr>() {
+        v4.is_loopback()
+    } else {
+        host == "localhost"
+    }
+}
+
 impl GatewayClient {
     pub fn new(settings: &ClientSettings) -> Result<Self, ClientError> {
+        // A gateway on this machine (the simulator, a test) is reached
+        // directly: an HTTP(S)_PROXY from the environment must not carry
+        // its traffic, or a test's, anywhere else.
+        let direct = reqwest::Url::parse(&settings.base_url).is_ok_and(|url| is_loopback(&url));
         let roots = match &settings.extra_root_pem {
             Some(pem) => extra_roots(pem)?,
             None => Vec::new(),
         };
         let builder = || {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder();
+            let builder = if direct { builder.no_proxy() } else { builder };
+            builder
                 .tls_certs_merge(roots.iter().cloned())
                 .connect_timeout(settings.connect_timeout)
                 // A total deadline: reqwest applies it from connecting until
