@@ -505,7 +505,17 @@ fn check_private(path: &Path, setting: &str) -> Result<(), ConfigError> {
         .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return err(format!(
+                "{setting}: {} belongs to another user (uid {}), not to the user running scanpay (uid {me}); run: chown {me} {}",
+                path.display(),
+                meta.uid(),
+                path.display()
+            ));
+        }
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return err(format!(

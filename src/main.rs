@@ -132,6 +132,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: the journal, its -wal and -shm (SQLite gives
+    // them the journal's mode), the owner locks and the logs hold openids,
+    // transaction ids and amounts. Folders 0700, files 0600.
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
