@@ -16,7 +16,7 @@ use super::{
     EventKind, EventRecord, EventRow, FinalRecord, JournalError, NewOrder, OrderId, OrderRow,
     OrderState, folder_of, schema,
 };
-use crate::domain::{Fen, OutTradeNo, TillId};
+use crate::domain::{Fen, OutTradeNo, TillId, holds_payment_code};
 use crate::payment::Event;
 
 /// How long a write waits for another connection's write. Ours take
@@ -583,25 +583,6 @@ fn guard(field: &'static str, text: &str) -> Result<(), JournalError> {
         return Err(JournalError::PaymentCode { field });
     }
     Ok(())
-}
-
-/// True if `text` has a word (a run of ASCII letters and digits) that is a
-/// WeChat payment code: exactly 18 digits starting 10 to 15 (seed 001).
-///
-/// Digits glued to letters are part of a longer token, not a code: a hex
-/// `sign` or a `nonce_str` holds an 18-digit run starting 10–15 once in tens of
-/// thousands, and refusing it would fail a payment. Longer digit runs (the
-/// 28-digit transaction_id, out_trade_no) and shorter ones (amounts, times,
-/// the masked code) are other things.
-fn holds_payment_code(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| {
-            let digits = word.as_bytes();
-            digits.len() == 18
-                && digits.iter().all(u8::is_ascii_digit)
-                && digits[0] == b'1'
-                && (b'0'..=b'5').contains(&digits[1])
-        })
 }
 
 /// Wall-clock time as the journal stores it: unix milliseconds, UTC.
