@@ -27,6 +27,8 @@ const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
 };
 const SAMPLES: usize = 30;
 const BATCH: usize = 10_000;
+/// Whole-file checks take seconds each at 500 000 orders.
+const CHECK_SAMPLES: usize = 3;
 
 /// Relative custom per local hour: breakfast, lunch and dinner peaks, shut at night.
 const HOURLY: [u32; 24] = [
@@ -139,6 +141,41 @@ fn main() {
         &export,
     );
 
+    // The damaged-journal checks (issue 9): what a check at open would cost.
+    let check = |pragma: &str| {
+        let conn = Connection::open(&path).unwrap();
+        let verdict: String = conn
+            .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(verdict, "ok", "{pragma} on the generated journal");
+    };
+    let quick = time_each(&[(); CHECK_SAMPLES], |()| check("quick_check"));
+    report("PRAGMA quick_check, whole journal, OS cache warm", &quick);
+    let full = time_each(&[(); CHECK_SAMPLES], |()| check("integrity_check"));
+    report(
+        "PRAGMA integrity_check, whole journal, OS cache warm",
+        &full,
+    );
+    let opens = time_each(&[(); SAMPLES], |()| drop(Journal::open(&path).unwrap()));
+    report(
+        "Journal::open, whole-file check done today (page 1 and schema only)",
+        &opens,
+    );
+    let day_old = || {
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE checks SET checked_at_ms = 0", [])
+            .unwrap();
+    };
+    let due = time_each(&[(); CHECK_SAMPLES], |()| {
+        day_old();
+        drop(Journal::open(&path).unwrap());
+    });
+    report(
+        "Journal::open, first of the day (runs quick_check), OS cache warm",
+        &due,
+    );
+
     // Last: it leaves the file out of the OS cache.
     let dropped = drop_from_os_cache(&path);
     if dropped {
@@ -148,6 +185,16 @@ fn main() {
             journal.day(day, BEIJING).unwrap();
         });
         report("open read-only + day(), disk-cold", &disk_cold);
+        let quick_cold = time_each(&[(); CHECK_SAMPLES], |()| {
+            drop_from_os_cache(&path);
+            check("quick_check");
+        });
+        report("PRAGMA quick_check, disk-cold", &quick_cold);
+        let open_cold = time_each(&[(); SAMPLES], |()| {
+            drop_from_os_cache(&path);
+            drop(Journal::open(&path).unwrap());
+        });
+        report("Journal::open, check done today, disk-cold", &open_cold);
     } else {
         println!("  (dd iflag=nocache unavailable: no disk-cold figures)");
     }

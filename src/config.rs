@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::UtcOffset;
 
-use crate::domain::{Fen, TillId};
+use crate::domain::{Fen, TillId, check_body};
 use crate::payment::Timings;
 use crate::scanner::hid::HidSettings;
 use crate::scanner::serial::SerialSettings;
@@ -289,6 +289,9 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
     let max_amount = Fen::parse_yuan(&raw.till.max_amount)
         .map_err(|e| ConfigError(format!("till.max_amount = {:?}: {e}", raw.till.max_amount)))?;
     let store_offset = parse_offset(&raw.till.time_zone)?;
+    // Refused here, at start: every order would carry it to the journal.
+    check_body(&raw.till.default_body)
+        .map_err(|e| ConfigError(format!("till.default_body: {e}")))?;
     let presets = presets(&raw.till.presets, max_amount)?;
     let ms = Duration::from_millis;
     let p = &raw.payment;
@@ -461,6 +464,9 @@ fn presets(presets: &[Preset], max: Fen) -> Result<Vec<(String, Fen)>, ConfigErr
                     "till.presets[{i}].name is empty: name the sale, e.g. \"拿铁\""
                 ));
             }
+            // The name is the order's description.
+            check_body(&preset.name)
+                .map_err(|e| ConfigError(format!("till.presets[{i}].name: {e}")))?;
             Fen::parse_yuan_within(&preset.amount, max)
                 .map(|amount| (preset.name.clone(), amount))
                 .map_err(|e| {
@@ -555,13 +561,25 @@ fn read_extra_roots(path: &str) -> Result<Option<Vec<u8>>, ConfigError> {
     Ok(Some(pem))
 }
 
-/// A secret file must not be readable by group or others.
+/// A secret file must belong to the user running scanpay and not be readable
+/// by group or others (as OpenSSH requires of a private key): a file another
+/// user owns can be read, or swapped for another key, by that user.
 fn check_private(path: &Path, setting: &str) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return err(format!(
+                "{setting}: {} belongs to another user (uid {}), not to the user running scanpay (uid {me}); run: chown {me} {}",
+                path.display(),
+                meta.uid(),
+                path.display()
+            ));
+        }
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return err(format!(
@@ -769,6 +787,41 @@ mod tests {
                 .to_string();
             assert!(e.contains(setting), "{name}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn a_description_that_cannot_go_on_the_wire_is_refused_at_start() {
+        let long = "咖".repeat(500);
+        let cases = [
+            ("\u{7}\u{7}", "U+0007 at character 1"),
+            ("   ", "empty"),
+            ("咖啡 134539517967686076", "payment code"),
+            (long.as_str(), "would be cut after"),
+        ];
+        for (body, reason) in cases {
+            let e = Settings::load(None, env(&[("SCANPAY_TILL_DEFAULT_BODY", body)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("till.default_body") && e.contains(reason),
+                "{body:?}: {e}"
+            );
+            assert!(!e.contains("1345395"), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = file(
+            &dir,
+            "presets.toml",
+            "[till]\npresets = [{ name = \"拿铁\\n\", amount = \"22\" }]\n",
+            0o600,
+        );
+        let e = Settings::load(Some(&config), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("till.presets[0].name") && e.contains("U+000A"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ struct Cli {
 const EXIT_CODES: &str = "\
 Exit codes of `scanpay pay`:
   0 paid · 1 internal error (journal) · 2 bad input, nothing sent · 3 configuration error, nothing sent
-  4 failed, no money moved · 5 reversed or closed, any charge returned · 6 needs attention (unclear)";
+  4 failed, no money moved · 5 reversed or closed, any charge returned · 6 needs attention (unclear)
+  8 the journal could not record the payment before anything was sent: nobody was charged";
 
 #[derive(Subcommand)]
 enum Command {
@@ -91,8 +92,13 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<cli::journal::Format>,
         /// Export: write to FILE (complete or not at all) instead of stdout.
+        /// An existing FILE must be a regular file; it is replaced.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Check the whole journal for damage (SQLite's integrity_check),
+        /// read-only: prints ok or the problems; exit 0 sound, 1 damaged.
+        #[arg(long, conflicts_with_all = ["date", "to", "format", "output"])]
+        check: bool,
     },
     /// Resolve orders left open or unclear (outage, crash, reverse attempts
     /// run out): query each, reverse what is still unclear. Never charges.
@@ -132,6 +138,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: the journal, its -wal and -shm (SQLite gives
+    // them the journal's mode), the owner locks and the logs hold openids,
+    // transaction ids and amounts. Folders 0700, files 0600.
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -144,7 +155,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("scanpay: configuration error: {e}");
+            cli::err(format_args!("scanpay: configuration error: {e}"));
             return Exit::Config.into();
         }
     };
@@ -152,7 +163,11 @@ fn main() -> ExitCode {
         // Viewing and exporting the journal create no file, not even a log:
         // an export logs to stderr, the screen (which owns the terminal) not at all.
         Command::Journal {
-            to, format, output, ..
+            to,
+            format,
+            output,
+            check: false,
+            ..
         } if !exports(to, format, output) => Ok(None),
         Command::Journal { .. } => scanpay::logging::init_stderr(&cli.log_level).map(|()| None),
         // The terminal belongs to the till's screen: its logs go to the file only.
@@ -166,7 +181,7 @@ fn main() -> ExitCode {
     let _log = match logging {
         Ok(guard) => guard,
         Err(e) => {
-            eprintln!("scanpay: {e}");
+            cli::err(format_args!("scanpay: {e}"));
             return Exit::Config.into();
         }
     };
@@ -230,16 +245,18 @@ fn main() -> ExitCode {
                 match scanpay::app::start(settings).await {
                     Ok(running) => cli::replay::run(args, running).await,
                     Err(e) => {
-                        eprintln!("scanpay replay: {e}");
+                        cli::err(format_args!("scanpay replay: {e}"));
                         e.exit()
                     }
                 }
             }
+            Command::Journal { check: true, .. } => cli::journal::check(&settings.journal_path),
             Command::Journal {
                 date,
                 to,
                 format,
                 output,
+                check: false,
             } => {
                 if exports(&to, &format, &output) {
                     let format = format.unwrap_or(cli::journal::Format::Csv);
@@ -260,7 +277,7 @@ fn main() -> ExitCode {
                     ) {
                         Ok(day) => scanpay::tui::run_journal(&settings, day).await,
                         Err(e) => {
-                            eprintln!("scanpay journal: {e}");
+                            cli::err(format_args!("scanpay journal: {e}"));
                             e.exit()
                         }
                     }
@@ -291,7 +308,7 @@ async fn till(settings: Settings) -> Exit {
     match scanpay::app::start(settings).await {
         Ok(running) => scanpay::tui::run(running).await,
         Err(e) => {
-            eprintln!("scanpay: {e}");
+            cli::err(format_args!("scanpay: {e}"));
             e.exit()
         }
     }

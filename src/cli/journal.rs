@@ -48,9 +48,10 @@ pub enum ExportError {
     /// The journal exists but cannot be opened; the message says why.
     #[error("{0}")]
     Open(JournalError),
-    /// The journal opened but a read failed half-way.
-    #[error("{0}")]
-    Read(JournalError),
+    /// The journal opened but reading a day failed half-way (nothing is
+    /// written to --output then).
+    #[error("reading the orders of {day}: {cause}")]
+    Read { day: Date, cause: JournalError },
     #[error(
         "cannot write the export to {} ({cause}): check that the folder exists, is writable and has space, or choose another --output",
         path.display()
@@ -60,14 +61,20 @@ pub enum ExportError {
         "cannot write the export to stdout ({0}): write it to a file with --output FILE instead"
     )]
     Stdout(io::Error),
+    /// `--output` names something that is not a plain file; it is left alone.
+    #[error(
+        "--output {}: {what}; an export replaces only a regular file and never writes through a link: give the path of a new or existing regular file (to send the export elsewhere, leave --output out and redirect stdout)",
+        path.display()
+    )]
+    Target { path: PathBuf, what: String },
 }
 
 impl ExportError {
     pub fn exit(&self) -> Exit {
         match self {
-            Self::BadDate { .. } | Self::Backwards { .. } => Exit::BadInput,
+            Self::BadDate { .. } | Self::Backwards { .. } | Self::Target { .. } => Exit::BadInput,
             Self::NoJournal(_) | Self::Open(_) => Exit::Config,
-            Self::Read(_) | Self::Write { .. } | Self::Stdout(_) => Exit::Internal,
+            Self::Read { .. } | Self::Write { .. } | Self::Stdout(_) => Exit::Internal,
         }
     }
 }
@@ -131,6 +138,52 @@ pub fn run(
     }
 }
 
+/// `scanpay journal --check`: SQLite's full integrity check, read-only. Says
+/// "ok" or lists the damage, with what to do, on stdout. Exit 0 sound, 1
+/// damaged, 3 the journal cannot be opened (missing, unreadable, not a journal).
+pub fn check(journal_path: &Path) -> Exit {
+    let journal = match open(journal_path) {
+        Ok(journal) => journal,
+        Err(ExportError::Open(e @ JournalError::Damaged { .. })) => {
+            super::err(format_args!("scanpay journal --check: {e}"));
+            return Exit::Internal;
+        }
+        Err(e) => {
+            super::err(format_args!("scanpay journal --check: {e}"));
+            return e.exit();
+        }
+    };
+    let problems = match journal.integrity_problems() {
+        Ok(problems) => problems,
+        Err(e @ JournalError::Damaged { .. }) => {
+            super::err(format_args!("scanpay journal --check: {e}"));
+            return Exit::Internal;
+        }
+        Err(e) => {
+            super::err(format_args!("scanpay journal --check: {e}"));
+            return Exit::Config;
+        }
+    };
+    if problems.is_empty() {
+        super::out(format_args!("{}: ok", journal_path.display()));
+        return Exit::OK;
+    }
+    super::out(format_args!(
+        "{}: damaged, {} problem(s) found by SQLite's integrity check:",
+        journal_path.display(),
+        problems.len()
+    ));
+    for problem in &problems {
+        super::out(format_args!("  {problem}"));
+    }
+    let e = JournalError::Damaged {
+        path: journal_path.into(),
+        problem: format!("{} problem(s) listed above", problems.len()),
+    };
+    super::err(format_args!("scanpay journal --check: {e}"));
+    Exit::Internal
+}
+
 /// The day the journal screen opens on (`--date`, or today in the store's
 /// time zone), once the journal is known to open read-only: what is wrong is
 /// said in plain text, before the screen takes the terminal.
@@ -189,12 +242,54 @@ impl Days {
             let (from, to) = day_bounds(day, self.offset);
             let orders = journal
                 .orders_between(from, to)
-                .map_err(ExportError::Read)?;
+                .map_err(|cause| ExportError::Read { day, cause })?;
             export.write(&orders).map_err(&failed)?;
             count += orders.len();
         }
         Ok((count, export.finish().map_err(failed)?))
     }
+}
+
+/// What is at `--output` must be nothing yet, or a regular file (which the
+/// export replaces). A rename onto a FIFO, a device node (as root, even
+/// `/dev/full`), a socket or a symlink would replace that with a regular file,
+/// so they are refused, as is a directory. The regular file's permissions go
+/// to the replacement.
+fn check_target(path: &Path) -> Result<Option<fs::Permissions>, ExportError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(cause) => {
+            return Err(ExportError::Write {
+                path: path.into(),
+                cause,
+            });
+        }
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(Some(meta.permissions()));
+    } else if kind.is_symlink() {
+        match fs::read_link(path) {
+            Ok(to) => format!("is a symbolic link (to {})", to.display()),
+            Err(_) => "is a symbolic link".to_string(),
+        }
+    } else if kind.is_dir() {
+        "is a directory".to_string()
+    } else if kind.is_fifo() {
+        "is a named pipe (FIFO)".to_string()
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "is a device".to_string()
+    } else if kind.is_socket() {
+        "is a socket".to_string()
+    } else {
+        "is not a regular file".to_string()
+    };
+    Err(ExportError::Target {
+        path: path.into(),
+        what,
+    })
 }
 
 /// Writes into a temporary file next to `path` and renames it into place only
@@ -221,6 +316,7 @@ fn write_atomically(
     temp_name.push(name);
     temp_name.push(format!(".{}.partial", std::process::id()));
     let temp = path.with_file_name(temp_name);
+    let keep = check_target(path)?;
     let file = File::options()
         .write(true)
         .create_new(true)
@@ -228,7 +324,12 @@ fn write_atomically(
         .map_err(failed)?;
     let result = write(BufWriter::new(file), &failed).and_then(|(count, out)| {
         let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+        if let Some(permissions) = keep {
+            file.set_permissions(permissions).map_err(failed)?;
+        }
         file.sync_all().map_err(failed)?;
+        // Last look: a FIFO or link put there while writing is left alone.
+        check_target(path)?;
         fs::rename(&temp, path).map_err(failed)?;
         Ok(count)
     });

@@ -8,6 +8,33 @@ mod scan;
 pub mod scan_test;
 pub mod simulate;
 
+/// Prints a line on stdout, never failing: a reader that went away (`| head`,
+/// a closed pipe, a full disk) must not stop a payment half-way, as
+/// `println!` would by panicking. The first failure is logged.
+pub fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        lost("stdout", &e);
+    }
+}
+
+/// [`out`] for stderr.
+pub fn err(line: impl std::fmt::Display) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stderr().lock(), "{line}") {
+        lost("stderr", &e);
+    }
+}
+
+fn lost(stream: &'static str, error: &std::io::Error) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    if !LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(stream, %error, "cannot print: going on without it; the journal has every step");
+    }
+}
+
 /// `scanpay pay` exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

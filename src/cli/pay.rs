@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Exit, scan};
+use super::{Exit, err, out, scan};
 use crate::app;
 use crate::config::Settings;
-use crate::domain::{AuthCode, Fen};
+use crate::domain::{AuthCode, Fen, check_body};
 use crate::journal::OrderState;
 use crate::payment::recovery::Recovered;
 use crate::payment::{PaymentRequest, Progress, Status};
@@ -32,16 +32,14 @@ pub fn validate(
     let amount = Fen::parse_yuan_within(&args.amount, settings.max_amount)
         .map_err(|e| format!("--amount {:?}: {e}", args.amount))?;
     let auth_code = AuthCode::parse(auth_code).map_err(|e| format!("--auth-code: {e}"))?;
-    let body = args
-        .body
-        .clone()
-        .unwrap_or_else(|| settings.default_body.clone());
-    if body.trim().is_empty() {
-        return Err(
-            "--body is empty: describe the sale, or leave --body out to use till.default_body"
-                .into(),
-        );
-    }
+    let body = match &args.body {
+        Some(body) => {
+            check_body(body).map_err(|e| format!("--body: {e}"))?;
+            body.clone()
+        }
+        // Checked when the configuration was loaded.
+        None => settings.default_body.clone(),
+    };
     Ok(PaymentRequest {
         amount,
         body,
@@ -50,9 +48,14 @@ pub fn validate(
 }
 
 pub async fn run(args: PayArgs, settings: Settings) -> Exit {
-    // The amount is checked before waiting for a scan: a typo must not cost a scan.
+    // The amount and description are checked before waiting for a scan: a
+    // typo must not cost a scan.
     if let Err(e) = Fen::parse_yuan_within(&args.amount, settings.max_amount) {
-        eprintln!("scanpay pay: --amount {:?}: {e}", args.amount);
+        err(format_args!("scanpay pay: --amount {:?}: {e}", args.amount));
+        return Exit::BadInput;
+    }
+    if let Some(Err(e)) = args.body.as_deref().map(check_body) {
+        err(format_args!("scanpay pay: --body: {e}"));
         return Exit::BadInput;
     }
     let auth_code = match &args.auth_code {
@@ -60,7 +63,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
         None => match scan::one_code(&settings.scanner, args.scan_timeout).await {
             Ok(code) => code.expose().to_string(),
             Err((exit, message)) => {
-                eprintln!("scanpay pay: {message}");
+                err(format_args!("scanpay pay: {message}"));
                 return exit;
             }
         },
@@ -68,14 +71,14 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     let request = match validate(&args, &settings, &auth_code) {
         Ok(request) => request,
         Err(message) => {
-            eprintln!("scanpay pay: {message}");
+            err(format_args!("scanpay pay: {message}"));
             return Exit::BadInput;
         }
     };
     let running = match app::start(settings).await {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("scanpay pay: {e}");
+            err(format_args!("scanpay pay: {e}"));
             return e.exit();
         }
     };
@@ -85,12 +88,10 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     let deadline = running.settings.timings.deadline;
     let json = args.json;
     // With --json, stdout carries only the result object.
+    // Printing never stops the payment (see `out`): it ends and is journaled
+    // whether or not anyone still reads.
     let say = |line: String| {
-        if json {
-            eprintln!("{line}")
-        } else {
-            println!("{line}")
-        }
+        if json { err(line) } else { out(line) }
     };
     let (progress, mut updates) = mpsc::unbounded_channel();
     let (cancel, cancel_rx) = watch::channel(false);
@@ -105,7 +106,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
             }
             _ = tokio::signal::ctrl_c(), if !ctrl_c_seen => {
                 ctrl_c_seen = true;
-                eprintln!("cancelling: the order will be reversed as soon as the rules allow");
+                err("cancelling: the order will be reversed as soon as the rules allow");
                 let _ = cancel.send(true);
             }
             joined = &mut payment => break joined,
@@ -119,17 +120,17 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     let outcome = match joined {
         Ok(Ok(result)) => result,
         Ok(Err(e)) if e.nothing_sent() => {
-            eprintln!("scanpay pay: {e}");
+            err(format_args!("scanpay pay: {e}"));
             return Exit::JournalUnavailable;
         }
         Ok(Err(e)) => {
-            eprintln!("scanpay pay: {e}");
+            err(format_args!("scanpay pay: {e}"));
             return Exit::NeedsAttention;
         }
         Err(e) => {
-            eprintln!(
+            err(format_args!(
                 "scanpay pay: the payment task failed ({e}): the outcome is not known — take no other payment for this sale; `scanpay replay` settles it"
-            );
+            ));
             return Exit::NeedsAttention;
         }
     };
@@ -143,14 +144,14 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
             "err_code": outcome.outcome.err_code(),
             "message": outcome.message,
         });
-        println!("{object}");
+        out(object);
     } else {
-        println!(
+        out(format_args!(
             "{}: {} — {}",
             state.as_str().to_uppercase(),
             outcome.out_trade_no,
             outcome.message
-        );
+        ));
     }
     match state {
         OrderState::Paid => Exit::Paid,
@@ -171,19 +172,22 @@ async fn recover(running: &app::Running) -> bool {
     let mut healthy = true;
     while let Some((order, result)) = outcomes.recv().await {
         match result {
-            Ok(Recovered::Resolved(result)) => eprintln!(
+            Ok(Recovered::Resolved(result)) => err(format_args!(
                 "recovered interrupted order {}: {} — {}",
                 order.out_trade_no,
                 result.state().as_str(),
                 result.message
-            ),
-            Ok(Recovered::Skipped { owner }) => eprintln!(
+            )),
+            Ok(Recovered::Skipped { owner }) => err(format_args!(
                 "skipped {}: another scanpay process ({owner}) is paying it",
                 order.out_trade_no
-            ),
+            )),
             Ok(Recovered::AlreadyFinished) => {}
             Err(e) => {
-                eprintln!("could not recover {}: {e}", order.out_trade_no);
+                err(format_args!(
+                    "could not recover {}: {e}",
+                    order.out_trade_no
+                ));
                 healthy = false;
             }
         }

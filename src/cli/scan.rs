@@ -28,18 +28,18 @@ pub async fn one_code(
         }
         Driver::Hid | Driver::Serial => crate::scanner::start_reader(scanner, pipeline, events),
     };
-    eprintln!(
+    super::err(format_args!(
         "scan the customer's payment code ({} scanner, {} s)…",
         scanner.driver,
         timeout.as_secs()
-    );
+    ));
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let event = tokio::time::timeout_at(deadline, received.recv()).await;
         match event {
             Ok(Some(ScanEvent::Scan { code, .. })) => return Ok(code),
             Ok(Some(ScanEvent::Rejected { shown, reason, .. })) => {
-                eprintln!("not a payment code: {shown}: {reason}")
+                super::err(format_args!("not a payment code: {shown}: {reason}"))
             }
             Ok(Some(ScanEvent::Status {
                 status: DriverStatus::Error(why),
@@ -48,13 +48,11 @@ pub async fn one_code(
             Ok(Some(ScanEvent::Status {
                 status: DriverStatus::Connected(what),
                 ..
-            })) => eprintln!("scanner ready: {what}"),
+            })) => super::err(format_args!("scanner ready: {what}")),
             Ok(Some(ScanEvent::Status {
                 status: DriverStatus::Disconnected(why),
                 ..
-            })) => {
-                eprintln!("scanner lost: {why}; reopening")
-            }
+            })) => super::err(format_args!("scanner lost: {why}; reopening")),
             Ok(None) => {
                 return Err((
                     Exit::BadInput,

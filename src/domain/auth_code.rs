@@ -84,6 +84,25 @@ impl fmt::Debug for AuthCode {
     }
 }
 
+/// True if `text` has a word (a run of ASCII letters and digits) that is a
+/// WeChat payment code: exactly 18 digits starting 10 to 15 (seed 001).
+///
+/// Digits glued to letters are part of a longer token, not a code: a hex
+/// `sign` or a `nonce_str` holds an 18-digit run starting 10–15 once in tens of
+/// thousands, and refusing it would fail a payment. Longer digit runs (the
+/// 28-digit transaction_id, out_trade_no) and shorter ones (amounts, times,
+/// the masked code) are other things.
+pub fn holds_payment_code(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| {
+            let digits = word.as_bytes();
+            digits.len() == 18
+                && digits.iter().all(u8::is_ascii_digit)
+                && digits[0] == b'1'
+                && (b'0'..=b'5').contains(&digits[1])
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

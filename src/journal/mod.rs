@@ -287,6 +287,12 @@ pub enum JournalError {
         "an order cannot be finished as {0}: finish it as paid, failed, reversed, closed or needs_attention"
     )]
     NotFinal(OrderState),
+    /// SQLite found the file damaged: at open (`quick_check`), or on a page a
+    /// read or write touched.
+    #[error(
+        "the journal {path} is damaged ({problem}): no payment is taken on it. Keep the file as it is (copy it, with any {path}-wal and -shm, somewhere safe), then restore the latest backup, or recover what SQLite can still read with `sqlite3 '{path}' \".recover\" > recovered.sql`, and point journal.path at a new file (scanpay starts a new journal there); `scanpay journal --check` lists the damage, and days it does not touch can still be exported"
+    )]
+    Damaged { path: PathBuf, problem: String },
 }
 
 /// The folder holding `path`; `.` for a bare file name.

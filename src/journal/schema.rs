@@ -79,6 +79,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: when the whole file was last found sound. The check reads every page
+    // (seconds on a year's journal), so it runs once a day, not at every open.
+    r#"
+    CREATE TABLE checks (
+        only          INTEGER PRIMARY KEY CHECK (only = 1),
+        checked_at_ms INTEGER NOT NULL -- unix ms, UTC, of the last PRAGMA quick_check that said ok
+    ) STRICT;
+    "#,
 ];
 
 /// Looks at a file before anything is written to it: it must be empty or a
