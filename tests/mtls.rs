@@ -177,9 +177,11 @@ fn fields() -> Fields {
     fields
 }
 
+/// A failure to get an answer: a failed handshake is one the request never
+/// left for (unreachable), a rejected one after it an unclear transport error.
 fn transport(answer: Result<Fields, Unclear>) -> String {
     match answer {
-        Err(Unclear::Transport(text)) => text,
+        Err(Unclear::Transport(text) | Unclear::Unreachable(text)) => text,
         other => panic!("expected a transport failure, got {other:?}"),
     }
 }

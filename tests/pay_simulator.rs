@@ -438,7 +438,7 @@ async fn the_negative_test_header_picks_the_sandbox_case() {
 }
 
 #[tokio::test]
-async fn no_gateway_at_all_ends_in_needs_attention_with_everything_journaled() {
+async fn a_gateway_that_cannot_be_reached_fails_at_once_with_nobody_charged() {
     let till = till().await;
     let dead = {
         // A port that refuses connections: bind, note it, close.
@@ -458,15 +458,25 @@ async fn no_gateway_at_all_ends_in_needs_attention_with_everything_journaled() {
         dir,
     };
     let result = down.pay(1234).await;
+    // The connection never opened: no byte of the micropay left the till.
     assert!(
-        matches!(
-            result.outcome,
-            Final::NeedsAttention(Attention::ReverseExhausted { .. })
-        ),
+        matches!(&result.outcome, Final::Unreachable(why) if why.contains("could not connect")),
         "{:?}",
         result.outcome
     );
+    assert_eq!(result.state(), OrderState::Failed);
+    assert!(result.message.contains("未扣款"), "{}", result.message);
     let events = down.events(&result);
+    let requests: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Request)
+        .map(|e| e.call.clone().unwrap())
+        .collect();
+    assert_eq!(requests, ["micropay"], "nothing is queried or reversed");
+    assert_eq!(
+        down.order(&result).err_code.as_deref(),
+        Some("UNREACHABLE")
+    );
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
     assert_eq!(kinds.first(), Some(&EventKind::Opened));
     assert_eq!(kinds.last(), Some(&EventKind::Finished));

@@ -652,6 +652,10 @@ fn describe(answer: &Answer) -> (&'static str, String) {
                 refusal.code, refusal.description
             ),
         ),
+        Answer::Micropay(MicropayOutcome::Unreachable(why)) => (
+            "NOT_SENT",
+            format!("{why}: the request never left, nobody was charged"),
+        ),
         Answer::Query(QueryOutcome::NotSettled(state)) => ("NOT_SETTLED", state.clone()),
         Answer::Query(QueryOutcome::PayError(desc)) => ("PAYERROR", desc.clone()),
         Answer::Query(QueryOutcome::Closed(state)) => ("CLOSED", state.clone()),

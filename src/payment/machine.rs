@@ -107,6 +107,9 @@ pub enum Final {
     /// The gateway says the number was used before (ORDERPAID,
     /// OUT_TRADE_NO_USED): someone else's order; this customer was not charged.
     NumberTaken(Refusal),
+    /// The micropay's connection could not be opened: nothing left the
+    /// till, nobody was charged.
+    Unreachable(String),
     /// The gateway reports the order CLOSED or REVOKED without our reverse.
     Closed(String),
     /// Our reverse succeeded and the customer was never charged.
@@ -338,6 +341,7 @@ impl Machine {
             MicropayOutcome::Paid(paid) => self.finish(Final::Paid(paid)),
             MicropayOutcome::Failed(refusal) => self.finish(Final::Failed(refusal)),
             MicropayOutcome::NumberTaken(refusal) => self.finish(Final::NumberTaken(refusal)),
+            MicropayOutcome::Unreachable(why) => self.finish(Final::Unreachable(why)),
             MicropayOutcome::Pending => {
                 self.customer_paying = true;
                 self.query_at(now + self.timings.poll_interval, now);

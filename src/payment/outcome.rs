@@ -12,7 +12,8 @@ impl Final {
             Final::Failed(_)
             | Final::CancelledBeforeSending
             | Final::NotSent
-            | Final::NumberTaken(_) => OrderState::Failed,
+            | Final::NumberTaken(_)
+            | Final::Unreachable(_) => OrderState::Failed,
             Final::Closed(_) => OrderState::Closed,
             Final::Reversed(_) | Final::Refunded(_) => OrderState::Reversed,
             Final::NeedsAttention(_) => OrderState::NeedsAttention,
@@ -33,6 +34,7 @@ impl Final {
             Final::Failed(refusal) => Some(refusal.code.clone()),
             Final::CancelledBeforeSending => Some("CANCELLED".into()),
             Final::NotSent => Some("NOT_SENT".into()),
+            Final::Unreachable(_) => Some("UNREACHABLE".into()),
             Final::NumberTaken(refusal) => Some(refusal.code.clone()),
             Final::Closed(state) => Some(state.clone()),
             Final::Reversed(ReverseReason::PayError) => Some("PAYERROR".into()),
@@ -72,6 +74,12 @@ impl Final {
                 "已取消，未发起扣款"
             } else {
                 "Cancelled before anything was charged"
+            }
+            .to_string(),
+            Final::Unreachable(_) => if zh {
+                "无法连接微信支付，未扣款；请检查网络后重新扫码"
+            } else {
+                "Could not reach WeChat Pay: the customer was NOT charged. Check the network, then scan again"
             }
             .to_string(),
             Final::NotSent => if zh {
@@ -187,6 +195,12 @@ mod tests {
                 "本次未扣款",
             ),
             (Final::NotSent, OrderState::Failed, "NOT_SENT", "未扣款"),
+            (
+                Final::Unreachable("connection refused".into()),
+                OrderState::Failed,
+                "UNREACHABLE",
+                "无法连接微信支付，未扣款",
+            ),
             (
                 Final::Closed("REVOKED".into()),
                 OrderState::Closed,

@@ -125,7 +125,11 @@ pub fn reverse_request(merchant: &Merchant, out_trade_no: &OutTradeNo, nonce: &s
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unclear {
-    /// No usable answer: connection refused or reset, timeout, HTTP error page.
+    /// The connection could not even be opened (refused, no route, DNS, a
+    /// connect timeout, a failed TLS handshake): no byte of the request left
+    /// the till. For a micropay that is definite — nothing was charged.
+    Unreachable(String),
+    /// No usable answer: connection reset, timeout, HTTP error page.
     Transport(String),
     /// An answer we cannot believe: unparseable, bad signature, not about our
     /// merchant, order or amount.
@@ -139,6 +143,7 @@ impl Unclear {
     /// The code to journal: the gateway's, or what kind of trouble it was.
     pub fn code(&self) -> &str {
         match self {
+            Unclear::Unreachable(_) => "UNREACHABLE",
             Unclear::Transport(_) => "TRANSPORT",
             Unclear::Untrusted(_) => "UNTRUSTED",
             Unclear::Gateway { code, .. } => code,
@@ -149,6 +154,7 @@ impl Unclear {
 impl fmt::Display for Unclear {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Unclear::Unreachable(why) => write!(f, "the gateway could not be reached: {why}"),
             Unclear::Transport(why) => write!(f, "no answer from the gateway: {why}"),
             Unclear::Untrusted(why) => write!(f, "answer not trusted: {why}"),
             Unclear::Gateway { code, description } if description.is_empty() => {
@@ -192,6 +198,9 @@ pub enum MicropayOutcome {
     /// was not charged; the number belongs to someone else's order, so it is
     /// never queried or reversed.
     NumberTaken(Refusal),
+    /// The micropay never left: its connection could not be opened. Nobody
+    /// was charged; the payment may simply be tried again.
+    Unreachable(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -396,6 +405,7 @@ fn request_complaint(return_msg: &str) -> Option<&'static str> {
 pub fn classify_micropay(answer: Answer, expected: &Expected<'_>) -> MicropayOutcome {
     let fields = match answer {
         Ok(fields) => fields,
+        Err(Unclear::Unreachable(why)) => return MicropayOutcome::Unreachable(why),
         Err(unclear) => return MicropayOutcome::Unknown(unclear),
     };
     match layers(&fields, expected) {

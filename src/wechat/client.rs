@@ -242,13 +242,11 @@ impl GatewayClient {
     }
 
     fn transport(&self, endpoint: Endpoint, e: &reqwest::Error) -> Unclear {
-        let what = if e.is_timeout() {
-            format!(
-                "no answer from {} within {} ms",
-                endpoint.path(),
-                self.read_timeout.as_millis()
-            )
-        } else if e.is_connect() {
+        // Connecting comes before writing: a connect error (refused, DNS,
+        // a connect timeout, a failed TLS handshake) means no byte of the
+        // request left. A pooled connection that died fails later, as a
+        // request error, and stays unclear.
+        if e.is_connect() {
             let cause = chain(e);
             // The operator's fix for an untrusted gateway is a setting, so name it.
             let hint = if cause.contains("certificate") {
@@ -256,7 +254,17 @@ impl GatewayClient {
             } else {
                 ""
             };
-            format!("could not connect to {}: {cause}{hint}", self.base_url)
+            return Unclear::Unreachable(format!(
+                "could not connect to {}: {cause}{hint}",
+                self.base_url
+            ));
+        }
+        let what = if e.is_timeout() {
+            format!(
+                "no answer from {} within {} ms",
+                endpoint.path(),
+                self.read_timeout.as_millis()
+            )
         } else if e.is_body() || e.is_decode() {
             format!(
                 "the answer from {} was cut off: {}",
