@@ -473,10 +473,7 @@ async fn a_gateway_that_cannot_be_reached_fails_at_once_with_nobody_charged() {
         .map(|e| e.call.clone().unwrap())
         .collect();
     assert_eq!(requests, ["micropay"], "nothing is queried or reversed");
-    assert_eq!(
-        down.order(&result).err_code.as_deref(),
-        Some("UNREACHABLE")
-    );
+    assert_eq!(down.order(&result).err_code.as_deref(), Some("UNREACHABLE"));
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
     assert_eq!(kinds.first(), Some(&EventKind::Opened));
     assert_eq!(kinds.last(), Some(&EventKind::Finished));

@@ -806,6 +806,62 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_journal_is_migrated_and_its_open_order_recovered_through_the_machine() {
+        // What an earlier scanpay left: schema version 1, an order whose
+        // micropay was answered unclear, a reverse sent, then a crash.
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("journal.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO orders (out_trade_no, till_id, total_fee, body, auth_code_masked, created_at_ms, micropay_sent_at_ms, state) \
+             VALUES ('T0120261123142353000001', 'T01', 1234, 'Coffee', '**************6076', 1000000, 1000000, 'open');
+             INSERT INTO events (order_id, at_ms, since_t0_ms, kind, call, summary, detail) VALUES
+               (1, 1000000, NULL, 'opened', NULL, 'order opened', '{\"till_id\":\"T01\",\"total_fee\":1234,\"body\":\"Coffee\",\"auth_code_masked\":\"**************6076\"}'),
+               (1, 1000000, 0, 'request', 'micropay', 'micropay sent', '{\"fields\":{}}'),
+               (1, 1000500, 500, 'answer', 'micropay', 'micropay answer: UNKNOWN', '{\"class\":\"UNKNOWN\",\"reason\":\"SYSTEMERROR\",\"fields\":{\"err_code\":\"SYSTEMERROR\"}}'),
+               (1, 1030000, 30000, 'request', 'reverse', 'reverse attempt 1 sent', '{\"fields\":{}}');",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut journal = Journal::open(&path).unwrap();
+        assert_eq!(
+            schema::user_version(&journal.conn).unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        assert!(journal.installation_id().is_some_and(|id| id.len() == 12));
+        let order = journal.unfinished().unwrap().remove(0);
+        // Version-1 orders have no owner: they are free to take.
+        assert_eq!(
+            journal.claim(order.id).unwrap(),
+            Claim::Claimed { previous: None }
+        );
+        let events = journal.events(order.id).unwrap();
+        assert!(matches!(
+            events[3].event,
+            Event::Request {
+                call: Call::Reverse { attempt: 1 },
+                ..
+            }
+        ));
+        // The machine, fed the old events, asks first: the reverse's result may show.
+        let machine = crate::payment::recovery::plan(
+            &order,
+            &events,
+            1_060_000,
+            &crate::payment::Timings::default(),
+            false,
+        );
+        assert!(
+            matches!(machine.status(), crate::payment::Status::Unclear { next_query_at, .. } if next_query_at == std::time::Duration::from_secs(59)),
+            "{:?}",
+            machine.status()
+        );
+    }
+
+    #[test]
     fn reopening_keeps_the_data_and_migrates_nothing_twice() {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("journal.db");
