@@ -15,7 +15,6 @@ use crate::scanner::serial::SerialSettings;
 use crate::scanner::wedge::WedgeSettings;
 use crate::scanner::{Driver, ScannerSettings};
 use crate::simulator;
-use crate::tui::Preset;
 use crate::wechat::api::Merchant;
 use crate::wechat::client::{ClientSettings, extra_roots};
 use crate::wechat::messages::Language;
@@ -66,6 +65,15 @@ struct RawTill {
     time_zone: String,
     bell: bool,
     presets: Vec<Preset>,
+}
+
+/// A preset sale as `[[till.presets]]` writes it: checked into a name and
+/// an amount by [`Settings::load`], which the till gets as `Settings::presets`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    pub amount: String,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
