@@ -336,15 +336,8 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         negative_test: Some(g.negative_test.clone()).filter(|t| !t.is_empty()),
     };
     let (gateway, merchant) = if simulated {
-        let demo = simulator::SimulatorConfig::demo();
-        let merchant = Merchant {
-            appid: demo.appid.clone(),
-            mch_id: demo.mch_id.clone(),
-            sub_appid: None,
-            sub_mch_id: None,
-            key: demo.key.clone(),
-            sign_type: raw.merchant.sign_type,
-        };
+        // The simulator started for this till answers as its demo merchant.
+        let merchant = simulator::SimulatorConfig::demo().merchant(raw.merchant.sign_type);
         (
             Gateway::Simulator {
                 slow_answer: ms(g.simulator_slow_answer_ms),
