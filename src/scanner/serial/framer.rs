@@ -7,7 +7,7 @@
 //! and scanners disagree on what ends a code. So CR and LF both end a read
 //! whatever `terminator` says (the port setting and the scanner's suffix
 //! often disagree, and tolerating both costs nothing: a code has neither),
-//! the empty read between the CR and LF of a CRLF is skipped.
+//! and the empty read between the CR and LF of a CRLF is skipped.
 //!
 //! What else ends a read depends on `terminator`. With "idle" the scanner
 //! sends no line end and `idle_gap` of silence ends a read. With CR, LF or
@@ -120,8 +120,8 @@ impl SerialFramer {
         })
     }
 
-    /// Advice for the installer, once, when reads end otherwise than
-    /// `terminator` says; the reader logs it.
+    /// Advice for the installer, once, when a read on a line-end port ran
+    /// out of time without its CR or LF; the reader logs it.
     pub fn take_hint(&mut self) -> Option<&'static str> {
         match self.hint {
             Hint::Pending => {
