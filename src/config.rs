@@ -15,7 +15,6 @@ use crate::scanner::serial::SerialSettings;
 use crate::scanner::wedge::WedgeSettings;
 use crate::scanner::{Driver, ScannerSettings};
 use crate::simulator;
-use crate::tui::Preset;
 use crate::wechat::api::Merchant;
 use crate::wechat::client::{ClientSettings, extra_roots};
 use crate::wechat::messages::Language;
@@ -66,6 +65,15 @@ struct RawTill {
     time_zone: String,
     bell: bool,
     presets: Vec<Preset>,
+}
+
+/// A preset sale as `[[till.presets]]` writes it: checked into a name and
+/// an amount by [`Settings::load`], which the till gets as `Settings::presets`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    pub amount: String,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -328,15 +336,8 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         negative_test: Some(g.negative_test.clone()).filter(|t| !t.is_empty()),
     };
     let (gateway, merchant) = if simulated {
-        let demo = simulator::SimulatorConfig::demo();
-        let merchant = Merchant {
-            appid: demo.appid.clone(),
-            mch_id: demo.mch_id.clone(),
-            sub_appid: None,
-            sub_mch_id: None,
-            key: demo.key.clone(),
-            sign_type: raw.merchant.sign_type,
-        };
+        // The simulator started for this till answers as its demo merchant.
+        let merchant = simulator::SimulatorConfig::demo().merchant(raw.merchant.sign_type);
         (
             Gateway::Simulator {
                 slow_answer: ms(g.simulator_slow_answer_ms),

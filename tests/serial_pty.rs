@@ -19,6 +19,7 @@ const OTHER: &str = "104539517967686071";
 /// Longer than any wait the reader makes, shorter than a hung test.
 const DEADLINE: Duration = Duration::from_secs(5);
 /// Longer than the idle gap (50 ms) and a few reopen intervals (50 ms).
+/// (Tests that wait for a terminator timeout set it below this.)
 const QUIET: Duration = Duration::from_millis(250);
 
 fn settings(port: &str) -> SerialSettings {
@@ -137,6 +138,38 @@ async fn reassembles_a_code_written_in_pieces_with_pauses() {
         std::thread::sleep(Duration::from_millis(15));
     }
     assert_eq!(till.scan().await, CODE);
+    till.quiet().await;
+}
+
+/// A USB adapter that sends one code as two packets 60 ms apart: longer
+/// than the 50 ms idle gap, but the port waits for the CR.
+#[tokio::test]
+async fn a_code_split_60_ms_apart_is_one_scan_when_a_terminator_is_set() {
+    for terminator in [Terminator::Cr, Terminator::Crlf] {
+        let (mut till, mut master) = Till::on_pty(|s| s.terminator = terminator).await;
+        send(&mut master, &CODE.as_bytes()[..7]);
+        std::thread::sleep(Duration::from_millis(60));
+        send(&mut master, format!("{}\r", &CODE[7..]).as_bytes());
+        assert_eq!(till.scan().await, CODE, "{terminator:?}");
+        till.quiet().await;
+    }
+}
+
+/// A scanner sending no line end to a port set to CR: refused after the
+/// terminator timeout, with the setting named, never taken as a code.
+#[tokio::test]
+async fn a_read_without_its_terminator_is_refused_after_the_timeout() {
+    let (mut till, mut master) = Till::on_pty(|s| s.terminator_timeout_ms = 200).await;
+    send(&mut master, CODE.as_bytes());
+    let reason = till.rejected().await;
+    assert_eq!(
+        reason,
+        Rejection::Unterminated {
+            chars: 18,
+            waited_ms: 200
+        }
+    );
+    assert!(reason.to_string().contains("serial.terminator"), "{reason}");
     till.quiet().await;
 }
 

@@ -9,6 +9,7 @@
 //! The API is synchronous; the async engine holds a [`Journal`] behind a
 //! `std::sync::Mutex` and calls it through `spawn_blocking`.
 
+mod error;
 pub mod owner;
 mod report;
 mod schema;

@@ -14,7 +14,8 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
-use super::store::{BUSY_TIMEOUT, classify, parsed, unsigned};
+use super::error::classify;
+use super::store::{BUSY_TIMEOUT, parsed, unsigned};
 use super::{Journal, JournalError, OrderRow, OrderState, schema};
 use crate::domain::{Fen, mask};
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::JournalError;
-use super::store::classify;
+use super::error::classify;
 
 /// `PRAGMA application_id` of every scanpay journal ("SCPY"), so a foreign
 /// SQLite file is recognised and left alone. Migration 1 writes it.

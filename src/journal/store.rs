@@ -11,6 +11,7 @@ use rusqlite::{
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::error::classify;
 use super::owner::{self, Owner};
 use super::{
     EventKind, EventRecord, EventRow, FinalRecord, JournalError, NewOrder, OrderId, OrderRow,
@@ -588,25 +589,6 @@ fn guard(field: &'static str, text: &str) -> Result<(), JournalError> {
 /// Wall-clock time as the journal stores it: unix milliseconds, UTC.
 pub fn unix_ms(at: OffsetDateTime) -> i64 {
     at.unix_timestamp() * 1000 + i64::from(at.millisecond())
-}
-
-/// Turns a SQLite error into one that says what to do about it.
-pub(super) fn classify(path: &Path, error: rusqlite::Error) -> JournalError {
-    use rusqlite::ErrorCode as Code;
-    let path = path.to_path_buf();
-    match error.sqlite_error_code() {
-        Some(Code::DatabaseBusy | Code::DatabaseLocked) => JournalError::Busy { path },
-        Some(Code::NotADatabase) => JournalError::NotAJournal { path },
-        Some(Code::DiskFull) => JournalError::DiskFull { path },
-        Some(Code::DatabaseCorrupt) => JournalError::Damaged {
-            path,
-            problem: error.to_string(),
-        },
-        Some(Code::CannotOpen | Code::PermissionDenied | Code::ReadOnly) => {
-            JournalError::Access { path, cause: error }
-        }
-        _ => JournalError::Sqlite { path, cause: error },
-    }
 }
 
 // SQLite integers are i64, and rusqlite maps u64 only with a feature this crate

@@ -11,20 +11,45 @@ pub mod verdict;
 pub mod wedge;
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::domain::AuthCode;
 pub use frame::{Frame, MAX_READ};
 pub use verdict::{Rejection, Verdict};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
-)]
+/// How the scanner is connected (`scanner.driver`). The command line reads
+/// it through [`FromStr`], by [`Driver::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Wedge,
     Hid,
     Serial,
+}
+
+impl Driver {
+    pub const ALL: [Driver; 3] = [Driver::Wedge, Driver::Hid, Driver::Serial];
+
+    /// As written in the configuration and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Wedge => "wedge",
+            Driver::Hid => "hid",
+            Driver::Serial => "serial",
+        }
+    }
+}
+
+impl FromStr for Driver {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|driver| driver.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| format!("there is no scanner driver {text:?}: use wedge, hid or serial"))
+    }
 }
 
 impl fmt::Display for Driver {
@@ -199,6 +224,23 @@ mod tests {
             completed: base + Duration::from_millis(ms),
             duration: Duration::from_millis(3),
         }
+    }
+
+    #[test]
+    fn a_driver_is_read_by_its_configuration_name() {
+        for driver in Driver::ALL {
+            assert_eq!(driver.name().parse::<Driver>(), Ok(driver));
+            let toml = format!("driver = {:?}", driver.name());
+            #[derive(serde::Deserialize)]
+            struct Section {
+                driver: Driver,
+            }
+            let section: Section = toml::from_str(&toml).unwrap();
+            assert_eq!(section.driver, driver, "the same name as in the config");
+        }
+        assert_eq!(" Serial ".parse::<Driver>(), Ok(Driver::Serial));
+        let error = "usb".parse::<Driver>().unwrap_err();
+        assert!(error.contains("wedge, hid or serial"), "{error}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum Rejection {
     Noise { bytes: usize },
     /// No terminator within the size a code can have: dropped, never cut.
     Overlong { bytes: usize },
+    /// A serial read whose CR or LF did not come within
+    /// `serial.terminator_timeout_ms`: part of a code, or a scanner that
+    /// sends no line end.
+    Unterminated { chars: usize, waited_ms: u64 },
 }
 
 impl fmt::Display for Rejection {
@@ -37,6 +41,10 @@ impl fmt::Display for Rejection {
             Rejection::Overlong { bytes } => write!(
                 f,
                 "{bytes} characters without an end: check that the scanner sends a terminator (Enter / CR / LF) and scan again"
+            ),
+            Rejection::Unterminated { chars, waited_ms } => write!(
+                f,
+                "{chars} characters and no CR or LF after them within serial.terminator_timeout_ms ({waited_ms} ms): scan again; if every scan ends so, the scanner sends no line end: give it a CR suffix with its configuration barcode, or set serial.terminator = \"idle\""
             ),
         }
     }

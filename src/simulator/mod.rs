@@ -19,7 +19,8 @@ mod wire;
 
 use std::time::Duration;
 
-use crate::wechat::ApiKey;
+use crate::wechat::api::Merchant;
+use crate::wechat::{ApiKey, SignType};
 
 pub use faults::Fault;
 pub use ledger::{CallRecord, LedgerEntry};
@@ -50,6 +51,19 @@ impl SimulatorConfig {
             mch_id: DEMO_MCH_ID.to_string(),
             key: ApiKey::new(DEMO_KEY),
             slow_answer: Duration::from_secs(12),
+        }
+    }
+
+    /// The merchant a till is configured as to talk to this simulator:
+    /// its appid, mch_id and key, no sub-merchant.
+    pub fn merchant(&self, sign_type: SignType) -> Merchant {
+        Merchant {
+            appid: self.appid.clone(),
+            mch_id: self.mch_id.clone(),
+            sub_appid: None,
+            sub_mch_id: None,
+            key: self.key.clone(),
+            sign_type,
         }
     }
 }

@@ -17,14 +17,6 @@ use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
 use crate::scanner::{Driver, DriverStatus, Pipeline, ScanEvent};
 use crate::wechat::messages::Language;
 
-/// A preset sale: one key sets amount and description.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preset {
-    pub name: String,
-    pub amount: String,
-}
-
 /// What the till shows that does not change while it runs.
 #[derive(Debug, Clone)]
 pub struct TillInfo {

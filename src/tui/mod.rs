@@ -26,7 +26,7 @@ use crate::cli::Exit;
 use crate::config::{Gateway, Settings};
 use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
-pub use app::{App, Command, Msg, Preset, TillInfo};
+pub use app::{App, Command, Msg, TillInfo};
 
 /// Draws whichever screen is open.
 pub fn render(app: &App, frame: &mut Frame) {

@@ -7,8 +7,15 @@
 //! and scanners disagree on what ends a code. So CR and LF both end a read
 //! whatever `terminator` says (the port setting and the scanner's suffix
 //! often disagree, and tolerating both costs nothing: a code has neither),
-//! the empty read between the CR and LF of a CRLF is skipped, and a read with
-//! no line end at all is completed by silence.
+//! and the empty read between the CR and LF of a CRLF is skipped.
+//!
+//! What else ends a read depends on `terminator`. With "idle" the scanner
+//! sends no line end and `idle_gap` of silence ends a read. With CR, LF or
+//! CRLF a pause is no end: a USB adapter may deliver one code in two packets
+//! tens of milliseconds apart, so the framer waits for the line end, up to
+//! `terminator_timeout` from the read's first byte. A read still without one
+//! then is refused whole as [`Rejection::Unterminated`], naming the setting,
+//! and the reader logs once that the scanner sends no line end.
 
 use std::mem;
 use std::time::{Duration, Instant};
@@ -16,14 +23,15 @@ use std::time::{Duration, Instant};
 use super::settings::{SerialSettings, Terminator};
 use crate::scanner::{Frame, MAX_READ, ReadTiming, Rejection};
 
-/// Told once when reads end by silence on a port set to a line end.
-const NO_LINE_END: &str = "the scanner sends no CR or LF after a code, so each read waits for serial.idle_gap_ms of silence and a pause inside a code would cut it: give the scanner a CR suffix with its configuration barcode, or set serial.terminator = \"idle\"";
+/// Told once when a read on a port set to a line end went without one.
+const NO_LINE_END: &str = "a read got no CR or LF within serial.terminator_timeout_ms and was refused: if the scanner sends no line end after a code, give it a CR suffix with its configuration barcode, or set serial.terminator = \"idle\"";
 
 /// The framing state of one port; see the module comment.
 #[derive(Debug)]
 pub struct SerialFramer {
     terminator: Terminator,
     idle_gap: Duration,
+    terminator_timeout: Duration,
     prefix: Vec<u8>,
     suffix: Vec<u8>,
     strip_aim_id: bool,
@@ -46,7 +54,10 @@ enum Hint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     LineEnd,
+    /// `idle_gap` of silence, with `terminator` "idle".
     Silence,
+    /// `terminator_timeout` passed with no line end, on a line-end port.
+    TimedOut,
 }
 
 impl SerialFramer {
@@ -54,6 +65,7 @@ impl SerialFramer {
         Self {
             terminator: settings.terminator,
             idle_gap: Duration::from_millis(settings.idle_gap_ms),
+            terminator_timeout: Duration::from_millis(settings.terminator_timeout_ms),
             prefix: settings.strip_prefix.as_bytes().to_vec(),
             suffix: settings.strip_suffix.as_bytes().to_vec(),
             strip_aim_id: settings.strip_aim_id,
@@ -84,22 +96,32 @@ impl SerialFramer {
         }
     }
 
-    /// Completes the read in progress if it has been silent for the idle gap.
+    /// Completes the read in progress once its deadline has passed: the
+    /// idle gap's silence with "idle", else the terminator timeout.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Frame>) {
         if let Some((_, last)) = self.span
-            && now.saturating_duration_since(last) >= self.idle_gap
+            && let Some(deadline) = self.next_deadline()
+            && now >= deadline
         {
-            self.end(last, Ending::Silence, out);
+            let ending = if self.terminator == Terminator::Idle {
+                Ending::Silence
+            } else {
+                Ending::TimedOut
+            };
+            self.end(last, ending, out);
         }
     }
 
     /// When `poll` would complete the read in progress, if there is one.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.span.map(|(_, last)| last + self.idle_gap)
+        self.span.map(|(first, last)| match self.terminator {
+            Terminator::Idle => last + self.idle_gap,
+            Terminator::Cr | Terminator::Lf | Terminator::Crlf => first + self.terminator_timeout,
+        })
     }
 
-    /// Advice for the installer, once, when reads end otherwise than
-    /// `terminator` says; the reader logs it.
+    /// Advice for the installer, once, when a read on a line-end port ran
+    /// out of time without its CR or LF; the reader logs it.
     pub fn take_hint(&mut self) -> Option<&'static str> {
         match self.hint {
             Hint::Pending => {
@@ -130,14 +152,24 @@ impl SerialFramer {
                 timing,
             });
         } else if let Some(frame) = self.frame(timing) {
-            if matches!(frame, Frame::Read { .. })
-                && ending == Ending::Silence
-                && self.terminator != Terminator::Idle
-                && self.hint == Hint::None
-            {
-                self.hint = Hint::Pending;
-            }
-            out.push(frame);
+            out.push(match frame {
+                // A part of a code, or a code whose line end never came: the
+                // rest may follow as a read of its own, so neither is taken.
+                Frame::Read { text, timing } if ending == Ending::TimedOut => {
+                    if self.hint == Hint::None {
+                        self.hint = Hint::Pending;
+                    }
+                    Frame::Refused {
+                        reason: Rejection::Unterminated {
+                            chars: text.chars().count(),
+                            waited_ms: millis(self.terminator_timeout),
+                        },
+                        text,
+                        timing,
+                    }
+                }
+                frame => frame,
+            });
         }
         self.run.clear();
     }
@@ -171,6 +203,10 @@ impl SerialFramer {
             },
         })
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -395,25 +431,154 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_run_without_line_end_ends_with_silence() {
+    fn an_overlong_run_without_line_end_ends_at_its_deadline() {
+        for (terminator, deadline) in [(Terminator::Cr, 1000), (Terminator::Idle, 60)] {
+            let mut framer = framer_for(terminator);
+            let base = Instant::now();
+            let mut out = Vec::new();
+            framer.feed(&[b'7'; 100], base, &mut out);
+            framer.feed(&[b'7'; 100], ms(base, 10), &mut out);
+            framer.poll(ms(base, deadline - 1), &mut out);
+            assert_eq!(out, [], "{terminator:?}");
+            framer.poll(ms(base, deadline), &mut out);
+            assert!(
+                matches!(
+                    &out[..],
+                    [Frame::Refused {
+                        reason: Rejection::Overlong { bytes: 200 },
+                        ..
+                    }]
+                ),
+                "{terminator:?}: {out:?}"
+            );
+        }
+    }
+
+    /// The code of the issue: 7 characters in one USB packet, 11 in the next.
+    fn split_code(framer: &mut SerialFramer, base: Instant, gap_ms: u64) -> Vec<Frame> {
+        let mut out = Vec::new();
+        framer.feed(&CODE.as_bytes()[..7], base, &mut out);
+        // Nothing ends the read in the pause, however it is polled.
+        for at in (0..gap_ms).step_by(5) {
+            framer.poll(ms(base, at), &mut out);
+        }
+        assert_eq!(out, [], "nothing before the rest came");
+        framer.feed(
+            &[&CODE.as_bytes()[7..], b"\r"].concat(),
+            ms(base, gap_ms),
+            &mut out,
+        );
+        framer.poll(ms(base, gap_ms + 5000), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_pause_inside_a_code_does_not_cut_it_on_a_line_end_port() {
+        for terminator in [Terminator::Cr, Terminator::Lf, Terminator::Crlf] {
+            for gap_ms in [60, 900, 999] {
+                let mut framer = framer_for(terminator);
+                let base = Instant::now();
+                let got = split_code(&mut framer, base, gap_ms);
+                assert_eq!(
+                    got,
+                    [Frame::Read {
+                        text: CODE.into(),
+                        timing: ReadTiming {
+                            completed: ms(base, gap_ms),
+                            duration: Duration::from_millis(gap_ms),
+                        }
+                    }],
+                    "{terminator:?}, {gap_ms} ms"
+                );
+                assert_eq!(framer.take_hint(), None, "nothing to tell");
+            }
+        }
+    }
+
+    #[test]
+    fn the_wait_for_the_terminator_is_its_own_setting() {
+        let mut framer = SerialFramer::new(&SerialSettings {
+            terminator_timeout_ms: 3000,
+            ..SerialSettings::default()
+        });
+        let base = Instant::now();
+        let mut out = Vec::new();
+        framer.feed(&CODE.as_bytes()[..7], base, &mut out);
+        assert_eq!(framer.next_deadline(), Some(ms(base, 3000)));
+        // The idle gap is for "idle" only: it does not move the deadline.
+        framer.feed(&CODE.as_bytes()[7..9], ms(base, 2000), &mut out);
+        assert_eq!(framer.next_deadline(), Some(ms(base, 3000)));
+        framer.feed(
+            &[&CODE.as_bytes()[9..], b"\r"].concat(),
+            ms(base, 2990),
+            &mut out,
+        );
+        assert_eq!(texts(&out), [CODE]);
+    }
+
+    #[test]
+    fn a_read_past_the_terminator_timeout_is_refused_naming_the_setting() {
         let mut framer = framer_for(Terminator::Cr);
         let base = Instant::now();
         let mut out = Vec::new();
-        framer.feed(&[b'7'; 100], base, &mut out);
-        framer.feed(&[b'7'; 100], ms(base, 10), &mut out);
-        framer.poll(ms(base, 59), &mut out);
+        framer.feed(&CODE.as_bytes()[..7], base, &mut out);
+        framer.feed(&CODE.as_bytes()[7..9], ms(base, 400), &mut out);
+        assert_eq!(framer.next_deadline(), Some(ms(base, 1000)));
+        framer.poll(ms(base, 999), &mut out);
         assert_eq!(out, []);
-        framer.poll(ms(base, 60), &mut out);
-        assert!(
-            matches!(
-                &out[..],
-                [Frame::Refused {
-                    reason: Rejection::Overlong { bytes: 200 },
-                    ..
-                }]
-            ),
-            "{out:?}"
+        framer.poll(ms(base, 1000), &mut out);
+        let [
+            Frame::Refused {
+                reason,
+                text,
+                timing,
+            },
+        ] = &out[..]
+        else {
+            panic!("expected one refused partial, got {out:?}");
+        };
+        assert_eq!(
+            *reason,
+            Rejection::Unterminated {
+                chars: 9,
+                waited_ms: 1000
+            }
         );
+        assert_eq!(text, &CODE[..9]);
+        assert_eq!(timing.duration, Duration::from_millis(400));
+        let message = reason.to_string();
+        assert!(
+            message.contains("serial.terminator_timeout_ms"),
+            "{message}"
+        );
+        assert!(
+            message.contains("serial.terminator = \"idle\""),
+            "{message}"
+        );
+        assert_eq!(framer.next_deadline(), None);
+
+        // The rest is a read of its own, not glued to the next code.
+        out.clear();
+        framer.feed(
+            &[&CODE.as_bytes()[9..], b"\r"].concat(),
+            ms(base, 1100),
+            &mut out,
+        );
+        framer.feed(format!("{OTHER}\r").as_bytes(), ms(base, 1200), &mut out);
+        assert_eq!(texts(&out), [&CODE[9..], OTHER]);
+
+        let hint = framer
+            .take_hint()
+            .expect("a read really ended without its CR");
+        assert!(hint.contains("serial.terminator"), "{hint}");
+        assert_eq!(framer.take_hint(), None, "once");
+    }
+
+    #[test]
+    fn a_timed_out_read_of_noise_is_noise() {
+        let mut framer = framer_for(Terminator::Cr);
+        let got = frames(&mut framer, &[b"\x00\xff\x1b"]);
+        assert_eq!(texts(&got), ["refused: Noise { bytes: 3 }"]);
     }
 
     #[test]
@@ -454,10 +619,13 @@ mod tests {
     }
 
     #[test]
-    fn a_line_port_completes_an_unterminated_read_and_says_why_once() {
+    fn a_line_port_refuses_an_unterminated_read_and_says_why_once() {
         let mut framer = framer_for(Terminator::Cr);
         let got = frames(&mut framer, &[CODE.as_bytes()]);
-        assert_eq!(texts(&got), [CODE]);
+        assert_eq!(
+            texts(&got),
+            ["refused: Unterminated { chars: 18, waited_ms: 1000 }"]
+        );
         let hint = framer.take_hint().expect("a hint");
         assert!(hint.contains("serial.terminator"), "{hint}");
         frames(&mut framer, &[OTHER.as_bytes()]);

@@ -25,8 +25,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{DriverStatus, Frame, Pipeline, ScanEvent};
 
-/// The longest a read on the port blocks: how soon the thread notices an
-/// idle gap's end, `stop`, or that nobody listens any more.
+/// The longest a read on the port blocks: how soon the thread notices
+/// `stop`, or that nobody listens any more. A read's own deadline (the idle
+/// gap, or the wait for its terminator) wakes it sooner.
 const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// The reading thread; stopping it (or dropping this) joins it.
@@ -136,8 +137,8 @@ impl Reader {
                     }
                 }
             }
-            // A read cut short by the unplug is completed (and refused) once
-            // its idle gap has passed.
+            // A read cut short by the unplug is completed once its deadline
+            // has passed (refused, if its terminator never came).
             self.framer.poll(Instant::now(), &mut self.frames);
             if !self.dispatch() {
                 return;
@@ -159,7 +160,7 @@ impl Reader {
             {
                 return None;
             }
-            // Wake for the idle gap's end rather than up to a timeout later.
+            // Wake for the read's deadline rather than up to a timeout later.
             let wait = self
                 .framer
                 .next_deadline()

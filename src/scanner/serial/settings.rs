@@ -17,13 +17,18 @@ pub struct SerialSettings {
     pub flow_control: FlowControl,
     /// What the scanner sends after a code. CR and LF end a read at once
     /// whatever this says, and a CRLF is one read. With "idle" a read ends
-    /// after `idle_gap_ms` of silence; with the others a read left without
-    /// a line end is also completed after that silence, and scanpay logs
-    /// once that the scanner sends none.
+    /// after `idle_gap_ms` of silence. With the others a pause does not end
+    /// a read: it waits for its line end up to `terminator_timeout_ms`, and
+    /// a read without one by then is refused and scanpay logs why.
     pub terminator: Terminator,
-    /// The silence that ends a read (see `terminator`). Keep it above the
-    /// longest pause inside one read: USB adapters deliver in 1–16 ms bursts.
+    /// With "idle", the silence that ends a read. Keep it above the longest
+    /// pause inside one read: USB adapters deliver in 1–16 ms bursts, and a
+    /// busy host may hold a packet back for longer.
     pub idle_gap_ms: u64,
+    /// With "cr", "lf" or "crlf", how long a read may take from its first
+    /// byte to its line end. A scanner sends a whole code within a few tens
+    /// of milliseconds; this only bounds how long a partial read is held.
+    pub terminator_timeout_ms: u64,
     /// Removed from the start of a read when present, e.g. "\u0002" (STX).
     pub strip_prefix: String,
     /// Removed from the end of a read when present, e.g. "\u0003" (ETX).
@@ -73,6 +78,7 @@ impl Default for SerialSettings {
             flow_control: FlowControl::None,
             terminator: Terminator::Cr,
             idle_gap_ms: 50,
+            terminator_timeout_ms: 1000,
             strip_prefix: String::new(),
             strip_suffix: String::new(),
             strip_aim_id: true,
@@ -100,6 +106,12 @@ impl SerialSettings {
         }
         if !(10..=2000).contains(&self.idle_gap_ms) {
             return Err("serial.idle_gap_ms must be 10 to 2000: the silence that ends a read; 50 suits most scanners".into());
+        }
+        if !(100..=10_000).contains(&self.terminator_timeout_ms) {
+            return Err(format!(
+                "serial.terminator_timeout_ms = {} must be 100 to 10000: how long a read may wait for its CR or LF when serial.terminator is \"cr\", \"lf\" or \"crlf\"; 1000 suits most scanners",
+                self.terminator_timeout_ms
+            ));
         }
         if !(10..=60_000).contains(&self.reopen_interval_ms) {
             return Err("serial.reopen_interval_ms must be 10 to 60000 (1000 is usual)".into());
@@ -150,6 +162,7 @@ mod tests {
         flow_control = "hardware"
         terminator = "crlf"
         idle_gap_ms = 80
+        terminator_timeout_ms = 1500
         strip_prefix = "\u0002"
         strip_suffix = "\u0003"
         strip_aim_id = false
@@ -186,7 +199,7 @@ mod tests {
             ..SerialSettings::default()
         };
         assert_eq!(good.validate(), Ok(()));
-        let cases: [(SerialSettings, &str); 7] = [
+        let cases: [(SerialSettings, &str); 9] = [
             (SerialSettings::default(), "scan-test --list"),
             (
                 SerialSettings {
@@ -215,6 +228,20 @@ mod tests {
                     ..good.clone()
                 },
                 "serial.idle_gap_ms",
+            ),
+            (
+                SerialSettings {
+                    terminator_timeout_ms: 50,
+                    ..good.clone()
+                },
+                "serial.terminator_timeout_ms = 50 must be 100 to 10000",
+            ),
+            (
+                SerialSettings {
+                    terminator_timeout_ms: 60_000,
+                    ..good.clone()
+                },
+                "how long a read may wait for its CR or LF",
             ),
             (
                 SerialSettings {
