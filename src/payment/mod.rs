@@ -9,6 +9,7 @@ pub mod machine;
 mod outcome;
 pub mod policy;
 pub mod recovery;
+pub mod refund;
 
 pub use driver::{Engine, EngineError, PaymentRequest, PaymentResult, Progress};
 pub use event::{Answer, Event};
