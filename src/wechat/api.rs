@@ -82,12 +82,12 @@ pub fn body_for_wire(body: &str) -> String {
     clean[..end].trim().to_string()
 }
 
-fn signed(mut fields: Fields, merchant: &Merchant) -> Fields {
+pub(super) fn signed(mut fields: Fields, merchant: &Merchant) -> Fields {
     sign_request(&mut fields, &merchant.key, merchant.sign_type);
     fields
 }
 
-fn identity(merchant: &Merchant, nonce: &str) -> Fields {
+pub(super) fn identity(merchant: &Merchant, nonce: &str) -> Fields {
     let mut fields = Fields::new();
     fields
         .set("appid", merchant.appid.as_str())
@@ -347,7 +347,7 @@ fn about_our_order(
 }
 
 /// The business layer of an answer, once transport and trust are settled.
-enum Business<'f> {
+pub(super) enum Business<'f> {
     Success,
     Error { code: &'f str, description: &'f str },
 }
@@ -355,7 +355,7 @@ enum Business<'f> {
 /// Reads `return_code`; for SUCCESS verifies and returns the business layer.
 /// `Err(Ok(refusal))` is a `return_code=FAIL` that complains about our
 /// request (signature, parameters): it was refused before any processing.
-fn layers<'f>(
+pub(super) fn layers<'f>(
     fields: &'f Fields,
     expected: &Expected<'_>,
 ) -> Result<Business<'f>, Result<Refusal, Unclear>> {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod client;
 pub mod messages;
+pub mod refund;
 pub mod sign;
 pub mod xml;
 
