@@ -217,7 +217,10 @@ pub fn effective_table(
 /// length, and where the key is read from is said in a comment, with its
 /// length but never its text. Paths (key file, client certificate and key)
 /// are shown; the files' contents never are.
-pub fn effective_toml(file: Option<&Path>, env: &[(String, String)]) -> Result<String, ConfigError> {
+pub fn effective_toml(
+    file: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<String, ConfigError> {
     let mut table = effective_table(file, env)?;
     let mut notes = Vec::new();
     if let Some(toml::Value::Table(merchant)) = table.get_mut("merchant") {
@@ -225,7 +228,8 @@ pub fn effective_toml(file: Option<&Path>, env: &[(String, String)]) -> Result<S
             Some(toml::Value::String(value)) => value.clone(),
             _ => String::new(),
         };
-        let (key_file, key_env, plain) = (text("api_key_file"), text("api_key_env"), text("api_key"));
+        let (key_file, key_env, plain) =
+            (text("api_key_file"), text("api_key_env"), text("api_key"));
         let length = |key: &str| format!("set, {} characters", key.trim().chars().count());
         let source = if !key_file.is_empty() {
             match std::fs::read_to_string(&key_file) {
@@ -303,7 +307,13 @@ fn nearest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<
     known
         .into_iter()
         .map(|name| (distance(typed, name), name))
-        .filter(|(d, name)| *d <= 2.max(name.len() / 4))
+        .filter(|(d, name)| {
+            // A typo, or a name said longer or shorter (baudrate for baud).
+            let contained = name.len() >= 4
+                && typed.len() >= 4
+                && (typed.contains(name) || name.contains(typed));
+            *d <= 2.max(name.len() / 4) || contained
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, name)| name)
 }
@@ -362,7 +372,11 @@ fn in_user_words(path: &str, message: &str) -> String {
         let toml::Value::Table(values) = defaults().get(section)?.clone() else {
             return None;
         };
-        Some((section.to_string(), key.to_string(), values.get(key)?.clone()))
+        Some((
+            section.to_string(),
+            key.to_string(),
+            values.get(key)?.clone(),
+        ))
     });
     match default {
         Some((section, key, default)) if typed => {
@@ -445,14 +459,20 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
                 .parse::<i64>()
                 .map(toml::Value::Integer)
                 .map_err(|_| {
-                    ConfigError(format!("{name}={value:?}: {}", takes(section, key, default)))
+                    ConfigError(format!(
+                        "{name}={value:?}: {}",
+                        takes(section, key, default)
+                    ))
                 })?,
             Some(default @ toml::Value::Boolean(_)) => value
                 .trim()
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
                 .map_err(|_| {
-                    ConfigError(format!("{name}={value:?}: {}", takes(section, key, default)))
+                    ConfigError(format!(
+                        "{name}={value:?}: {}",
+                        takes(section, key, default)
+                    ))
                 })?,
             Some(_) => toml::Value::String(value.clone()),
             None => {
@@ -846,12 +866,14 @@ mod tests {
             Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLINE_MS", "soon")])).unwrap_err();
         assert!(
             bad.to_string()
-                .contains("payment.deadline_ms takes a whole number"),
+                .contains("payment.deadline_ms must be a number of milliseconds, e.g. 30000"),
             "{bad}"
         );
         let typo = Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLNE_MS", "1")])).unwrap_err();
         assert!(
-            typo.to_string().contains("no setting payment.deadlne_ms"),
+            typo.to_string().contains(
+                "payment.deadlne_ms is not a setting; did you mean payment.deadline_ms? (SCANPAY_PAYMENT_DEADLINE_MS)"
+            ),
             "{typo}"
         );
     }
@@ -921,14 +943,14 @@ mod tests {
             Settings::load(Some(&typo), env(&[]))
                 .unwrap_err()
                 .to_string()
-                .contains("unknown setting till.idd")
+                .contains("till.idd is not a setting; did you mean till.id?")
         );
         let section = file(&dir, "c.toml", "[tills]\nid = \"K9\"\n", 0o644);
         assert!(
             Settings::load(Some(&section), env(&[]))
                 .unwrap_err()
                 .to_string()
-                .contains("unknown section [tills]")
+                .contains("[tills] is not a section; did you mean [till]?")
         );
         let broken = file(&dir, "d.toml", "[till\n", 0o644);
         assert!(
@@ -1353,5 +1375,174 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(no_ids.contains("merchant.appid"), "{no_ids}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_told_in_the_users_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[payment]\ndeadline_ms = \"30s\"\n",
+                "payment.deadline_ms must be a number of milliseconds, e.g. 30000",
+            ),
+            (
+                "[payment]\ndeadline_ms = -5\n",
+                "payment.deadline_ms must be a number of milliseconds, e.g. 30000 (not negative)",
+            ),
+            (
+                "[payment]\nreverse_max_attempts = \"five\"\n",
+                "payment.reverse_max_attempts must be a whole number, e.g. 5",
+            ),
+            (
+                "[till]\nbell = \"yes\"\n",
+                "till.bell must be true or false",
+            ),
+            (
+                "[till]\nid = 7\n",
+                "till.id must be text in double quotes, e.g. id = \"T01\"",
+            ),
+            (
+                "[serial]\nbaud = 96.00\n",
+                "serial.baud must be a whole number, e.g. 9600",
+            ),
+        ];
+        for (i, (text, expected)) in cases.into_iter().enumerate() {
+            let path = file(&dir, &format!("{i}.toml"), text, 0o644);
+            let e = Settings::load(Some(&path), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{text:?}: {e}");
+            assert!(
+                !e.contains("invalid type") && !e.contains("expected u"),
+                "{e}"
+            );
+        }
+        let e = Settings::load(None, env(&[("SCANPAY_TILL_BELL", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "SCANPAY_TILL_BELL=\"maybe\": till.bell must be true or false"
+        );
+        // What serde says of a value the type check lets through is put the same way.
+        assert_eq!(
+            in_user_words(
+                "payment.deadline_ms",
+                "invalid value: integer `-5`, expected u64"
+            ),
+            "payment.deadline_ms must be a number of milliseconds, e.g. 30000 (not negative)"
+        );
+        assert_eq!(
+            in_user_words(
+                "till.language",
+                "unknown variant `fr`, expected `zh` or `en`"
+            ),
+            "till.language: unknown variant `fr`, expected `zh` or `en`"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_the_nearest_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[payment]\ndedline_ms = 1\n",
+                "payment.dedline_ms is not a setting; did you mean payment.deadline_ms?",
+            ),
+            (
+                "[merchant]\napi_kye = \"x\"\n",
+                "merchant.api_kye is not a setting; did you mean merchant.api_key?",
+            ),
+            (
+                "[serial]\nbaudrate = 1\n",
+                "serial.baudrate is not a setting; did you mean serial.baud?",
+            ),
+            (
+                "[paymnet]\ndeadline_ms = 1\n",
+                "[paymnet] is not a section; did you mean [payment]?",
+            ),
+            (
+                "[till]\ncolour = 1\n",
+                "till.colour is not a setting; `scanpay config --defaults` lists the settings of [till]",
+            ),
+        ];
+        for (i, (text, expected)) in cases.into_iter().enumerate() {
+            let path = file(&dir, &format!("{i}.toml"), text, 0o644);
+            let e = Settings::load(Some(&path), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.ends_with(expected), "{text:?}: {e}");
+        }
+        assert_eq!(distance("dedline_ms", "deadline_ms"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn no_message_points_at_a_file_an_installed_machine_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = file(&dir, "t.toml", "[till]\ncolour = 1\n", 0o644);
+        for e in [
+            Settings::load(Some(&typo), env(&[])).unwrap_err(),
+            Settings::load(None, env(&[("SCANPAY_TILL_COLOUR", "red")])).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            assert!(
+                !e.contains("default.toml") && e.contains("scanpay config --defaults"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_masks_every_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "0123456789abcdef0123456789ABCDEF";
+        let conf = file(
+            &dir,
+            "m.toml",
+            &format!(
+                "[till]\nid = \"K9\"\npresets = [{{ name = \"拿铁\", amount = \"22.00\" }}]\n[merchant]\napi_key = \"{key}\"\n[gateway]\nbase_url = \"https://user:s3cret@api.mch.weixin.qq.com\"\n"
+            ),
+            0o600,
+        );
+        let text = effective_toml(
+            Some(&conf),
+            &env(&[("SCANPAY_PAYMENT_DEADLINE_MS", "45000")]),
+        )
+        .unwrap();
+        assert!(!text.contains(key) && !text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("api_key = \"*** (set, 32 characters)\""),
+            "{text}"
+        );
+        assert!(text.contains("https://***@api.mch.weixin.qq.com"), "{text}");
+        assert!(
+            text.contains("deadline_ms = 45000") && text.contains("id = \"K9\""),
+            "{text}"
+        );
+        // It is TOML, sections in the order of the defaults.
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["till"]["presets"][0]["name"].as_str(), Some("拿铁"));
+        assert!(text.find("[till]").unwrap() < text.find("[gateway]").unwrap());
+
+        let from_env = effective_toml(None, &env(&[("SCANPAY_API_KEY", key)])).unwrap();
+        assert!(!from_env.contains(key), "{from_env}");
+        assert!(
+            from_env.contains(
+                "# API key: the SCANPAY_API_KEY environment variable (set, 32 characters)"
+            ),
+            "{from_env}"
+        );
+        let private = file(&dir, "api.key", key, 0o600);
+        let from_file = effective_toml(
+            None,
+            &env(&[("SCANPAY_MERCHANT_API_KEY_FILE", private.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert!(
+            !from_file.contains(key) && from_file.contains("api.key (set, 32 characters)"),
+            "{from_file}"
+        );
     }
 }

@@ -100,10 +100,13 @@ fn is_log_name(name: &str) -> bool {
         .and_then(|rest| rest.strip_suffix(".log"))
         .is_some_and(|day| {
             day.len() == 10
-                && day
-                    .bytes()
-                    .enumerate()
-                    .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+                && day.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
         })
 }
 

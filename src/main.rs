@@ -272,7 +272,12 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(Exit::Internal, format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return fail(
+                Exit::Internal,
+                format!("cannot start the async runtime: {e}"),
+            );
+        }
     };
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -295,10 +300,13 @@ fn main() -> ExitCode {
         }
         // scan-test prints every problem itself: its log goes to the file
         // alone, or each would show twice.
-        Command::ScanTest { .. } => {
-            scanpay::logging::init(&settings.log_dir, &settings.log_level, None, settings.store_offset)
-                .map(Some)
-        }
+        Command::ScanTest { .. } => scanpay::logging::init(
+            &settings.log_dir,
+            &settings.log_level,
+            None,
+            settings.store_offset,
+        )
+        .map(Some),
         // The terminal belongs to the till's screen: its logs go to the file only.
         command => scanpay::logging::init(
             &settings.log_dir,

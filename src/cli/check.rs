@@ -66,7 +66,9 @@ pub async fn run(mut settings: Settings) -> Exit {
             Err(e) => {
                 let finding = Finding::Fail(
                     Exit::Config,
-                    format!("key: the sandbox signing key could not be fetched with the API key: {e}"),
+                    format!(
+                        "key: the sandbox signing key could not be fetched with the API key: {e}"
+                    ),
                 );
                 finding.print();
                 return Exit::Config;

@@ -15,7 +15,10 @@ pub fn run(defaults: bool, file: Option<&Path>) -> Exit {
         // Byte for byte what is built in, so `> till.toml` starts a file to edit.
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
-        return match stdout.write_all(DEFAULT_TOML.as_bytes()).and_then(|()| stdout.flush()) {
+        return match stdout
+            .write_all(DEFAULT_TOML.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
             Ok(()) => Exit::OK,
             Err(e) => {
                 err(format_args!("scanpay config: cannot write to stdout: {e}"));
@@ -34,7 +37,9 @@ pub fn run(defaults: bool, file: Option<&Path>) -> Exit {
     match Settings::load(file, env) {
         Ok(settings) => {
             if settings.is_simulated() {
-                err("scanpay config: valid; no merchant is set, so the till uses its built-in simulator");
+                err(
+                    "scanpay config: valid; no merchant is set, so the till uses its built-in simulator",
+                );
             } else {
                 err("scanpay config: valid");
             }

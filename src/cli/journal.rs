@@ -239,7 +239,8 @@ impl Days {
         out: W,
         failed: impl Fn(io::Error) -> ExportError,
     ) -> Result<(usize, W), ExportError> {
-        let mut export = ExportWriter::with_excel(format, self.excel, self.offset, out).map_err(&failed)?;
+        let mut export =
+            ExportWriter::with_excel(format, self.excel, self.offset, out).map_err(&failed)?;
         let mut count = 0;
         let days = std::iter::successors(Some(self.first), |day| day.next_day());
         for day in days.take_while(|day| *day <= self.last) {

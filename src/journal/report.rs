@@ -434,7 +434,10 @@ enum Sink<W: Write> {
         csv: Box<csv::Writer<W>>,
         excel: bool,
     },
-    Json { out: W, empty: bool },
+    Json {
+        out: W,
+        empty: bool,
+    },
 }
 
 impl<W: Write> ExportWriter<W> {
