@@ -479,6 +479,19 @@ fn the_journal_exports_the_day_as_csv_and_json() {
     assert_eq!(orders[0]["amount"], "12.34");
     assert_eq!(orders[0]["transaction_id"], paid["transaction_id"]);
 
+    let excel = scanpay(dir.path())
+        .args(["journal", "--date", &today, "--excel"])
+        .output()
+        .unwrap();
+    assert_eq!(excel.status.code(), Some(0), "{}", text(&excel.stderr));
+    assert!(excel.stdout.starts_with(b"\xEF\xBB\xBFout_trade_no,"));
+    let transaction = paid["transaction_id"].as_str().unwrap();
+    assert!(
+        text(&excel.stdout).contains(&format!(",\"=\"\"{transaction}\"\"\",")),
+        "{}",
+        text(&excel.stdout)
+    );
+
     let bad = scanpay(dir.path())
         .args(["journal", "--date", "2026-13-01", "--format", "csv"])
         .output()
