@@ -294,3 +294,31 @@ fn read_only_commands_create_no_data_folder() {
     assert!(text(&out.stdout).contains("FAIL gateway:"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A scanner problem is said once: by scan-test's own line, not again by the
+/// log on stderr.
+#[test]
+fn scan_test_prints_each_problem_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let beijing = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+    let before = scanpay::logging::file_name(time::OffsetDateTime::now_utc(), beijing);
+    let out = scanpay_in(dir.path())
+        .env("SCANPAY_LOG_DIR", dir.path().join("logs"))
+        .args(["scan-test", "--port", "/nonexistent/ttyACM9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        all.matches("/nonexistent/ttyACM9 does not exist").count(),
+        1,
+        "{all}"
+    );
+    // The log file still has it, named by the store's day.
+    let logs: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let after = scanpay::logging::file_name(time::OffsetDateTime::now_utc(), beijing);
+    assert!(logs == [before.clone()] || logs == [after], "{logs:?}");
+}
