@@ -32,7 +32,12 @@ fn help(args: &[&str]) -> String {
         .arg("--help")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
@@ -76,7 +81,10 @@ fn text_of(out: &Output) -> String {
 #[test]
 fn pay_help_lists_every_exit_code() {
     let text = help(&["pay"]);
-    let codes = text.split_once("Exit codes:").expect("an exit code section").1;
+    let codes = text
+        .split_once("Exit codes:")
+        .expect("an exit code section")
+        .1;
     for (code, words) in [
         (0, "paid"),
         (1, "internal error"),
@@ -120,7 +128,12 @@ fn simulate_help_says_how_to_point_a_till_at_it() {
         }
     }
     assert!(text.contains("SCANPAY_GATEWAY_BASE_URL=http://127.0.0.1:8765"));
-    for key in ["gateway.mode", "gateway.base_url", "merchant.appid", "merchant.mch_id"] {
+    for key in [
+        "gateway.mode",
+        "gateway.base_url",
+        "merchant.appid",
+        "merchant.mch_id",
+    ] {
         assert!(text.contains(key), "{key} missing:\n{text}");
     }
 }
@@ -139,7 +152,10 @@ fn config_prints_the_effective_settings_without_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(!stdout.contains(KEY) && !text(&out.stderr).contains(KEY), "{stdout}");
+    assert!(
+        !stdout.contains(KEY) && !text(&out.stderr).contains(KEY),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("API key: the SCANPAY_API_KEY environment variable (set, 32 characters)"),
         "{stdout}"
@@ -156,7 +172,11 @@ fn config_prints_the_effective_settings_without_the_key() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(3));
     assert!(text(&bad.stdout).contains("id = \"T-1\""));
-    assert!(text(&bad.stderr).contains("till.id"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("till.id"),
+        "{}",
+        text(&bad.stderr)
+    );
     let typo = scanpay_in(dir.path())
         .env("SCANPAY_PAYMENT_DEDLINE_MS", "1")
         .arg("config")
@@ -203,7 +223,12 @@ fn check_proves_the_merchant_against_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
     let right = check(dir.path(), &gateway, KEY);
     let stdout = text(&right.stdout);
-    assert_eq!(right.status.code(), Some(0), "{stdout}{}", text(&right.stderr));
+    assert_eq!(
+        right.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&right.stderr)
+    );
     assert!(
         stdout
             .lines()
@@ -225,7 +250,10 @@ fn check_proves_the_merchant_against_the_simulator() {
         .find(|l| l.starts_with("FAIL key:"))
         .unwrap_or_else(|| panic!("the key is not named:\n{stdout}"));
     assert!(fail.contains("API key"), "{fail}");
-    assert!(!stdout.contains("0123456789abcdef"), "the key is not printed");
+    assert!(
+        !stdout.contains("0123456789abcdef"),
+        "the key is not printed"
+    );
 
     let mch = till("T01", dir.path(), &gateway)
         .env("SCANPAY_MERCHANT_MCH_ID", "10000999")
