@@ -225,8 +225,12 @@ async fn certificate(client: &GatewayClient, settings: &Settings) -> Finding {
         CertificateProbe::Answered { status } => Finding::Ok(format!(
             "client certificate: /secapi/ accepted it in a TLS handshake (HTTP {status} to an empty, unsigned request: nothing was reversed)"
         )),
+        // With TLS 1.3 a refused client certificate shows after the handshake,
+        // as the server's fatal alert (UnknownCA, BadCertificate, …).
         CertificateProbe::Failed(why)
-            if why.contains("certificate") || why.contains("handshake") || why.contains("tls") =>
+            if ["certificate", "handshake", "tls", "alert", "unknownca"]
+                .iter()
+                .any(|word| why.to_ascii_lowercase().contains(word)) =>
         {
             Finding::Fail(
                 Exit::Config,
