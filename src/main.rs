@@ -186,8 +186,8 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<cli::journal::Format>,
         /// Export CSV for a double-click in Excel (a Chinese Windows too): UTF-8
-        /// with a BOM, order and transaction ids kept as text. Implies --format csv.
-        #[arg(long, conflicts_with = "format")]
+        /// with a BOM, order and transaction ids kept as text. CSV only.
+        #[arg(long)]
         excel: bool,
         /// Export: write to FILE (complete or not at all) instead of stdout.
         /// An existing FILE must be a regular file; it is replaced.
@@ -395,6 +395,10 @@ fn main() -> ExitCode {
                 check: false,
             } => {
                 if exports(&to, &format, &output, excel) {
+                    if excel && format == Some(cli::journal::Format::Json) {
+                        cli::err("scanpay journal: --excel writes CSV for Excel; leave out --format json, or --excel");
+                        return Exit::BadInput;
+                    }
                     let format = format.unwrap_or(cli::journal::Format::Csv);
                     let args = cli::journal::ExportArgs {
                         date,

@@ -480,7 +480,7 @@ fn the_journal_exports_the_day_as_csv_and_json() {
     assert_eq!(orders[0]["transaction_id"], paid["transaction_id"]);
 
     let excel = scanpay(dir.path())
-        .args(["journal", "--date", &today, "--excel"])
+        .args(["journal", "--date", &today, "--format", "csv", "--excel"])
         .output()
         .unwrap();
     assert_eq!(excel.status.code(), Some(0), "{}", text(&excel.stderr));
@@ -491,6 +491,13 @@ fn the_journal_exports_the_day_as_csv_and_json() {
         "{}",
         text(&excel.stdout)
     );
+
+    let json_excel = scanpay(dir.path())
+        .args(["journal", "--date", &today, "--format", "json", "--excel"])
+        .output()
+        .unwrap();
+    assert_eq!(json_excel.status.code(), Some(2));
+    assert!(json_excel.stdout.is_empty());
 
     let bad = scanpay(dir.path())
         .args(["journal", "--date", "2026-13-01", "--format", "csv"])
