@@ -254,7 +254,10 @@ fn main() -> ExitCode {
     // transaction ids and amounts. Folders 0700, files 0600.
     // SAFETY: umask has no preconditions and cannot fail.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return arguments_refused(e),
+    };
     let command = cli.command.unwrap_or(Command::Till);
     // Read-only and needing nothing but the settings: no runtime, no log.
     if let Command::Config { defaults } = command {
@@ -434,6 +437,29 @@ fn main() -> ExitCode {
         }
     });
     exit.into()
+}
+
+/// Arguments clap refuses (a missing --amount, an unknown flag), and --help
+/// or --version. For `pay --json` a refusal too is one JSON object on stdout,
+/// exit 2; everything else is clap's own output and exit code.
+fn arguments_refused(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let pay_json = args.iter().any(|a| a == "pay") && args.iter().any(|a| a == "--json");
+    if pay_json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let rendered = e.render().to_string();
+        // clap's message without its "error: " prefix and usage lines, on one line.
+        let message: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.starts_with("Usage:"))
+            .filter(|line| !line.is_empty())
+            .collect();
+        let message = message.join(" ");
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        return cli::pay::fail(true, Exit::BadInput, &cli::pay::Report::default(), message).into();
+    }
+    e.exit()
 }
 
 /// Whether `scanpay journal` exports rather than opening the screen.

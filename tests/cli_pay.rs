@@ -273,6 +273,26 @@ fn every_json_ending_is_one_object_with_exit_and_message() {
         3,
         "payment.deadline_ms must be a number of milliseconds, e.g. 30000",
     );
+    // Arguments clap refuses: a missing --amount, an unknown flag.
+    let missing = scanpay(dir.path())
+        .args(["pay", "--json", "--auth-code", CODE])
+        .output()
+        .unwrap();
+    assert_json_error(&missing, 2, "--amount");
+    let unknown = scanpay(dir.path())
+        .args([
+            "pay",
+            "--json",
+            "--amount",
+            "1",
+            "--auth-code",
+            CODE,
+            "--tip",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_json_error(&unknown, 2, "--tip");
     let file = scanpay(dir.path())
         .args(["--config", "/nonexistent/till.toml"])
         .args(["pay", "--json", "--amount", "1", "--auth-code", CODE])
