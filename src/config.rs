@@ -177,26 +177,11 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = DEFAULT_TOML
-            .parse()
-            .expect("config/default.toml is checked by a unit test");
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!(
-                    "cannot read the configuration file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let overlay: toml::Table = text
-                .parse()
-                .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
-            merge(&mut table, overlay, path)?;
-        }
         let env: Vec<(String, String)> = env.into_iter().collect();
-        apply_env(&mut table, &env)?;
+        let table = effective_table(file, &env)?;
         // The path says which setting is wrong: "till.language: unknown variant `fr`".
         let raw: Raw = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError(format!("{}: {}", e.path(), e.inner().message())))?;
+            .map_err(|e| ConfigError(in_user_words(&e.path().to_string(), e.inner().message())))?;
         resolve(raw, &env)
     }
 
@@ -205,15 +190,228 @@ impl Settings {
     }
 }
 
+/// The built-in defaults as a table.
+fn defaults() -> toml::Table {
+    DEFAULT_TOML
+        .parse()
+        .expect("config/default.toml is checked by a unit test")
+}
+
+/// The defaults, overlaid by `file` and then by the `SCANPAY_*` variables of
+/// `env`, not yet checked: what `scanpay config` prints.
+pub fn effective_table(
+    file: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<toml::Table, ConfigError> {
+    let mut table = defaults();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "cannot read the configuration file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let overlay: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
+        merge(&mut table, overlay, path)?;
+    }
+    apply_env(&mut table, env)?;
+    Ok(table)
+}
+
+/// The effective configuration as TOML for `scanpay config`, secrets
+/// masked: an API key written in the configuration shows as `***` with its
+/// length, and where the key is read from is said in a comment, with its
+/// length but never its text. Paths (key file, client certificate and key)
+/// are shown; the files' contents never are.
+pub fn effective_toml(
+    file: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<String, ConfigError> {
+    let mut table = effective_table(file, env)?;
+    let mut notes = Vec::new();
+    if let Some(toml::Value::Table(merchant)) = table.get_mut("merchant") {
+        let text = |name: &str| match merchant.get(name) {
+            Some(toml::Value::String(value)) => value.clone(),
+            _ => String::new(),
+        };
+        let (key_file, key_env, plain) =
+            (text("api_key_file"), text("api_key_env"), text("api_key"));
+        let length = |key: &str| format!("set, {} characters", key.trim().chars().count());
+        let source = if !key_file.is_empty() {
+            match std::fs::read_to_string(&key_file) {
+                Ok(key) => format!("merchant.api_key_file {key_file} ({})", length(&key)),
+                Err(e) => format!("merchant.api_key_file {key_file} (cannot read it: {e})"),
+            }
+        } else if let Some((_, key)) = env.iter().find(|(k, v)| *k == key_env && !v.is_empty()) {
+            format!("the {key_env} environment variable ({})", length(key))
+        } else if !plain.is_empty() {
+            format!("merchant.api_key in the configuration ({})", length(&plain))
+        } else {
+            format!("not set (neither merchant.api_key_file nor {key_env})")
+        };
+        notes.push(format!("# API key: {source}"));
+        if !plain.is_empty() {
+            merchant.insert(
+                "api_key".into(),
+                toml::Value::String(format!("*** ({})", length(&plain))),
+            );
+        }
+    }
+    if let Some(toml::Value::Table(gateway)) = table.get_mut("gateway")
+        && let Some(toml::Value::String(url)) = gateway.get_mut("base_url")
+    {
+        *url = without_user_info(url);
+    }
+    // Section by section, in the order of the defaults.
+    let mut body = String::new();
+    for section in SECTIONS {
+        if let Some(values) = table.remove(*section) {
+            let one: toml::Table = [(section.to_string(), values)].into_iter().collect();
+            let text = toml::to_string(&one)
+                .map_err(|e| ConfigError(format!("cannot print the configuration: {e}")))?;
+            body += &text;
+            body += "\n";
+        }
+    }
+    Ok(format!(
+        "# scanpay: the configuration in effect (built-in defaults, the --config file, SCANPAY_* variables)\n{}\n\n{body}",
+        notes.join("\n")
+    ))
+}
+
+/// A URL with whatever precedes an `@` in its authority (a user name and
+/// password, perhaps a secret) replaced by `***`.
+fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The edit distance between two names (Levenshtein).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The known name nearest to `typed`, if it is near enough to be a typo.
+fn nearest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|name| (distance(typed, name), name))
+        .filter(|(d, name)| {
+            // A typo, or a name said longer or shorter (baudrate for baud).
+            let contained = name.len() >= 4
+                && typed.len() >= 4
+                && (typed.contains(name) || name.contains(typed));
+            *d <= 2.max(name.len() / 4) || contained
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// The settings of `section` a file may set.
+fn keys_of<'a>(section: &str, target: &'a toml::Table) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = target.keys().map(String::as_str).collect();
+    if section == "merchant" {
+        keys.extend(["api_key", "allow_plaintext_api_key"]);
+    }
+    keys
+}
+
+/// `section.key is not a setting; did you mean section.other?`
+fn not_a_setting(section: &str, key: &str, target: &toml::Table) -> String {
+    match nearest(key, keys_of(section, target)) {
+        Some(near) => format!("{section}.{key} is not a setting; did you mean {section}.{near}?"),
+        None => format!(
+            "{section}.{key} is not a setting; `scanpay config --defaults` lists the settings of [{section}]"
+        ),
+    }
+}
+
+/// What a setting takes, in the words of someone editing the file:
+/// `payment.deadline_ms must be a number of milliseconds, e.g. 30000`.
+fn takes(section: &str, key: &str, default: &toml::Value) -> String {
+    match default {
+        toml::Value::Integer(n) if key.ends_with("_ms") => {
+            format!("{section}.{key} must be a number of milliseconds, e.g. {n}")
+        }
+        toml::Value::Integer(n) => format!("{section}.{key} must be a whole number, e.g. {n}"),
+        toml::Value::Boolean(_) => format!("{section}.{key} must be true or false"),
+        toml::Value::String(text) if text.is_empty() => {
+            format!("{section}.{key} must be text in double quotes, e.g. {key} = \"…\"")
+        }
+        toml::Value::String(text) => {
+            format!("{section}.{key} must be text in double quotes, e.g. {key} = {text:?}")
+        }
+        toml::Value::Array(_) => format!(
+            "{section}.{key} must be a list in brackets, e.g. {key} = [{{ name = \"拿铁\", amount = \"22.00\" }}]"
+        ),
+        _ => format!("{section}.{key} has the wrong type; see `scanpay config --defaults`"),
+    }
+}
+
+/// Whether `value` has the type of `default` (any integer for an integer, …).
+fn same_type(value: &toml::Value, default: &toml::Value) -> bool {
+    std::mem::discriminant(value) == std::mem::discriminant(default)
+}
+
+/// A deserialisation error in the user's words where serde's are a
+/// programmer's ("invalid type: string \"soon\", expected u64").
+fn in_user_words(path: &str, message: &str) -> String {
+    let typed = message.starts_with("invalid type") || message.starts_with("invalid value");
+    let default = path.split_once('.').and_then(|(section, key)| {
+        let toml::Value::Table(values) = defaults().get(section)?.clone() else {
+            return None;
+        };
+        Some((
+            section.to_string(),
+            key.to_string(),
+            values.get(key)?.clone(),
+        ))
+    });
+    match default {
+        Some((section, key, default)) if typed => {
+            let mut text = takes(&section, &key, &default);
+            if let toml::Value::Integer(_) = default
+                && message.contains("integer `-")
+            {
+                text += " (not negative)";
+            }
+            text
+        }
+        _ => format!("{path}: {message}"),
+    }
+}
+
 /// Overlays `overlay` on `base`, refusing keys the defaults do not have (a
 /// typo would otherwise be ignored silently).
 fn merge(base: &mut toml::Table, overlay: toml::Table, file: &Path) -> Result<(), ConfigError> {
     for (section, value) in overlay {
         let Some(toml::Value::Table(target)) = base.get_mut(&section) else {
+            let hint = match nearest(&section, SECTIONS.iter().copied()) {
+                Some(near) => format!("did you mean [{near}]?"),
+                None => format!("the sections are {}", SECTIONS.join(", ")),
+            };
             return err(format!(
-                "{}: unknown section [{section}]; the sections are {}",
-                file.display(),
-                SECTIONS.join(", ")
+                "{}: [{section}] is not a section; {hint}",
+                file.display()
             ));
         };
         let toml::Value::Table(values) = value else {
@@ -225,8 +423,18 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, file: &Path) -> Result<()
                     && matches!(key.as_str(), "api_key" | "allow_plaintext_api_key"));
             if !allowed {
                 return err(format!(
-                    "{}: unknown setting {section}.{key}; see config/default.toml for the settings",
-                    file.display()
+                    "{}: {}",
+                    file.display(),
+                    not_a_setting(&section, &key, target)
+                ));
+            }
+            if let Some(default) = target.get(&key)
+                && !same_type(&value, default)
+            {
+                return err(format!(
+                    "{}: {}",
+                    file.display(),
+                    takes(&section, &key, default)
                 ));
             }
             target.insert(key, value);
@@ -254,29 +462,37 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             continue;
         };
         let typed = match target.get(key) {
-            Some(toml::Value::Integer(_)) => value
+            Some(default @ toml::Value::Integer(_)) => value
                 .trim()
                 .parse::<i64>()
                 .map(toml::Value::Integer)
                 .map_err(|_| {
                     ConfigError(format!(
-                        "{name}={value:?}: {section}.{key} takes a whole number"
+                        "{name}={value:?}: {}",
+                        takes(section, key, default)
                     ))
                 })?,
-            Some(toml::Value::Boolean(_)) => value
+            Some(default @ toml::Value::Boolean(_)) => value
                 .trim()
                 .parse::<bool>()
                 .map(toml::Value::Boolean)
                 .map_err(|_| {
                     ConfigError(format!(
-                        "{name}={value:?}: {section}.{key} takes true or false"
+                        "{name}={value:?}: {}",
+                        takes(section, key, default)
                     ))
                 })?,
             Some(_) => toml::Value::String(value.clone()),
             None => {
-                return err(format!(
-                    "{name}: there is no setting {section}.{key}; see config/default.toml for the settings"
-                ));
+                let mut message = format!("{name}: {}", not_a_setting(section, key, target));
+                if let Some(near) = nearest(key, keys_of(section, target)) {
+                    message += &format!(
+                        " (SCANPAY_{}_{})",
+                        section.to_ascii_uppercase(),
+                        near.to_ascii_uppercase()
+                    );
+                }
+                return err(message);
             }
         };
         target.insert(key.to_string(), typed);
@@ -651,12 +867,14 @@ mod tests {
             Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLINE_MS", "soon")])).unwrap_err();
         assert!(
             bad.to_string()
-                .contains("payment.deadline_ms takes a whole number"),
+                .contains("payment.deadline_ms must be a number of milliseconds, e.g. 30000"),
             "{bad}"
         );
         let typo = Settings::load(None, env(&[("SCANPAY_PAYMENT_DEADLNE_MS", "1")])).unwrap_err();
         assert!(
-            typo.to_string().contains("no setting payment.deadlne_ms"),
+            typo.to_string().contains(
+                "payment.deadlne_ms is not a setting; did you mean payment.deadline_ms? (SCANPAY_PAYMENT_DEADLINE_MS)"
+            ),
             "{typo}"
         );
     }
@@ -726,14 +944,14 @@ mod tests {
             Settings::load(Some(&typo), env(&[]))
                 .unwrap_err()
                 .to_string()
-                .contains("unknown setting till.idd")
+                .contains("till.idd is not a setting; did you mean till.id?")
         );
         let section = file(&dir, "c.toml", "[tills]\nid = \"K9\"\n", 0o644);
         assert!(
             Settings::load(Some(&section), env(&[]))
                 .unwrap_err()
                 .to_string()
-                .contains("unknown section [tills]")
+                .contains("[tills] is not a section; did you mean [till]?")
         );
         let broken = file(&dir, "d.toml", "[till\n", 0o644);
         assert!(
@@ -1158,5 +1376,174 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(no_ids.contains("merchant.appid"), "{no_ids}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_told_in_the_users_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[payment]\ndeadline_ms = \"30s\"\n",
+                "payment.deadline_ms must be a number of milliseconds, e.g. 30000",
+            ),
+            (
+                "[payment]\ndeadline_ms = -5\n",
+                "payment.deadline_ms must be a number of milliseconds, e.g. 30000 (not negative)",
+            ),
+            (
+                "[payment]\nreverse_max_attempts = \"five\"\n",
+                "payment.reverse_max_attempts must be a whole number, e.g. 5",
+            ),
+            (
+                "[till]\nbell = \"yes\"\n",
+                "till.bell must be true or false",
+            ),
+            (
+                "[till]\nid = 7\n",
+                "till.id must be text in double quotes, e.g. id = \"T01\"",
+            ),
+            (
+                "[serial]\nbaud = 96.00\n",
+                "serial.baud must be a whole number, e.g. 9600",
+            ),
+        ];
+        for (i, (text, expected)) in cases.into_iter().enumerate() {
+            let path = file(&dir, &format!("{i}.toml"), text, 0o644);
+            let e = Settings::load(Some(&path), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{text:?}: {e}");
+            assert!(
+                !e.contains("invalid type") && !e.contains("expected u"),
+                "{e}"
+            );
+        }
+        let e = Settings::load(None, env(&[("SCANPAY_TILL_BELL", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "SCANPAY_TILL_BELL=\"maybe\": till.bell must be true or false"
+        );
+        // What serde says of a value the type check lets through is put the same way.
+        assert_eq!(
+            in_user_words(
+                "payment.deadline_ms",
+                "invalid value: integer `-5`, expected u64"
+            ),
+            "payment.deadline_ms must be a number of milliseconds, e.g. 30000 (not negative)"
+        );
+        assert_eq!(
+            in_user_words(
+                "till.language",
+                "unknown variant `fr`, expected `zh` or `en`"
+            ),
+            "till.language: unknown variant `fr`, expected `zh` or `en`"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_the_nearest_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[payment]\ndedline_ms = 1\n",
+                "payment.dedline_ms is not a setting; did you mean payment.deadline_ms?",
+            ),
+            (
+                "[merchant]\napi_kye = \"x\"\n",
+                "merchant.api_kye is not a setting; did you mean merchant.api_key?",
+            ),
+            (
+                "[serial]\nbaudrate = 1\n",
+                "serial.baudrate is not a setting; did you mean serial.baud?",
+            ),
+            (
+                "[paymnet]\ndeadline_ms = 1\n",
+                "[paymnet] is not a section; did you mean [payment]?",
+            ),
+            (
+                "[till]\ncolour = 1\n",
+                "till.colour is not a setting; `scanpay config --defaults` lists the settings of [till]",
+            ),
+        ];
+        for (i, (text, expected)) in cases.into_iter().enumerate() {
+            let path = file(&dir, &format!("{i}.toml"), text, 0o644);
+            let e = Settings::load(Some(&path), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.ends_with(expected), "{text:?}: {e}");
+        }
+        assert_eq!(distance("dedline_ms", "deadline_ms"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn no_message_points_at_a_file_an_installed_machine_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = file(&dir, "t.toml", "[till]\ncolour = 1\n", 0o644);
+        for e in [
+            Settings::load(Some(&typo), env(&[])).unwrap_err(),
+            Settings::load(None, env(&[("SCANPAY_TILL_COLOUR", "red")])).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            assert!(
+                !e.contains("default.toml") && e.contains("scanpay config --defaults"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_masks_every_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "0123456789abcdef0123456789ABCDEF";
+        let conf = file(
+            &dir,
+            "m.toml",
+            &format!(
+                "[till]\nid = \"K9\"\npresets = [{{ name = \"拿铁\", amount = \"22.00\" }}]\n[merchant]\napi_key = \"{key}\"\n[gateway]\nbase_url = \"https://user:s3cret@api.mch.weixin.qq.com\"\n"
+            ),
+            0o600,
+        );
+        let text = effective_toml(
+            Some(&conf),
+            &env(&[("SCANPAY_PAYMENT_DEADLINE_MS", "45000")]),
+        )
+        .unwrap();
+        assert!(!text.contains(key) && !text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("api_key = \"*** (set, 32 characters)\""),
+            "{text}"
+        );
+        assert!(text.contains("https://***@api.mch.weixin.qq.com"), "{text}");
+        assert!(
+            text.contains("deadline_ms = 45000") && text.contains("id = \"K9\""),
+            "{text}"
+        );
+        // It is TOML, sections in the order of the defaults.
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["till"]["presets"][0]["name"].as_str(), Some("拿铁"));
+        assert!(text.find("[till]").unwrap() < text.find("[gateway]").unwrap());
+
+        let from_env = effective_toml(None, &env(&[("SCANPAY_API_KEY", key)])).unwrap();
+        assert!(!from_env.contains(key), "{from_env}");
+        assert!(
+            from_env.contains(
+                "# API key: the SCANPAY_API_KEY environment variable (set, 32 characters)"
+            ),
+            "{from_env}"
+        );
+        let private = file(&dir, "api.key", key, 0o600);
+        let from_file = effective_toml(
+            None,
+            &env(&[("SCANPAY_MERCHANT_API_KEY_FILE", private.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert!(
+            !from_file.contains(key) && from_file.contains("api.key (set, 32 characters)"),
+            "{from_file}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use scanpay::config::Settings;
 #[derive(Parser)]
 #[command(version, about, long_about, after_help = EXIT_CODES)]
 struct Cli {
-    /// Configuration file (defaults: config/default.toml, built in).
+    /// Configuration file, over the built-in defaults (`scanpay config --defaults`).
     #[arg(long, global = true, env = "SCANPAY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also log to stderr at this level (error, warn, info, debug, trace);
@@ -27,21 +27,113 @@ struct Cli {
 }
 
 const EXIT_CODES: &str = "\
+Examples:
+  scanpay                              the till (the built-in simulator until a merchant is set)
+  scanpay pay --amount 12.34 --auth-code 134539517967686076
+  scanpay config                       the settings in effect; `scanpay config --defaults` all of them
+  scanpay check                        prove the merchant's key, ids and certificate, moving no money
+
 Exit codes of `scanpay pay`:
   0 paid · 1 internal error (journal) · 2 bad input, nothing sent · 3 configuration error, nothing sent
   4 failed, no money moved · 5 reversed or closed, any charge returned · 6 needs attention (unclear)
   8 the journal could not record the payment before anything was sent: nobody was charged";
 
+const TILL_HELP: &str = "\
+Examples:
+  scanpay till
+  scanpay --config /etc/scanpay/till.toml till
+  SCANPAY_TILL_LANGUAGE=en scanpay till        the cashier's messages in English";
+
+const PAY_HELP: &str = "\
+Examples:
+  scanpay pay --amount 12.34 --auth-code 134539517967686076
+  scanpay pay --amount 12.34 --auth-code \"1345 3951 7967 6860 76\"   (typed as the phone shows it)
+  scanpay pay --amount 12.34 --scan --json --body \"两杯咖啡\"
+
+Exit codes:
+  0  paid
+  1  internal error: the journal could not be written (unfinished orders stay in it)
+  2  bad input (amount, payment code, arguments): nothing was sent
+  3  configuration error: nothing was sent
+  4  failed: a definite refusal, no money moved (NOTENOUGH, AUTHCODEEXPIRE, …)
+  5  reversed or closed: any charge was returned to the customer
+  6  needs attention: still unclear; take no other payment for this sale, `scanpay replay` settles it
+  8  the journal could not record the payment before anything was sent: nobody was charged
+
+With --json, stdout is one JSON object whatever happens (bad input and configuration
+errors too): exit, message, out_trade_no, state, amount, transaction_id, err_code
+(null when not known).";
+
+const SCAN_TEST_HELP: &str = "\
+Examples:
+  scanpay scan-test --list                     the serial ports and HID devices found
+  scanpay scan-test                            the configured scanner (scanner.driver)
+  scanpay scan-test --port /dev/ttyACM0        a serial scanner
+  scanpay scan-test --device 0c2e:0b61         a HID scanner, VID:PID";
+
+const JOURNAL_HELP: &str = "\
+Examples:
+  scanpay journal                              today's orders on screen
+  scanpay journal --date 2026-11-22 > day.csv
+  scanpay journal --date 2026-11-01 --to 2026-11-30 --format json -o november.json
+  scanpay journal --excel -o today.csv         for a double-click in Excel (BOM, ids as text)
+  scanpay journal --check";
+
+const REPLAY_HELP: &str = "\
+Examples:
+  scanpay replay --dry-run                     what would be done, nothing sent
+  scanpay replay                               every unfinished or unclear order
+  scanpay replay --date 2026-11-22
+  scanpay replay --order T01261122140307K3F9XQ000042";
+
+const SIMULATE_HELP: &str = "\
+Examples:
+  scanpay simulate
+  scanpay simulate --listen 127.0.0.1:0 --fault flap:2000/1000
+
+Point a till at it, from another terminal, with these variables:
+  SCANPAY_GATEWAY_MODE=wechat
+  SCANPAY_GATEWAY_BASE_URL=http://127.0.0.1:8765
+  SCANPAY_MERCHANT_APPID=wxd930ea5d5a258f4f
+  SCANPAY_MERCHANT_MCH_ID=10000100
+  SCANPAY_API_KEY=192006250b4c09247ec02edce69f6a2d
+then run `scanpay`, `scanpay pay …` or `scanpay check`. In a --config file the same are
+gateway.mode, gateway.base_url, merchant.appid and merchant.mch_id (the key stays in
+SCANPAY_API_KEY or merchant.api_key_file). A gateway on loopback needs no client
+certificate and may use shortened payment.* timings.";
+
+const CONFIG_HELP: &str = "\
+Examples:
+  scanpay config                               the settings in effect, secrets masked
+  scanpay --config till.toml config            what till.toml changes
+  scanpay config --defaults > till.toml        every setting with its comment, to edit
+
+The effective configuration is the built-in defaults, then the --config file, then the
+SCANPAY_<SECTION>_<KEY> variables (SCANPAY_PAYMENT_DEADLINE_MS=30000 sets
+payment.deadline_ms). Exit 0 valid, 3 a setting is wrong (the message names it).";
+
+const CHECK_HELP: &str = "\
+Examples:
+  scanpay --config till.toml check
+
+Moves no money and records nothing: it asks WeChat Pay about an order number that cannot
+exist (signed as a payment would be) and knocks at /secapi/ with the client certificate.
+One line per finding: ok, FAIL (with what to do) or skip.
+Exit codes: 0 every finding ok · 1 WeChat Pay could not be reached or gave no verdict ·
+3 a setting is wrong (the key, merchant.appid, merchant.mch_id, the client certificate).";
+
 #[derive(Subcommand)]
 enum Command {
     /// The till: amount, scan, payment, result; F2 opens the journal (the default).
+    #[command(after_help = TILL_HELP)]
     Till,
     /// Take one payment without the till screen, printing each step.
+    #[command(after_help = PAY_HELP)]
     Pay {
         /// Amount in yuan, e.g. 12.34 (two decimals at most).
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
-        /// The customer's WeChat payment code: 18 digits starting 10-15.
+        /// The customer's WeChat payment code: 18 digits starting 10-15 (spaces are ignored).
         #[arg(
             long,
             allow_hyphen_values = true,
@@ -63,6 +155,7 @@ enum Command {
         json: bool,
     },
     /// Test a scanner at this till: list devices, then show every read and its verdict.
+    #[command(after_help = SCAN_TEST_HELP)]
     ScanTest {
         /// wedge | hid | serial (default: scanner.driver).
         #[arg(long)]
@@ -81,6 +174,7 @@ enum Command {
     ///
     /// Exports are also written whenever stdout is not a terminal, so
     /// `scanpay journal --date 2026-11-22 > day.csv` does what it says.
+    #[command(after_help = JOURNAL_HELP)]
     Journal {
         /// The day, YYYY-MM-DD [default: today in till.time_zone].
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -91,17 +185,22 @@ enum Command {
         /// Export in this format [default: csv].
         #[arg(long, value_enum)]
         format: Option<cli::journal::Format>,
+        /// Export CSV for a double-click in Excel (a Chinese Windows too): UTF-8
+        /// with a BOM, order and transaction ids kept as text. CSV only.
+        #[arg(long)]
+        excel: bool,
         /// Export: write to FILE (complete or not at all) instead of stdout.
         /// An existing FILE must be a regular file; it is replaced.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Check the whole journal for damage (SQLite's integrity_check),
         /// read-only: prints ok or the problems; exit 0 sound, 1 damaged.
-        #[arg(long, conflicts_with_all = ["date", "to", "format", "output"])]
+        #[arg(long, conflicts_with_all = ["date", "to", "format", "output", "excel"])]
         check: bool,
     },
     /// Resolve orders left open or unclear (outage, crash, reverse attempts
     /// run out): query each, reverse what is still unclear. Never charges.
+    #[command(after_help = REPLAY_HELP)]
     Replay {
         /// Only orders of this day, YYYY-MM-DD (default: all days).
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -123,6 +222,7 @@ enum Command {
         reverse_paid: bool,
     },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
+    #[command(after_help = SIMULATE_HELP)]
     Simulate {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:8765")]
@@ -135,6 +235,17 @@ enum Command {
         #[arg(long, value_name = "MODE", default_value = "none")]
         fault: scanpay::simulator::Fault,
     },
+    /// Print the effective configuration as TOML, secrets masked.
+    #[command(after_help = CONFIG_HELP)]
+    Config {
+        /// Print the built-in defaults instead: every setting, with its comment.
+        #[arg(long)]
+        defaults: bool,
+    },
+    /// Prove the merchant setup (API key, appid, mch_id, client certificate)
+    /// against WeChat Pay without moving money.
+    #[command(after_help = CHECK_HELP)]
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -143,21 +254,37 @@ fn main() -> ExitCode {
     // transaction ids and amounts. Folders 0700, files 0600.
     // SAFETY: umask has no preconditions and cannot fail.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return arguments_refused(e),
+    };
+    let command = cli.command.unwrap_or(Command::Till);
+    // Read-only and needing nothing but the settings: no runtime, no log.
+    if let Command::Config { defaults } = command {
+        return cli::config::run(defaults, cli.config.as_deref()).into();
+    }
+    // With `pay --json` every ending, this one too, is a JSON object on stdout.
+    let pay_json = matches!(command, Command::Pay { json: true, .. });
+    let fail = |exit: Exit, message: String| -> ExitCode {
+        if pay_json {
+            cli::pay::fail(true, exit, &cli::pay::Report::default(), &message).into()
+        } else {
+            cli::err(format_args!("scanpay: {message}"));
+            exit.into()
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("scanpay: cannot start the async runtime: {e}");
-            return Exit::Internal.into();
+            return fail(
+                Exit::Internal,
+                format!("cannot start the async runtime: {e}"),
+            );
         }
     };
-    let command = cli.command.unwrap_or(Command::Till);
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
-        Err(e) => {
-            cli::err(format_args!("scanpay: configuration error: {e}"));
-            return Exit::Config.into();
-        }
+        Err(e) => return fail(Exit::Config, format!("configuration error: {e}")),
     };
     let logging = match &command {
         // Viewing and exporting the journal create no file, not even a log:
@@ -166,24 +293,35 @@ fn main() -> ExitCode {
             to,
             format,
             output,
+            excel,
             check: false,
             ..
-        } if !exports(to, format, output) => Ok(None),
-        Command::Journal { .. } => scanpay::logging::init_stderr(&cli.log_level).map(|()| None),
+        } if !exports(to, format, output, *excel) => Ok(None),
+        // Read-only commands create no folder and no file: stderr only.
+        Command::Journal { .. } | Command::Check | Command::ScanTest { list: true, .. } => {
+            scanpay::logging::init_stderr(&cli.log_level).map(|()| None)
+        }
+        // scan-test prints every problem itself: its log goes to the file
+        // alone, or each would show twice.
+        Command::ScanTest { .. } => scanpay::logging::init(
+            &settings.log_dir,
+            &settings.log_level,
+            None,
+            settings.store_offset,
+        )
+        .map(Some),
         // The terminal belongs to the till's screen: its logs go to the file only.
         command => scanpay::logging::init(
             &settings.log_dir,
             &settings.log_level,
             (!matches!(command, Command::Till)).then_some(cli.log_level.as_str()),
+            settings.store_offset,
         )
         .map(Some),
     };
     let _log = match logging {
         Ok(guard) => guard,
-        Err(e) => {
-            cli::err(format_args!("scanpay: {e}"));
-            return Exit::Config.into();
-        }
+        Err(e) => return fail(Exit::Config, e),
     };
     let exit = runtime.block_on(async {
         match command {
@@ -256,14 +394,20 @@ fn main() -> ExitCode {
                 to,
                 format,
                 output,
+                excel,
                 check: false,
             } => {
-                if exports(&to, &format, &output) {
+                if exports(&to, &format, &output, excel) {
+                    if excel && format == Some(cli::journal::Format::Json) {
+                        cli::err("scanpay journal: --excel writes CSV for Excel; leave out --format json, or --excel");
+                        return Exit::BadInput;
+                    }
                     let format = format.unwrap_or(cli::journal::Format::Csv);
                     let args = cli::journal::ExportArgs {
                         date,
                         to,
                         format,
+                        excel,
                         output,
                     };
                     cli::journal::export(args, &settings.journal_path, settings.store_offset)
@@ -288,9 +432,34 @@ fn main() -> ExitCode {
                 slow_ms,
                 fault,
             } => cli::simulate::run(listen, Duration::from_millis(slow_ms), fault).await,
+            Command::Check => cli::check::run(settings).await,
+            Command::Config { .. } => unreachable!("handled before the settings are loaded"),
         }
     });
     exit.into()
+}
+
+/// Arguments clap refuses (a missing --amount, an unknown flag), and --help
+/// or --version. For `pay --json` a refusal too is one JSON object on stdout,
+/// exit 2; everything else is clap's own output and exit code.
+fn arguments_refused(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let pay_json = args.iter().any(|a| a == "pay") && args.iter().any(|a| a == "--json");
+    if pay_json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let rendered = e.render().to_string();
+        // clap's message without its "error: " prefix and usage lines, on one line.
+        let message: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.starts_with("Usage:"))
+            .filter(|line| !line.is_empty())
+            .collect();
+        let message = message.join(" ");
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        return cli::pay::fail(true, Exit::BadInput, &cli::pay::Report::default(), message).into();
+    }
+    e.exit()
 }
 
 /// Whether `scanpay journal` exports rather than opening the screen.
@@ -298,9 +467,14 @@ fn exports(
     to: &Option<String>,
     format: &Option<cli::journal::Format>,
     output: &Option<PathBuf>,
+    excel: bool,
 ) -> bool {
     use std::io::IsTerminal;
-    format.is_some() || output.is_some() || to.is_some() || !std::io::stdout().is_terminal()
+    format.is_some()
+        || output.is_some()
+        || to.is_some()
+        || excel
+        || !std::io::stdout().is_terminal()
 }
 
 /// The till screen.

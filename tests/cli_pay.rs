@@ -179,10 +179,151 @@ fn the_human_output_shows_each_step() {
         "sending micropay",
         "waiting for the customer's password",
         "querying",
-        "PAID: T01",
+        "PAID ¥0.40 · order T01",
+        " · transaction 42",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+}
+
+/// The last line of the plain output: state word, amount, order and
+/// transaction id, as a cashier or a log reader wants them.
+#[test]
+fn the_plain_result_gives_the_amount_and_the_transaction_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pay(dir.path(), "12.34", CODE, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    let orders = journal.orders_between(i64::MIN, i64::MAX).unwrap();
+    let order = &orders[0];
+    let expected = format!(
+        "PAID ¥12.34 · order {} · transaction {} — ",
+        order.out_trade_no,
+        order.transaction_id.as_deref().unwrap()
+    );
+    assert!(last.starts_with(&expected), "{last}");
+    let failed = pay(dir.path(), "0.44", CODE, &[]);
+    assert_eq!(failed.status.code(), Some(4));
+    let last = text(&failed.stdout).lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with("FAILED ¥0.44 · order T01") && last.contains(" · NOTENOUGH — "),
+        "{last}"
+    );
+}
+
+/// The object every `--json` run prints when it ends before a payment.
+fn assert_json_error(out: &Output, exit: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(exit), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one object, one line: {stdout}");
+    let object = json(out);
+    assert_eq!(object["exit"], exit, "{object}");
+    let message = object["message"].as_str().unwrap();
+    assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    assert!(
+        !message.contains(&CODE[..14]),
+        "the code is not echoed: {message}"
+    );
+    for key in [
+        "out_trade_no",
+        "state",
+        "amount",
+        "transaction_id",
+        "err_code",
+    ] {
+        assert!(object.get(key).is_some(), "{key} missing in {object}");
+    }
+}
+
+#[test]
+fn every_json_ending_is_one_object_with_exit_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_json_error(
+        &pay(dir.path(), "1.234", CODE, &["--json"]),
+        2,
+        "--amount \"1.234\"",
+    );
+    assert_json_error(
+        &pay(dir.path(), "1", "13453951796768607X", &["--json"]),
+        2,
+        "--auth-code",
+    );
+    let full_width = pay(
+        dir.path(),
+        "1",
+        "１３４５３９５１７９６７６８６０７６",
+        &["--json"],
+    );
+    assert_json_error(&full_width, 2, "full-width");
+    let message = json(&full_width)["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("half-width") && message.contains("半角"),
+        "{message}"
+    );
+    // A configuration error happens before the payment starts: JSON all the same.
+    let config = scanpay(dir.path())
+        .env("SCANPAY_PAYMENT_DEADLINE_MS", "30s")
+        .args(["pay", "--json", "--amount", "1", "--auth-code", CODE])
+        .output()
+        .unwrap();
+    assert_json_error(
+        &config,
+        3,
+        "payment.deadline_ms must be a number of milliseconds, e.g. 30000",
+    );
+    // Arguments clap refuses: a missing --amount, an unknown flag.
+    let missing = scanpay(dir.path())
+        .args(["pay", "--json", "--auth-code", CODE])
+        .output()
+        .unwrap();
+    assert_json_error(&missing, 2, "--amount");
+    let unknown = scanpay(dir.path())
+        .args([
+            "pay",
+            "--json",
+            "--amount",
+            "1",
+            "--auth-code",
+            CODE,
+            "--tip",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_json_error(&unknown, 2, "--tip");
+    let file = scanpay(dir.path())
+        .args(["--config", "/nonexistent/till.toml"])
+        .args(["pay", "--json", "--amount", "1", "--auth-code", CODE])
+        .output()
+        .unwrap();
+    assert_json_error(&file, 3, "cannot read the configuration file");
+    assert!(
+        !dir.path().join("journal.sqlite3").exists(),
+        "nothing may be journaled for bad input"
+    );
+    // A definite failure carries the order's fields as well as exit and message.
+    let failed = pay(dir.path(), "0.44", CODE, &["--json"]);
+    let object = json(&failed);
+    assert_eq!(object["exit"], 4);
+    assert_eq!(object["err_code"], "NOTENOUGH");
+    assert_eq!(object["amount"], "0.44");
+}
+
+#[test]
+fn a_code_typed_with_spaces_as_the_phone_shows_it_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pay(dir.path(), "12.34", "1345 3951 7967 6860 76", &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result = json(&out);
+    assert_eq!(result["state"], "paid");
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    let order = journal
+        .order_by_trade_no(result["out_trade_no"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.auth_code_masked, "**************6076");
 }
 
 /// A till configured as for a real merchant, talking to `scanpay simulate`
@@ -357,6 +498,26 @@ fn the_journal_exports_the_day_as_csv_and_json() {
     assert_eq!(orders[1]["out_trade_no"], failed["out_trade_no"]);
     assert_eq!(orders[0]["amount"], "12.34");
     assert_eq!(orders[0]["transaction_id"], paid["transaction_id"]);
+
+    let excel = scanpay(dir.path())
+        .args(["journal", "--date", &today, "--format", "csv", "--excel"])
+        .output()
+        .unwrap();
+    assert_eq!(excel.status.code(), Some(0), "{}", text(&excel.stderr));
+    assert!(excel.stdout.starts_with(b"\xEF\xBB\xBFout_trade_no,"));
+    let transaction = paid["transaction_id"].as_str().unwrap();
+    assert!(
+        text(&excel.stdout).contains(&format!(",\"=\"\"{transaction}\"\"\",")),
+        "{}",
+        text(&excel.stdout)
+    );
+
+    let json_excel = scanpay(dir.path())
+        .args(["journal", "--date", &today, "--format", "json", "--excel"])
+        .output()
+        .unwrap();
+    assert_eq!(json_excel.status.code(), Some(2));
+    assert!(json_excel.stdout.is_empty());
 
     let bad = scanpay(dir.path())
         .args(["journal", "--date", "2026-13-01", "--format", "csv"])

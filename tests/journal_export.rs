@@ -4,8 +4,8 @@
 use rusqlite::{Connection, TransactionBehavior};
 use scanpay::domain::{AuthCode, Fen, TillId};
 use scanpay::journal::{
-    DaySummary, EXPORT_COLUMNS, EventRecord, FinalRecord, Journal, NewOrder, OrderState,
-    day_bounds, write_csv, write_json,
+    DaySummary, EXPORT_COLUMNS, EventRecord, ExportFormat, ExportWriter, FinalRecord, Journal,
+    NewOrder, OrderState, UTF8_BOM, day_bounds, excel_cell, write_csv, write_json,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -418,4 +418,52 @@ fn a_read_only_open_never_creates_a_journal() {
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), b"");
+}
+
+fn excel_of(journal: &Journal, day: time::Date) -> Vec<u8> {
+    let orders = journal.day(day, BEIJING).unwrap().orders;
+    let mut export =
+        ExportWriter::with_excel(ExportFormat::Csv, true, BEIJING, Vec::new()).unwrap();
+    export.write(&orders).unwrap();
+    export.finish().unwrap()
+}
+
+/// `--excel`: a BOM so a Chinese Excel reads UTF-8, and ids as `="…"` so a
+/// 28-digit transaction id is not shown as 4.2E+27; the plain CSV is unchanged.
+#[test]
+fn the_excel_export_has_a_bom_and_keeps_ids_as_text() {
+    let mut f = Fixture::new();
+    let day = date!(2026 - 11 - 22);
+    f.order(datetime!(2026-11-22 14:03:07 +8), "0.01", OrderState::Paid);
+    f.order_with(
+        datetime!(2026-11-22 15:00 +8),
+        "12.30",
+        OrderState::Failed,
+        "=HYPERLINK(\"http://x\")",
+        AuthCode::parse(CODE).unwrap().masked(),
+    );
+    let bytes = excel_of(&f.journal, day);
+    assert!(bytes.starts_with(UTF8_BOM), "{:?}", &bytes[..8]);
+    let text = std::str::from_utf8(&bytes[UTF8_BOM.len()..]).unwrap();
+    let (header, rows) = parse_csv(text);
+    assert_eq!(header, EXPORT_COLUMNS);
+    let orders = f.journal.day(day, BEIJING).unwrap().orders;
+    assert_eq!(rows[0][0], format!("=\"{}\"", orders[0].out_trade_no));
+    assert_eq!(rows[0][2], "=\"T01\"");
+    assert_eq!(rows[0][5], "=\"4200001234202611221234567890\"");
+    assert_eq!(rows[0][3], "0.01");
+    assert_eq!(rows[0][7], "支付成功");
+    assert_eq!(rows[1][5], "", "an absent id stays empty");
+    // A description Excel would run as a formula is shown as the text it is.
+    assert_eq!(rows[1][8], "=\"=HYPERLINK(\"\"http://x\"\")\"");
+    assert_eq!(rows[1][9], "**************6076");
+    // Plain CSV: no BOM, ids bare, as before.
+    let plain = csv_of(&f.journal, day);
+    assert!(
+        plain.starts_with("out_trade_no,") && !plain.contains("=\""),
+        "{plain}"
+    );
+    assert_eq!(excel_cell("", true), "");
+    assert_eq!(excel_cell("42", false), "42");
+    assert_eq!(excel_cell("-1", false), "=\"-1\"");
 }

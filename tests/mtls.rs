@@ -275,3 +275,35 @@ async fn a_merchant_certificate_from_another_ca_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `scanpay check`'s certificate step: a handshake with the merchant's
+/// certificate succeeds and is answered; one from another CA fails in the
+/// handshake, and the failure says so.
+#[tokio::test]
+async fn the_certificate_probe_tells_an_accepted_certificate_from_a_refused_one() {
+    use scanpay::wechat::client::CertificateProbe;
+    let ca = ca("Test Gateway CA");
+    let merchant = Leaf::merchant(&ca);
+    let mut gateway = Gateway::start(&ca).await;
+    let probe = client(&gateway.url, Some(&ca), &merchant)
+        .probe_certificate()
+        .await;
+    assert_eq!(probe, CertificateProbe::Answered { status: 200 });
+    match gateway.next().await {
+        Seen::Request { path, client_cert } => {
+            assert_eq!(path, "/secapi/pay/reverse");
+            assert_eq!(client_cert.as_ref(), Some(merchant.cert.der()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let stranger = Leaf::merchant(&self::ca("Another CA"));
+    match client(&gateway.url, Some(&ca), &stranger)
+        .probe_certificate()
+        .await
+    {
+        // `scanpay check` reads the alert as the certificate refused.
+        CertificateProbe::Failed(why) => assert!(why.contains("alert"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(gateway.next().await, Seen::Refused(_)));
+}

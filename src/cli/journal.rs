@@ -23,6 +23,8 @@ pub struct ExportArgs {
     /// The last day of a range, inclusive; `None` exports one day.
     pub to: Option<String>,
     pub format: Format,
+    /// CSV for a double-click in Excel: a BOM, ids kept as text.
+    pub excel: bool,
     /// `None` writes to stdout.
     pub output: Option<PathBuf>,
 }
@@ -125,6 +127,7 @@ pub fn run(
         first,
         last,
         offset,
+        excel: args.excel,
     };
     match &args.output {
         None => {
@@ -224,6 +227,7 @@ struct Days {
     first: Date,
     last: Date,
     offset: UtcOffset,
+    excel: bool,
 }
 
 impl Days {
@@ -235,7 +239,8 @@ impl Days {
         out: W,
         failed: impl Fn(io::Error) -> ExportError,
     ) -> Result<(usize, W), ExportError> {
-        let mut export = ExportWriter::new(format, self.offset, out).map_err(&failed)?;
+        let mut export =
+            ExportWriter::with_excel(format, self.excel, self.offset, out).map_err(&failed)?;
         let mut count = 0;
         let days = std::iter::successors(Some(self.first), |day| day.next_day());
         for day in days.take_while(|day| *day <= self.last) {
@@ -357,6 +362,7 @@ mod tests {
             date: date.map(String::from),
             to: to.map(String::from),
             format: Format::Csv,
+            excel: false,
             output,
         }
     }

@@ -1,6 +1,8 @@
 //! The headless commands. The exit codes are part of the interface other
 //! POS programs and scripts rely on (README, "Exit codes").
 
+pub mod check;
+pub mod config;
 pub mod journal;
 pub mod pay;
 pub mod replay;

@@ -23,6 +23,21 @@ pub struct PayArgs {
     pub json: bool,
 }
 
+/// The code as the cashier gave it, made ready for [`AuthCode::parse`]: the
+/// ASCII spaces of a code typed as the phone shows it (`1345 3951 7967 6860
+/// 76`) are dropped. Full-width digits (a Chinese input method in full-width
+/// mode) are refused with how to fix it, rather than as "not a digit".
+pub fn typed_code(input: &str) -> Result<String, String> {
+    let full_width = |c: char| matches!(c, '\u{FF10}'..='\u{FF19}' | '\u{3000}');
+    if input.chars().any(full_width) {
+        return Err(
+            "the payment code was typed with full-width digits (全角, like １２３): switch the input method to half-width (半角, Shift+Space in most Chinese input methods) and type the code again"
+                .into(),
+        );
+    }
+    Ok(input.chars().filter(|c| *c != ' ').collect())
+}
+
 /// Checks the input before anything is journaled or sent.
 pub fn validate(
     args: &PayArgs,
@@ -31,7 +46,9 @@ pub fn validate(
 ) -> Result<PaymentRequest, String> {
     let amount = Fen::parse_yuan_within(&args.amount, settings.max_amount)
         .map_err(|e| format!("--amount {:?}: {e}", args.amount))?;
-    let auth_code = AuthCode::parse(auth_code).map_err(|e| format!("--auth-code: {e}"))?;
+    let auth_code = typed_code(auth_code)
+        .and_then(|code| AuthCode::parse(&code).map_err(|e| e.to_string()))
+        .map_err(|e| format!("--auth-code: {e}"))?;
     let body = match &args.body {
         Some(body) => {
             check_body(body).map_err(|e| format!("--body: {e}"))?;
@@ -47,46 +64,75 @@ pub fn validate(
     })
 }
 
+/// What `scanpay pay` says at the end: with `--json` one object on stdout,
+/// whatever happened (bad input and configuration errors too), so a script
+/// reads the same keys every time; the fields not known are null.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub out_trade_no: Option<String>,
+    pub state: Option<&'static str>,
+    pub amount: Option<Fen>,
+    pub transaction_id: Option<String>,
+    pub err_code: Option<String>,
+}
+
+impl Report {
+    pub fn json(&self, exit: Exit, message: &str) -> serde_json::Value {
+        serde_json::json!({
+            "exit": exit as u8,
+            "message": message,
+            "out_trade_no": self.out_trade_no,
+            "state": self.state,
+            "amount": self.amount.map(|a| a.to_string()),
+            "transaction_id": self.transaction_id,
+            "err_code": self.err_code,
+        })
+    }
+}
+
+/// Ends `scanpay pay` on an error: the message on stderr, and with `--json`
+/// the object on stdout. Returns `exit`.
+pub fn fail(json: bool, exit: Exit, report: &Report, message: &str) -> Exit {
+    err(format_args!("scanpay pay: {message}"));
+    if json {
+        out(report.json(exit, message));
+    }
+    exit
+}
+
 pub async fn run(args: PayArgs, settings: Settings) -> Exit {
+    let json = args.json;
+    let mut report = Report::default();
     // The amount and description are checked before waiting for a scan: a
     // typo must not cost a scan.
     if let Err(e) = Fen::parse_yuan_within(&args.amount, settings.max_amount) {
-        err(format_args!("scanpay pay: --amount {:?}: {e}", args.amount));
-        return Exit::BadInput;
+        let message = format!("--amount {:?}: {e}", args.amount);
+        return fail(json, Exit::BadInput, &report, &message);
     }
     if let Some(Err(e)) = args.body.as_deref().map(check_body) {
-        err(format_args!("scanpay pay: --body: {e}"));
-        return Exit::BadInput;
+        return fail(json, Exit::BadInput, &report, &format!("--body: {e}"));
     }
     let auth_code = match &args.auth_code {
         Some(code) => code.clone(),
         None => match scan::one_code(&settings.scanner, args.scan_timeout).await {
             Ok(code) => code.expose().to_string(),
-            Err((exit, message)) => {
-                err(format_args!("scanpay pay: {message}"));
-                return exit;
-            }
+            Err((exit, message)) => return fail(json, exit, &report, &message),
         },
     };
     let request = match validate(&args, &settings, &auth_code) {
         Ok(request) => request,
-        Err(message) => {
-            err(format_args!("scanpay pay: {message}"));
-            return Exit::BadInput;
-        }
+        Err(message) => return fail(json, Exit::BadInput, &report, &message),
     };
+    report.amount = Some(request.amount);
     let running = match app::start(settings).await {
         Ok(running) => running,
-        Err(e) => {
-            err(format_args!("scanpay pay: {e}"));
-            return e.exit();
-        }
+        Err(e) => return fail(json, e.exit(), &report, &e.to_string()),
     };
     if !running.unfinished.is_empty() && !recover(&running).await {
-        return Exit::Internal;
+        let message = "could not recover the orders an earlier run left unfinished (see above): nothing was sent for this payment";
+        return fail(json, Exit::Internal, &report, message);
     }
     let deadline = running.settings.timings.deadline;
-    let json = args.json;
     // With --json, stdout carries only the result object.
     // Printing never stops the payment (see `out`): it ends and is journaled
     // whether or not anyone still reads.
@@ -98,10 +144,16 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     let engine = running.engine.clone();
     let mut payment = tokio::spawn(async move { engine.pay(request, progress, cancel_rx).await });
     let mut ctrl_c_seen = false;
+    let mut opened = |update: &Progress| {
+        if let Progress::Opened { out_trade_no } = update {
+            report.out_trade_no = Some(out_trade_no.to_string());
+        }
+    };
     // Ctrl-C is the cashier's cancel: the engine reverses as the rules allow.
     let joined = loop {
         tokio::select! {
             Some(update) = updates.recv() => {
+                opened(&update);
                 if let Some(line) = describe(&update, deadline) { say(line) }
             }
             _ = tokio::signal::ctrl_c(), if !ctrl_c_seen => {
@@ -113,6 +165,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
         }
     };
     while let Ok(update) = updates.try_recv() {
+        opened(&update);
         if let Some(line) = describe(&update, deadline) {
             say(line)
         }
@@ -120,45 +173,59 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
     let outcome = match joined {
         Ok(Ok(result)) => result,
         Ok(Err(e)) if e.nothing_sent() => {
-            err(format_args!("scanpay pay: {e}"));
-            return Exit::JournalUnavailable;
+            return fail(json, Exit::JournalUnavailable, &report, &e.to_string());
         }
         Ok(Err(e)) => {
-            err(format_args!("scanpay pay: {e}"));
-            return Exit::NeedsAttention;
+            report.state = Some(OrderState::NeedsAttention.as_str());
+            return fail(json, Exit::NeedsAttention, &report, &e.to_string());
         }
         Err(e) => {
-            err(format_args!(
-                "scanpay pay: the payment task failed ({e}): the outcome is not known — take no other payment for this sale; `scanpay replay` settles it"
-            ));
-            return Exit::NeedsAttention;
+            report.state = Some(OrderState::NeedsAttention.as_str());
+            let message = format!(
+                "the payment task failed ({e}): the outcome is not known — take no other payment for this sale; `scanpay replay` settles it"
+            );
+            return fail(json, Exit::NeedsAttention, &report, &message);
         }
     };
     let state = outcome.state();
-    if json {
-        let object = serde_json::json!({
-            "out_trade_no": outcome.out_trade_no.as_str(),
-            "state": state.as_str(),
-            "amount": outcome.amount.to_string(),
-            "transaction_id": outcome.outcome.transaction_id(),
-            "err_code": outcome.outcome.err_code(),
-            "message": outcome.message,
-        });
-        out(object);
-    } else {
-        out(format_args!(
-            "{}: {} — {}",
-            state.as_str().to_uppercase(),
-            outcome.out_trade_no,
-            outcome.message
-        ));
-    }
-    match state {
+    let exit = match state {
         OrderState::Paid => Exit::Paid,
         OrderState::Failed => Exit::Failed,
         OrderState::Reversed | OrderState::Closed => Exit::Reversed,
         OrderState::NeedsAttention | OrderState::Open => Exit::NeedsAttention,
+    };
+    let report = Report {
+        out_trade_no: Some(outcome.out_trade_no.to_string()),
+        state: Some(state.as_str()),
+        amount: Some(outcome.amount),
+        transaction_id: outcome.outcome.transaction_id().map(str::to_string),
+        err_code: outcome.outcome.err_code().map(|c| c.to_string()),
+    };
+    if json {
+        out(report.json(exit, &outcome.message));
+    } else {
+        out(summary(&report, &outcome.message));
     }
+    exit
+}
+
+/// The last line of the plain output, state word first:
+/// `PAID ¥12.34 · order T01… · transaction 4200… — 支付成功`.
+fn summary(report: &Report, message: &str) -> String {
+    let mut line = report.state.unwrap_or("unknown").to_uppercase();
+    if let Some(amount) = report.amount {
+        line += &format!(" ¥{amount}");
+    }
+    if let Some(no) = &report.out_trade_no {
+        line += &format!(" · order {no}");
+    }
+    if let Some(id) = &report.transaction_id {
+        line += &format!(" · transaction {id}");
+    }
+    if let Some(code) = &report.err_code {
+        line += &format!(" · {code}");
+    }
+    format!("{line} — {message}")
 }
 
 /// Resolves the orders an earlier run left unfinished, before taking a new

@@ -26,8 +26,8 @@ use crate::domain::{Fen, OutTradeNo, TillId};
 use crate::payment::Event;
 
 pub use report::{
-    DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, day_bounds, write_csv,
-    write_json,
+    DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, UTF8_BOM, day_bounds,
+    excel_cell, write_csv, write_json,
 };
 pub use store::{Claim, Journal, unix_ms};
 pub use writer::JournalWriter;

@@ -353,6 +353,26 @@ fn local_time(ms: i64, offset: UtcOffset) -> io::Result<String> {
 }
 
 impl<'a> Line<'a> {
+    /// The row for `--excel`, in [`EXPORT_COLUMNS`] order.
+    fn excel_record(&self) -> [String; 11] {
+        let text = |value: &str| excel_cell(value, false);
+        let id = |value: Option<&str>| excel_cell(value.unwrap_or(""), true);
+        [
+            id(Some(self.out_trade_no)),
+            text(&self.created_at),
+            // A till id of digits ("01") would lose its leading zero.
+            id(Some(self.till_id)),
+            self.amount.clone(),
+            self.state.to_string(),
+            id(self.transaction_id),
+            text(self.err_code.unwrap_or("")),
+            text(self.message.unwrap_or("")),
+            text(self.body),
+            text(&self.auth_code),
+            text(self.finished_at.as_deref().unwrap_or("")),
+        ]
+    }
+
     fn of(order: &'a OrderRow, offset: UtcOffset) -> io::Result<Self> {
         Ok(Self {
             out_trade_no: order.out_trade_no.as_str(),
@@ -375,6 +395,23 @@ impl<'a> Line<'a> {
     }
 }
 
+/// What `--excel` writes first: the UTF-8 byte order mark.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A cell as Excel must show it, for `--excel`. Ids (order number,
+/// transaction id) become `="…"` formulas: Excel shows the text as it is,
+/// where a bare 28-digit transaction id would become 4.2E+27 and lose its
+/// last digits (Excel keeps 15). Any other text that Excel would run as a
+/// formula (starting with `=`, `+`, `-` or `@`, e.g. a hostile gateway's
+/// message) is made a string the same way. Empty stays empty.
+pub fn excel_cell(text: &str, id: bool) -> String {
+    let formula_like = text.starts_with(['=', '+', '-', '@']);
+    if text.is_empty() || !(id || formula_like) {
+        return text.to_string();
+    }
+    format!("=\"{}\"", text.replace('"', "\"\""))
+}
+
 /// The export's file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -394,22 +431,47 @@ pub struct ExportWriter<W: Write> {
 
 enum Sink<W: Write> {
     // Boxed: the csv writer carries a buffer and state of ~350 bytes.
-    Csv(Box<csv::Writer<W>>),
-    Json { out: W, empty: bool },
+    Csv {
+        csv: Box<csv::Writer<W>>,
+        excel: bool,
+    },
+    Json {
+        out: W,
+        empty: bool,
+    },
 }
 
 impl<W: Write> ExportWriter<W> {
     /// Starts an export, writing the CSV header or the JSON array's opening.
-    pub fn new(format: ExportFormat, offset: UtcOffset, mut out: W) -> io::Result<Self> {
+    pub fn new(format: ExportFormat, offset: UtcOffset, out: W) -> io::Result<Self> {
+        Self::with_excel(format, false, offset, out)
+    }
+
+    /// [`ExportWriter::new`]; with `excel` (CSV only) the file is made for a
+    /// double-click in Excel, see [`excel_cell`].
+    pub fn with_excel(
+        format: ExportFormat,
+        excel: bool,
+        offset: UtcOffset,
+        mut out: W,
+    ) -> io::Result<Self> {
         let sink = match format {
             ExportFormat::Csv => {
+                if excel {
+                    // Without the BOM, Excel reads UTF-8 as the system's code
+                    // page (GBK on a Chinese Windows) and garbles every 汉字.
+                    out.write_all(UTF8_BOM)?;
+                }
                 // The header is written here, not by serialize(), so an empty
                 // export still has it.
                 let mut csv = csv::WriterBuilder::new()
                     .has_headers(false)
                     .from_writer(out);
                 csv.write_record(EXPORT_COLUMNS)?;
-                Sink::Csv(Box::new(csv))
+                Sink::Csv {
+                    csv: Box::new(csv),
+                    excel,
+                }
             }
             ExportFormat::Json => {
                 out.write_all(b"[")?;
@@ -423,7 +485,8 @@ impl<W: Write> ExportWriter<W> {
         for order in orders {
             let line = Line::of(order, self.offset)?;
             match &mut self.sink {
-                Sink::Csv(csv) => csv.serialize(line)?,
+                Sink::Csv { csv, excel: false } => csv.serialize(line)?,
+                Sink::Csv { csv, excel: true } => csv.write_record(line.excel_record())?,
                 Sink::Json { out, empty } => {
                     out.write_all(if *empty { b"\n" } else { b",\n" })?;
                     serde_json::to_writer(&mut *out, &line)?;
@@ -437,7 +500,7 @@ impl<W: Write> ExportWriter<W> {
     /// Ends the export and flushes it; returns the writer.
     pub fn finish(self) -> io::Result<W> {
         match self.sink {
-            Sink::Csv(csv) => csv.into_inner().map_err(|e| e.into_error()),
+            Sink::Csv { csv, .. } => csv.into_inner().map_err(|e| e.into_error()),
             Sink::Json { mut out, empty } => {
                 out.write_all(if empty { b"]\n" } else { b"\n]\n" })?;
                 out.flush()?;

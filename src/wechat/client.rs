@@ -241,6 +241,32 @@ impl GatewayClient {
         }
     }
 
+    /// `scanpay check`: posts an unsigned, empty `<xml></xml>` to
+    /// `/secapi/pay/reverse` with the client certificate. WeChat refuses the
+    /// body unread (it is not signed), so nothing is reversed; what matters is
+    /// whether the TLS handshake with the certificate succeeds and the
+    /// certificate is accepted.
+    pub async fn probe_certificate(&self) -> CertificateProbe {
+        let Some(client) = &self.with_certificate else {
+            return CertificateProbe::NotConfigured;
+        };
+        if !self.base_url.starts_with("https://") {
+            return CertificateProbe::NoTls;
+        }
+        let sent = client
+            .post(self.url(Endpoint::Reverse))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body("<xml></xml>")
+            .send()
+            .await;
+        match sent {
+            Ok(response) => CertificateProbe::Answered {
+                status: response.status().as_u16(),
+            },
+            Err(e) => CertificateProbe::Failed(self.transport(Endpoint::Reverse, &e).to_string()),
+        }
+    }
+
     fn transport(&self, endpoint: Endpoint, e: &reqwest::Error) -> Unclear {
         // Connecting comes before writing: a connect error (refused, DNS,
         // a connect timeout, a failed TLS handshake) means no byte of the
@@ -276,6 +302,22 @@ impl GatewayClient {
         };
         Unclear::Transport(what)
     }
+}
+
+/// What `/secapi/` made of the client certificate (see
+/// [`GatewayClient::probe_certificate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateProbe {
+    /// No client certificate is configured (a loopback gateway needs none).
+    NotConfigured,
+    /// The gateway is plain http: no TLS, so nothing to prove.
+    NoTls,
+    /// The TLS handshake with the certificate succeeded and the server
+    /// answered with this HTTP status (an HTML 400 is WeChat refusing the
+    /// certificate after the handshake, see [`http_error`]).
+    Answered { status: u16 },
+    /// No answer: the handshake (or the connection) failed, in these words.
+    Failed(String),
 }
 
 /// The certificates of a PEM bundle. Text that is not PEM reads as no
