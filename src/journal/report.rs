@@ -27,6 +27,8 @@ const SUMMARY_BETWEEN: &str = "\
     SELECT (created_at_ms - ?1) / 3600000 % 24, state, count(*), sum(total_fee) \
     FROM orders WHERE created_at_ms >= ?1 AND created_at_ms < ?2 GROUP BY 1, 2";
 
+const NEEDS_ATTENTION: &str = "SELECT count(*), max(created_at_ms) FROM orders WHERE state = ?1";
+
 /// The store's local `day` as `[from_ms, to_ms)` in UTC unix milliseconds.
 pub fn day_bounds(day: Date, offset: UtcOffset) -> (i64, i64) {
     let from = day.midnight().assume_offset(offset).unix_timestamp() * 1000;
@@ -169,6 +171,21 @@ impl Journal {
             summary.add(state, hour, count, total);
         }
         Ok(summary)
+    }
+
+    /// How many orders, of any day, wait for a person (`needs_attention`),
+    /// and when the newest of them was created: the till's status line counts
+    /// them from start-up and opens the journal on that day.
+    pub fn needs_attention(&self) -> Result<(u64, Option<i64>), JournalError> {
+        self.conn
+            .prepare_cached(NEEDS_ATTENTION)
+            .and_then(|mut select| {
+                select.query_row([OrderState::NeedsAttention.as_str()], |row| {
+                    let count: i64 = row.get(0)?;
+                    Ok((unsigned(0, count)?, row.get::<_, Option<i64>>(1)?))
+                })
+            })
+            .map_err(|e| classify(&self.path, e))
     }
 }
 
