@@ -41,12 +41,12 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
         )
     } else if app.journal_only {
         app.t(
-            " ←→ 前后一天 · t 今天 · f 按状态筛选 · a 待处理 · ↑↓ 选择 · Enter 订单详情 · q 退出",
+            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · q 退出",
             " ←→ day · t today · f filter · a attention · ↑↓ select · Enter order detail · q quit",
         )
     } else {
         app.t(
-            " ←→ 前后一天 · t 今天 · f 按状态筛选 · a 待处理 · ↑↓ 选择 · Enter 订单详情 · Esc 返回收银",
+            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · Esc 返回收银",
             " ←→ day · t today · f filter · a attention · ↑↓ select · Enter detail · Esc back to the till",
         )
     };

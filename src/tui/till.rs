@@ -360,7 +360,8 @@ fn result_panel(app: &App, done: &Done, result: &PaymentResult, frame: &mut Fram
     };
     let message = app.result_sentence(result, done.after_unclear);
     let mut lines = vec![Line::from(""), Line::from(title).bold(), Line::from("")];
-    lines.push(Line::from(format!("¥{}  ·  {message}", result.amount)).bold());
+    lines.push(Line::from(format!("¥{}", result.amount)).bold());
+    lines.push(Line::from(message).bold());
     if !app.amount.is_empty() {
         lines.push(Line::from(app.t(
             "金额已保留：换一个付款码可直接重新扫码",
