@@ -246,7 +246,9 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
         usize::from(area.width.saturating_sub(2 + 5)).saturating_sub(TIME + AMOUNT + state_w);
     let code_w = code_full.min(spare / 5).max(6);
     let shared = spare.saturating_sub(code_w);
-    let (order_w, txn_w) = if shared >= order_full + txn_full {
+    // The order number whole first (it is what a manager looks for), then
+    // the transaction id's tail in what is left.
+    let (order_w, txn_w) = if shared >= order_full + 16.min(txn_full) {
         (order_full, shared - order_full)
     } else {
         let order_w =

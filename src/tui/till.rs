@@ -45,8 +45,8 @@ pub fn render(app: &App, frame: &mut Frame) {
     let keys = match app.phase {
         Phase::Paying(_) => app.t(" Esc 取消支付", " Esc cancel the payment"),
         _ => app.t(
-            " 数字 输入金额 · Backspace 删除 · Esc 清除 · F1–F9 预设 · F12/j 账本 · a 待处理 · q 退出",
-            " digits amount · Backspace delete · Esc clear · F1–F9 presets · F12/j journal · a attention · q quit",
+            " 数字 金额 · Esc 清除 · F1–F9 预设 · F12/j 账本 · a 待处理 · q 退出",
+            " digits amount · Esc clear · F1–F9 presets · F12/j journal · a attention · q quit",
         ),
     };
     frame.render_widget(Paragraph::new(keys).dark_gray(), help);
