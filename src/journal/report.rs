@@ -591,6 +591,26 @@ mod tests {
     }
 
     #[test]
+    fn needs_attention_counts_every_day_and_names_the_newest() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let mut till = Journal::open(&path).unwrap();
+        for _ in 0..3 {
+            add_order(&mut till);
+        }
+        let reader = Journal::open_read_only(&path).unwrap();
+        assert_eq!(reader.needs_attention().unwrap(), (0, None));
+        till.conn
+            .execute(
+                "UPDATE orders SET state = 'needs_attention', created_at_ms = id * 1000, \
+                 finished_at_ms = id * 1000 + 1 WHERE id < 3",
+                [],
+            )
+            .unwrap();
+        assert_eq!(reader.needs_attention().unwrap(), (2, Some(2000)));
+    }
+
+    #[test]
     fn file_uris_escape_everything_sqlite_would_read_as_syntax() {
         assert_eq!(
             file_uri(Path::new("/srv/till data/a?b#c%d/j.sqlite3")),

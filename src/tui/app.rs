@@ -405,9 +405,8 @@ impl App {
                         );
                         self.say(Tone::Info, text);
                     }
-                    Err(e) => {
-                        // The cause is for the log; the cashier gets a sentence.
-                        let _ = e;
+                    Err(_) => {
+                        // The loop logs the cause; the cashier gets a sentence.
                         let text = self.words("till.recovery_failed", &[("order", &out_trade_no)]);
                         self.say(Tone::Error, text);
                     }

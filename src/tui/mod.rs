@@ -223,6 +223,10 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
     );
     tokio::spawn(async move {
         while let Some((order, outcome)) = outcomes.recv().await {
+            if let Err(e) = &outcome {
+                // The screen says it will be tried again; the cause is here.
+                tracing::error!(order = %order.out_trade_no, error = %e, "an interrupted order could not be resolved");
+            }
             let _ = tx.send(Msg::Recovered {
                 out_trade_no: order.out_trade_no.to_string(),
                 outcome,
