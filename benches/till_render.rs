@@ -42,7 +42,7 @@ fn info() -> TillInfo {
 
 fn paying_app() -> App {
     let now = Instant::now();
-    let mut app = App::new(info(), now);
+    let mut app = App::new(info(), now, time::macros::date!(2026 - 11 - 23));
     app.amount.type_char('8', Fen(500_000)).unwrap();
     app.amount.type_char('8', Fen(500_000)).unwrap();
     let code = scanpay::domain::AuthCode::parse("134539517967686076").unwrap();
@@ -119,7 +119,7 @@ fn frames(c: &mut Criterion) {
         b.iter(|| terminal.draw(|f| render(&till, f)).unwrap().area)
     });
 
-    let mut journal = App::new(info(), Instant::now());
+    let mut journal = App::new(info(), Instant::now(), time::macros::date!(2026 - 11 - 23));
     let report = busy_day(3000);
     let day = report.day;
     journal.screen = Screen::Journal(Box::new(JournalScreen {
@@ -128,6 +128,7 @@ fn frames(c: &mut Criterion) {
         filter: None,
         selected: 1500,
         detail: None,
+        scroll: 0,
     }));
     c.bench_function("journal day view frame, 3000 orders (110x32)", |b| {
         b.iter(|| terminal.draw(|f| render(&journal, f)).unwrap().area)

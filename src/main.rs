@@ -419,7 +419,7 @@ fn main() -> ExitCode {
                         &settings.journal_path,
                         settings.store_offset,
                     ) {
-                        Ok(day) => scanpay::tui::run_journal(&settings, day).await,
+                        Ok(day) => screen_exit(scanpay::tui::run_journal(&settings, day).await),
                         Err(e) => {
                             cli::err(format_args!("scanpay journal: {e}"));
                             e.exit()
@@ -480,10 +480,21 @@ fn exports(
 /// The till screen.
 async fn till(settings: Settings) -> Exit {
     match scanpay::app::start(settings).await {
-        Ok(running) => scanpay::tui::run(running).await,
+        Ok(running) => screen_exit(scanpay::tui::run(running).await),
         Err(e) => {
             cli::err(format_args!("scanpay: {e}"));
             e.exit()
+        }
+    }
+}
+
+/// The screens' result as an exit code.
+fn screen_exit(ended: Result<(), scanpay::tui::TuiError>) -> Exit {
+    match ended {
+        Ok(()) => Exit::OK,
+        Err(e) => {
+            cli::err(format_args!("scanpay: {e}"));
+            Exit::Internal
         }
     }
 }

@@ -12,6 +12,10 @@ use scanpay::journal::{Journal, OrderState};
 
 /// The till started in a pty with its data in `dir`.
 fn start_till(dir: &std::path::Path, env: &[(&str, &str)]) -> Terminal {
+    start_till_sized(dir, env, 110, 32)
+}
+
+fn start_till_sized(dir: &std::path::Path, env: &[(&str, &str)], cols: u16, rows: u16) -> Terminal {
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
     cmd.cwd(dir);
     cmd.env_remove("SCANPAY_CONFIG");
@@ -20,7 +24,7 @@ fn start_till(dir: &std::path::Path, env: &[(&str, &str)]) -> Terminal {
     for (key, value) in env {
         cmd.env(key, value);
     }
-    Terminal::spawn(cmd)
+    Terminal::spawn_sized(cmd, cols, rows)
 }
 
 #[test]
@@ -95,4 +99,87 @@ fn sigterm_restores_the_terminal() {
     );
     screen.wait_exit("SIGTERM");
     assert!(!screen.alternate_screen(), "the terminal was not restored");
+}
+
+/// ASCII words of three letters or more that are not codes or names.
+fn english_words(screen: &str) -> Vec<String> {
+    const ALLOWED: &[&str] = &[
+        "scanpay",
+        "replay",
+        "Esc",
+        "Backspace",
+        "Enter",
+        "http",
+        "journal",
+        "sqlite",
+    ];
+    // Paths (the journal's, the gateway's address) are names, and letters
+    // among digits are codes (order numbers, F12).
+    screen
+        .split_whitespace()
+        .filter(|token| !token.contains('/') && !token.contains(|c: char| c.is_ascii_digit()))
+        .flat_map(|token| token.split(|c: char| !c.is_ascii_alphabetic()))
+        .filter(|w| w.len() >= 3 && !ALLOWED.contains(w))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A Chinese till at 80x24: three sales in one minute, then the journal,
+/// where each order's row shows the tail of its number (its sequence) and
+/// the tail of its transaction id, and the screens carry no English word.
+#[test]
+fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut screen = start_till_sized(dir.path(), &[], 80, 24);
+    let idle = screen.wait_for("请输入金额");
+    assert_eq!(english_words(&idle), Vec::<String>::new(), "{idle}");
+    let codes = [
+        "134539517967686076",
+        "134539517967686077",
+        "134539517967686078",
+    ];
+    let mut transactions = Vec::new();
+    for (i, code) in codes.iter().enumerate() {
+        // Esc leaves the last result; digits one at a time like a person.
+        screen.press(b"\x1b");
+        std::thread::sleep(Duration::from_millis(150));
+        for key in [b'1', b'0' + i as u8 + 1] {
+            screen.press(&[key]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        screen.wait_for("请扫描顾客的微信付款码");
+        screen.press(format!("{code}\r").as_bytes());
+        let paid = screen.wait_for("支付成功");
+        assert_eq!(english_words(&paid), Vec::<String>::new(), "{paid}");
+        let id = paid
+            .split_whitespace()
+            .skip_while(|w| *w != "微信支付单号")
+            .nth(1)
+            .expect("the result names the transaction")
+            .to_string();
+        transactions.push(id);
+    }
+    screen.press(b"j");
+    let journal = screen.wait_for("每小时收款");
+    let rows: Vec<&str> = journal.lines().filter(|l| l.contains("成功")).collect();
+    assert_eq!(rows.len(), 4, "a totals line and three orders:\n{journal}");
+    for (seq, id) in ["000001", "000002", "000003"].iter().zip(&transactions) {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("{seq} "))),
+            "order {seq} is not told apart:\n{journal}"
+        );
+        assert!(
+            journal.contains(&id[id.len() - 8..]),
+            "transaction {id}'s tail is not shown:\n{journal}"
+        );
+    }
+    assert!(
+        english_words(&journal).is_empty(),
+        "{:?}\n{journal}",
+        english_words(&journal)
+    );
+    screen.press(b"\x1b");
+    std::thread::sleep(Duration::from_millis(150));
+    screen.press(b"q");
+    assert!(screen.wait_exit("q").success());
 }

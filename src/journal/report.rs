@@ -28,6 +28,8 @@ const SUMMARY_BETWEEN: &str = "\
     SELECT (created_at_ms - ?1) / 3600000 % 24, state, count(*), sum(total_fee) \
     FROM orders WHERE created_at_ms >= ?1 AND created_at_ms < ?2 GROUP BY 1, 2";
 
+const NEEDS_ATTENTION: &str = "SELECT count(*), max(created_at_ms) FROM orders WHERE state = ?1";
+
 /// The store's local `day` as `[from_ms, to_ms)` in UTC unix milliseconds.
 pub fn day_bounds(day: Date, offset: UtcOffset) -> (i64, i64) {
     let from = day.midnight().assume_offset(offset).unix_timestamp() * 1000;
@@ -170,6 +172,21 @@ impl Journal {
             summary.add(state, hour, count, total);
         }
         Ok(summary)
+    }
+
+    /// How many orders, of any day, wait for a person (`needs_attention`),
+    /// and when the newest of them was created: the till's status line counts
+    /// them from start-up and opens the journal on that day.
+    pub fn needs_attention(&self) -> Result<(u64, Option<i64>), JournalError> {
+        self.conn
+            .prepare_cached(NEEDS_ATTENTION)
+            .and_then(|mut select| {
+                select.query_row([OrderState::NeedsAttention.as_str()], |row| {
+                    let count: i64 = row.get(0)?;
+                    Ok((unsigned(0, count)?, row.get::<_, Option<i64>>(1)?))
+                })
+            })
+            .map_err(|e| classify(&self.path, e))
     }
 }
 
@@ -635,6 +652,26 @@ mod tests {
         std::fs::copy(sidecar(&path, "-wal"), sidecar(&copied, "-wal")).unwrap();
         assert_eq!(count(&Journal::open_read_only(&copied).unwrap()), 1);
         drop(till);
+    }
+
+    #[test]
+    fn needs_attention_counts_every_day_and_names_the_newest() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let mut till = Journal::open(&path).unwrap();
+        for _ in 0..3 {
+            add_order(&mut till);
+        }
+        let reader = Journal::open_read_only(&path).unwrap();
+        assert_eq!(reader.needs_attention().unwrap(), (0, None));
+        till.conn
+            .execute(
+                "UPDATE orders SET state = 'needs_attention', created_at_ms = id * 1000, \
+                 finished_at_ms = id * 1000 + 1 WHERE id < 3",
+                [],
+            )
+            .unwrap();
+        assert_eq!(reader.needs_attention().unwrap(), (2, Some(2000)));
     }
 
     #[test]

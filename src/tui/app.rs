@@ -1,20 +1,26 @@
 //! The till's one state and its update function. `update` is pure: it takes
 //! a message (a key with its receipt instant, a scan, payment progress, a
-//! tick, loaded data) and returns commands for the event loop to run. No IO,
-//! no clock: tests drive it with explicit instants.
+//! tick, the store's date, loaded data) and returns commands for the event
+//! loop to run. No IO, no clock: the loop passes instants and the date in,
+//! and tests drive it with explicit ones. Each screen's keys are handled in
+//! its own module ([`till_keys`], [`journal_keys`]).
+
+mod journal_keys;
+mod till_keys;
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyEvent, KeyModifiers};
 use time::Date;
 
-use super::amount::{AmountField, Refused};
+use super::amount::AmountField;
+use super::words;
 use crate::domain::{AuthCode, Fen};
 use crate::journal::{DayReport, EventRow, OrderRow, OrderState};
 use crate::payment::recovery::Recovered;
-use crate::payment::{PaymentRequest, PaymentResult, Progress, Status};
+use crate::payment::{Final, PaymentRequest, PaymentResult, Progress, Status};
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
-use crate::scanner::{Driver, DriverStatus, Pipeline, ScanEvent};
+use crate::scanner::{Driver, DriverStatus, Pipeline, Rejection, ScanEvent};
 use crate::wechat::messages::Language;
 
 /// What the till shows that does not change while it runs.
@@ -40,13 +46,27 @@ pub struct TillInfo {
 pub enum Msg {
     Key(KeyEvent, Instant),
     Tick(Instant),
+    /// The store's local date: sent by the loop at start and whenever it changes.
+    Date(Date),
+    /// The terminal's size, for scrolling by pages.
+    Resize {
+        width: u16,
+        height: u16,
+    },
     Scan(ScanEvent),
     Progress(Progress),
     /// The engine failed (the journal): the order stays open for recovery.
-    PaymentError(String),
+    /// `detail` is for the log; the cashier reads a sentence.
+    PaymentError {
+        nothing_sent: bool,
+        detail: String,
+    },
     Today {
         paid: u64,
         total: Fen,
+        /// Orders of any day that need a person, and the newest one's day.
+        attention: u64,
+        attention_day: Option<Date>,
     },
     Network(bool),
     DayLoaded(Result<DayReport, String>),
@@ -75,7 +95,24 @@ pub enum Phase {
     Entering,
     Paying(Paying),
     /// The last payment's result, shown until the next sale starts.
-    Done(Result<PaymentResult, String>),
+    Done(Done),
+}
+
+/// How the last payment ended, as the till shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub amount: Fen,
+    pub result: Result<PaymentResult, Fault>,
+    /// The answers before the end were unclear (network or gateway trouble),
+    /// not a customer still typing the password.
+    pub after_unclear: bool,
+}
+
+/// The engine could not record a step: `detail` goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub nothing_sent: bool,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +125,12 @@ pub struct Paying {
     pub status_at: Instant,
     pub status_elapsed: Duration,
     pub cancel_requested: bool,
+    /// How many queries have gone out.
+    pub queries: u32,
+    /// Some answer was unclear (network or gateway trouble).
+    pub unclear: bool,
+    /// The network check said the gateway was unreachable when the scan came.
+    pub network_down: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +168,8 @@ pub struct JournalScreen {
     pub filter: Option<OrderState>,
     pub selected: usize,
     pub detail: Option<Result<(OrderRow, Vec<EventRow>), String>>,
+    /// The first timeline row shown in the detail.
+    pub scroll: usize,
 }
 
 impl JournalScreen {
@@ -180,6 +225,12 @@ pub struct App {
     pub scanner: DriverStatus,
     pub network: Network,
     pub today: Option<(u64, Fen)>,
+    /// Orders needing a person (any day) and the newest one's day.
+    pub attention: (u64, Option<Date>),
+    /// The store's local date, as the loop last said.
+    pub date: Date,
+    /// The terminal's size.
+    pub size: (u16, u16),
     pub quit: bool,
     /// `scanpay journal`: the journal screen alone, with no till behind it
     /// (no payments, scanner or gateway); leaving it quits.
@@ -189,7 +240,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(info: TillInfo, now: Instant) -> Self {
+    pub fn new(info: TillInfo, now: Instant, date: Date) -> Self {
         let decoder = WedgeDecoder::new(info.wedge.clone());
         let keyboard_scans = Pipeline::new(Driver::Wedge, info.duplicate_window);
         let scanner = match info.driver {
@@ -210,6 +261,9 @@ impl App {
             scanner,
             network: Network::Unknown,
             today: None,
+            attention: (0, None),
+            date,
+            size: (110, 32),
             quit: false,
             journal_only: false,
             decoder,
@@ -224,6 +278,11 @@ impl App {
     /// The text in the configured language.
     pub fn t<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
         if self.zh() { zh } else { en }
+    }
+
+    /// A sentence of the catalog in the configured language.
+    pub fn words(&self, key: &str, fields: &[(&str, &dyn std::fmt::Display)]) -> String {
+        words::text(self.info.language, key, fields)
     }
 
     /// When the loop must wake even without input: held keys to settle.
@@ -255,13 +314,42 @@ impl App {
                     self.notice = None;
                 }
             }
+            Msg::Date(date) => self.date = date,
+            Msg::Resize { width, height } => self.size = (width, height),
             Msg::Scan(event) => self.scanned(event, &mut commands),
             Msg::Progress(progress) => self.progress(progress, &mut commands),
-            Msg::PaymentError(error) => {
-                self.phase = Phase::Done(Err(error));
+            Msg::PaymentError {
+                nothing_sent,
+                detail,
+            } => {
+                let (amount, after_unclear) = match &self.phase {
+                    Phase::Paying(paying) => (paying.amount, paying.unclear),
+                    _ => (self.amount.value().unwrap_or_default(), false),
+                };
+                if !nothing_sent {
+                    // It may be charged: nothing invites a second payment.
+                    self.clear_sale();
+                }
+                self.phase = Phase::Done(Done {
+                    amount,
+                    result: Err(Fault {
+                        nothing_sent,
+                        detail,
+                    }),
+                    after_unclear,
+                });
                 self.ring(&mut commands);
+                commands.push(Command::RefreshToday);
             }
-            Msg::Today { paid, total } => self.today = Some((paid, total)),
+            Msg::Today {
+                paid,
+                total,
+                attention,
+                attention_day,
+            } => {
+                self.today = Some((paid, total));
+                self.attention = (attention, attention_day);
+            }
             Msg::Network(up) => {
                 self.network = if up {
                     Network::Reachable
@@ -287,15 +375,10 @@ impl App {
                 match outcome {
                     Ok(Recovered::Skipped { owner }) => {
                         self.recovered.0 -= 1;
-                        let text = if self.zh() {
-                            format!(
-                                "订单 {out_trade_no} 正由另一个 scanpay 进程（{owner}）处理，本机不动它"
-                            )
-                        } else {
-                            format!(
-                                "Order {out_trade_no} is being paid by another scanpay process ({owner}): left to it"
-                            )
-                        };
+                        let text = self.words(
+                            "till.recovered_elsewhere",
+                            &[("order", &out_trade_no), ("owner", &owner)],
+                        );
                         self.say(Tone::Info, text);
                     }
                     Ok(Recovered::AlreadyFinished) => self.recovered.0 -= 1,
@@ -303,26 +386,29 @@ impl App {
                         if result.state() == OrderState::Paid {
                             self.recovered.1 += 1;
                         }
-                        let text = if self.zh() {
-                            format!(
-                                "已恢复中断的订单 {out_trade_no}（¥{}）：{}",
-                                result.amount, result.message
-                            )
-                        } else {
-                            format!(
-                                "Recovered interrupted order {out_trade_no} (¥{}): {}",
-                                result.amount, result.message
-                            )
-                        };
+                        let message = self.result_sentence(&result, false);
+                        let text = self.words(
+                            "till.recovered",
+                            &[
+                                ("order", &out_trade_no),
+                                ("amount", &result.amount),
+                                ("message", &message),
+                            ],
+                        );
                         self.say(Tone::Info, text);
                     }
-                    Err(e) => self.say(Tone::Error, format!("{out_trade_no}: {e}")),
+                    Err(_) => {
+                        // The loop logs the cause; the cashier gets a sentence.
+                        let text = self.words("till.recovery_failed", &[("order", &out_trade_no)]);
+                        self.say(Tone::Error, text);
+                    }
                 }
                 commands.push(Command::RefreshToday);
             }
             Msg::OrderLoaded(order) => {
                 if let Screen::Journal(journal) = &mut self.screen {
                     journal.detail = Some(order);
+                    journal.scroll = 0;
                 }
             }
         }
@@ -353,6 +439,24 @@ impl App {
         }
     }
 
+    fn key(&mut self, key: KeyEvent, commands: &mut Vec<Command>) {
+        let ctrl_c = key.code == crossterm::event::KeyCode::Char('c')
+            && key.modifiers.contains(KeyModifiers::CONTROL);
+        // Ctrl/Alt chords are neither typing nor shortcuts: a stray LF from a
+        // scanner arrives as Ctrl+J and must not act as 'j' (open the journal).
+        if !ctrl_c
+            && key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            return;
+        }
+        match &self.screen {
+            Screen::Journal(_) => self.journal_key(key, ctrl_c, commands),
+            Screen::Till => self.till_key(key, ctrl_c, commands),
+        }
+    }
+
     fn say(&mut self, tone: Tone, text: impl Into<String>) {
         self.notice = Some(Notice {
             text: text.into(),
@@ -370,9 +474,18 @@ impl App {
     fn scanned(&mut self, event: ScanEvent, commands: &mut Vec<Command>) {
         match event {
             ScanEvent::Status { status, .. } => self.scanner = status,
+            ScanEvent::Rejected {
+                reason: Rejection::Duplicate,
+                ..
+            } => {
+                let text = self.words("till.duplicate", &[]);
+                self.say(Tone::Warning, text);
+            }
             ScanEvent::Rejected { reason, shown, .. } => {
-                let what = self.t("不是微信付款码", "Not a WeChat payment code");
-                self.say(Tone::Warning, format!("{what}: {shown} — {reason}"));
+                let reason = self.rejection(&reason);
+                let shown = if self.zh() { zh_count(&shown) } else { shown };
+                let text = self.words("till.rejected", &[("shown", &shown), ("reason", &reason)]);
+                self.say(Tone::Warning, text);
             }
             ScanEvent::Scan { code, .. } => self.pay(code, commands),
         }
@@ -388,17 +501,10 @@ impl App {
             return;
         }
         if let Some(first) = self.recovering.iter().find(|r| r.blocks_new_payments) {
-            let text = if self.zh() {
-                format!(
-                    "正在恢复中断的订单 {}（¥{}），完成前不能收新款；请勿向该顾客重复收款",
-                    first.out_trade_no, first.amount
-                )
-            } else {
-                format!(
-                    "Finishing the interrupted order {} (¥{}) first; do not charge that customer again. This scan was not used",
-                    first.out_trade_no, first.amount
-                )
-            };
+            let text = self.words(
+                "till.recovering_blocks",
+                &[("order", &first.out_trade_no), ("amount", &first.amount)],
+            );
             self.say(Tone::Warning, text);
             return;
         }
@@ -412,8 +518,10 @@ impl App {
             );
             return;
         }
+        // After a result the amount is kept only when nothing was charged:
+        // a scan then retries the sale with another code.
         let amount = match (&self.phase, self.amount.value()) {
-            (Phase::Entering, Ok(amount)) => amount,
+            (Phase::Entering | Phase::Done(_), Ok(amount)) => amount,
             _ => {
                 let text = self.t(
                     "请先输入金额，再扫描付款码",
@@ -424,6 +532,13 @@ impl App {
             }
         };
         self.notice = None;
+        let network_down = self.network == Network::Unreachable;
+        if network_down {
+            // Sent anyway: the probe may be wrong, and a connection that
+            // cannot open fails at once with nothing charged.
+            let text = self.words("till.network_warning", &[]);
+            self.say(Tone::Warning, text);
+        }
         self.phase = Phase::Paying(Paying {
             amount,
             code: code.masked(),
@@ -432,6 +547,9 @@ impl App {
             status_at: self.now,
             status_elapsed: Duration::ZERO,
             cancel_requested: false,
+            queries: 0,
+            unclear: false,
+            network_down,
         });
         commands.push(Command::Pay(PaymentRequest {
             amount,
@@ -449,205 +567,97 @@ impl App {
             }
             Progress::Status { status, elapsed } => {
                 if let Phase::Paying(paying) = &mut self.phase {
+                    match status {
+                        Status::Querying => paying.queries += 1,
+                        Status::Unclear { .. } => paying.unclear = true,
+                        _ => {}
+                    }
                     paying.status = status;
                     paying.status_at = self.now;
                     paying.status_elapsed = elapsed;
                 }
             }
             Progress::Finished(result) => {
-                self.phase = Phase::Done(Ok(result));
-                self.amount.clear();
-                self.body = self.info.default_body.clone();
+                let after_unclear = match &self.phase {
+                    Phase::Paying(paying) => paying.unclear,
+                    _ => false,
+                };
+                match result.state() {
+                    // Not charged: the amount stays for a retry with another code.
+                    OrderState::Failed | OrderState::Reversed | OrderState::Closed => {}
+                    OrderState::Paid | OrderState::NeedsAttention | OrderState::Open => {
+                        self.clear_sale()
+                    }
+                }
+                self.phase = Phase::Done(Done {
+                    amount: result.amount,
+                    result: Ok(result),
+                    after_unclear,
+                });
                 self.ring(commands);
                 commands.push(Command::RefreshToday);
             }
         }
     }
 
-    fn key(&mut self, key: KeyEvent, commands: &mut Vec<Command>) {
-        let ctrl_c =
-            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
-        // Ctrl/Alt chords are neither typing nor shortcuts: a stray LF from a
-        // scanner arrives as Ctrl+J and must not act as 'j' (open the journal).
-        if !ctrl_c
-            && key
-                .modifiers
-                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-        {
-            return;
-        }
-        match &mut self.screen {
-            Screen::Journal(_) => self.journal_key(key, ctrl_c, commands),
-            Screen::Till => self.till_key(key, ctrl_c, commands),
+    fn clear_sale(&mut self) {
+        self.amount.clear();
+        self.body = self.info.default_body.clone();
+    }
+
+    /// What the cashier reads about a result. The till words the outcomes
+    /// where the engine's sentence would mislead the cashier: a reverse at the
+    /// deadline after unclear answers is gateway trouble, not a slow customer,
+    /// and an unclear order says what to do about the customer standing there
+    /// (the technical detail is in the journal's timeline and the log).
+    /// Everything else, outcomes added later included, is the engine's own.
+    pub fn result_sentence(&self, result: &PaymentResult, after_unclear: bool) -> String {
+        match &result.outcome {
+            Final::Reversed(crate::payment::ReverseReason::Deadline) if after_unclear => {
+                self.words("till.reversed_after_unclear", &[])
+            }
+            Final::NeedsAttention(_) => self.words("till.needs_attention", &[]),
+            _ => result.message.clone(),
         }
     }
 
-    fn till_key(&mut self, key: KeyEvent, ctrl_c: bool, commands: &mut Vec<Command>) {
-        let paying = matches!(self.phase, Phase::Paying(_));
-        match key.code {
-            _ if ctrl_c || key.code == KeyCode::Char('q') => {
-                if paying {
-                    let text = self.t(
-                        "正在支付中，不能退出：请等待结果或按 Esc 取消",
-                        "A payment is in progress: wait for it or press Esc to cancel, then quit",
-                    );
-                    self.say(Tone::Warning, text);
-                } else {
-                    self.quit = true;
-                    commands.push(Command::Quit);
-                }
+    /// A rejected read's reason in the cashier's language.
+    fn rejection(&self, reason: &Rejection) -> String {
+        use crate::domain::AuthCodeError as E;
+        #[allow(unreachable_patterns)] // the scanner may learn new reasons
+        match reason {
+            Rejection::Code(E::Empty) => self.words("till.code_empty", &[]),
+            Rejection::Code(E::NotDigits { .. }) => self.words("till.code_not_digits", &[]),
+            Rejection::Code(E::WrongLength { len }) => {
+                self.words("till.code_length", &[("len", len)])
             }
-            KeyCode::Esc => match &mut self.phase {
-                Phase::Paying(paying) if !paying.cancel_requested => {
-                    paying.cancel_requested = true;
-                    commands.push(Command::Cancel);
-                    let text = self.t("正在取消：将按规则撤销订单（支付发出15秒后）", "Cancelling: the order will be reversed as the rules allow (15 s after sending)");
-                    self.say(Tone::Info, text);
-                }
-                Phase::Paying(_) => {}
-                Phase::Done(_) => self.phase = Phase::Entering,
-                Phase::Entering => {
-                    self.amount.clear();
-                    self.body = self.info.default_body.clone();
-                    self.notice = None;
-                }
-            },
-            KeyCode::F(2) | KeyCode::Char('j') if !paying => {
-                let today = self.today_date();
-                commands.extend(self.open_journal(today));
+            Rejection::Code(E::Alipay { prefix }) => {
+                self.words("till.code_alipay", &[("prefix", prefix)])
             }
-            KeyCode::F(n) if (1..=9).contains(&n) && !paying => {
-                if let Some((name, amount)) = self.info.presets.get(n as usize - 1).cloned() {
-                    self.new_sale_from_result();
-                    self.amount.set(amount);
-                    self.body = name;
-                }
+            Rejection::Code(E::WrongPrefix { prefix }) => {
+                self.words("till.code_prefix", &[("prefix", prefix)])
             }
-            KeyCode::Char(c @ ('0'..='9' | '.')) if !paying => {
-                self.new_sale_from_result();
-                if let Err(refused) = self.amount.type_char(c, self.info.max_amount) {
-                    let text = self.refused_text(refused);
-                    self.say(Tone::Warning, text);
-                }
+            Rejection::KeyboardLayout { layout } => {
+                let layout = match (self.zh(), layout.starts_with("shifted")) {
+                    (false, _) => (*layout).to_string(),
+                    (true, true) => "上档键（Shift）".into(),
+                    (true, false) => layout.replace("French", "法语"),
+                };
+                self.words("till.scanner_layout", &[("layout", &layout)])
             }
-            KeyCode::Backspace if !paying => {
-                self.new_sale_from_result();
-                self.amount.backspace();
+            Rejection::Noise { bytes } => self.words("till.scanner_noise", &[("bytes", bytes)]),
+            Rejection::Overlong { bytes } => {
+                self.words("till.scanner_overlong", &[("bytes", bytes)])
             }
-            KeyCode::Delete if !paying => {
-                self.new_sale_from_result();
-                self.amount.clear();
-            }
-            KeyCode::Enter if !paying && !self.amount.is_empty() => {
-                let text = self.t(
-                    "请扫描顾客的微信付款码",
-                    "Scan the customer's WeChat payment code",
-                );
-                self.say(Tone::Info, text);
-            }
-            _ => {}
-        }
-    }
-
-    /// Typing after a result starts the next sale.
-    fn new_sale_from_result(&mut self) {
-        if matches!(self.phase, Phase::Done(_)) {
-            self.phase = Phase::Entering;
-            self.amount.clear();
-        }
-    }
-
-    fn refused_text(&self, refused: Refused) -> String {
-        match refused {
-            Refused::SecondPoint => self
-                .t("金额只能有一个小数点", "An amount has one decimal point")
-                .into(),
-            Refused::ThirdDecimal => self
-                .t("金额最多两位小数", "Amounts have at most two decimals")
-                .into(),
-            Refused::TooLong => self.t("金额太长", "That amount is too long").into(),
-            Refused::OverMaximum(max) => {
-                if self.zh() {
-                    format!("超过本收银台上限 {max} 元")
-                } else {
-                    format!("Over this till's maximum of {max}")
-                }
-            }
-        }
-    }
-
-    fn journal_key(&mut self, key: KeyEvent, ctrl_c: bool, commands: &mut Vec<Command>) {
-        let Screen::Journal(journal) = &mut self.screen else {
-            return;
-        };
-        let rows = journal.visible().len();
-        if ctrl_c {
-            self.quit = true;
-            commands.push(Command::Quit);
-            return;
-        }
-        if journal.detail.is_some() {
-            if matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Backspace) {
-                journal.detail = None;
-            }
-            return;
-        }
-        match key.code {
-            KeyCode::Esc | KeyCode::F(2) | KeyCode::Char('q') if self.journal_only => {
-                self.quit = true;
-                commands.push(Command::Quit);
-            }
-            KeyCode::Esc | KeyCode::F(2) | KeyCode::Char('q') => self.screen = Screen::Till,
-            KeyCode::Left | KeyCode::Char('h') => {
-                journal.day = journal.day.previous_day().unwrap_or(journal.day);
-                journal.report = None;
-                commands.push(Command::LoadDay(journal.day));
-            }
-            KeyCode::Right | KeyCode::Char('l') => {
-                journal.day = journal.day.next_day().unwrap_or(journal.day);
-                journal.report = None;
-                commands.push(Command::LoadDay(journal.day));
-            }
-            KeyCode::Char('t') => {
-                let today =
-                    (time::OffsetDateTime::now_utc().to_offset(self.info.store_offset)).date();
-                journal.day = today;
-                journal.report = None;
-                commands.push(Command::LoadDay(today));
-            }
-            KeyCode::Char('f') => {
-                let at = FILTERS
-                    .iter()
-                    .position(|f| *f == journal.filter)
-                    .unwrap_or(0);
-                journal.filter = FILTERS[(at + 1) % FILTERS.len()];
-                journal.selected = 0;
-            }
-            KeyCode::Down | KeyCode::Char('j') if rows > 0 => {
-                journal.selected = (journal.selected + 1).min(rows - 1)
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                journal.selected = journal.selected.saturating_sub(1)
-            }
-            KeyCode::PageDown if rows > 0 => {
-                journal.selected = (journal.selected + 20).min(rows - 1)
-            }
-            KeyCode::PageUp => journal.selected = journal.selected.saturating_sub(20),
-            KeyCode::Home => journal.selected = 0,
-            KeyCode::End if rows > 0 => journal.selected = rows - 1,
-            KeyCode::Enter => {
-                if let Some(order) = journal.visible().get(journal.selected) {
-                    commands.push(Command::LoadOrder((*order).clone()));
-                }
-            }
-            _ => {}
+            Rejection::Duplicate => self.words("till.duplicate", &[]),
+            other => other.to_string(),
         }
     }
 
     /// The journal screen alone on `day` (`scanpay journal`): there is no
     /// till to go back to, so leaving it quits.
     pub fn journal_only(info: TillInfo, now: Instant, day: Date) -> (Self, Vec<Command>) {
-        let mut app = Self::new(info, now);
+        let mut app = Self::new(info, now, day);
         app.journal_only = true;
         let commands = app.open_journal(day);
         (app, commands)
@@ -661,14 +671,9 @@ impl App {
             filter: None,
             selected: 0,
             detail: None,
+            scroll: 0,
         }));
         vec![Command::LoadDay(day)]
-    }
-
-    fn today_date(&self) -> Date {
-        time::OffsetDateTime::now_utc()
-            .to_offset(self.info.store_offset)
-            .date()
     }
 
     /// Seconds left to the payment deadline, as the countdown shows it.
@@ -680,5 +685,16 @@ impl App {
             }
             _ => self.info.deadline.saturating_sub(elapsed),
         }
+    }
+}
+
+/// A masked read's "(7 chars)" in Chinese.
+fn zh_count(shown: &str) -> String {
+    match shown
+        .strip_suffix(" chars)")
+        .and_then(|s| s.rsplit_once(" ("))
+    {
+        Some((code, count)) => format!("{code}（{count} 个字符）"),
+        None => shown.to_string(),
     }
 }

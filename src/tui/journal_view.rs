@@ -11,32 +11,48 @@ use ratatui::widgets::{
 
 use super::app::{App, JournalScreen};
 use crate::domain::Fen;
-use crate::journal::{DayReport, EventRow, OrderRow, OrderState};
+use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState};
+use crate::payment::Event;
+use crate::payment::event::Answer;
+use crate::wechat::api::{MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear};
+
+/// Rows above and below the body (status lines, help line).
+const CHROME: u16 = 3;
+/// The order facts above the timeline.
+const FACTS: u16 = 6;
+
+/// How many timeline rows a terminal `height` shows (borders and header off).
+pub fn timeline_rows(height: u16) -> usize {
+    usize::from(height.saturating_sub(CHROME + FACTS + 3).max(1))
+}
 
 pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
     let [header, body, help] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(CHROME - 1),
         Constraint::Min(10),
         Constraint::Length(1),
     ])
     .areas(frame.area());
     super::till::status_lines(app, frame, header);
     let keys = if journal.detail.is_some() {
-        app.t(" Esc 返回列表", " Esc back to the list")
+        app.t(
+            " ↑↓ PgUp PgDn Home End 滚动时间线 · Esc 返回列表",
+            " ↑↓ PgUp PgDn Home End scroll the timeline · Esc back to the list",
+        )
     } else if app.journal_only {
         app.t(
-            " ←→ 前后一天 · t 今天 · f 按状态筛选 · ↑↓ 选择 · Enter 订单详情 · q 退出",
-            " ←→ day · t today · f filter by state · ↑↓ select · Enter order detail · q quit",
+            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · q 退出",
+            " ←→ day · t today · f filter · a attention · ↑↓ select · Enter order detail · q quit",
         )
     } else {
         app.t(
-            " ←→ 前后一天 · t 今天 · f 按状态筛选 · ↑↓ 选择 · Enter 订单详情 · Esc 返回收银",
-            " ←→ day · t today · f filter by state · ↑↓ select · Enter order detail · Esc back to the till",
+            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · Esc 返回收银",
+            " ←→ day · t today · f filter · a attention · ↑↓ select · Enter detail · Esc back to the till",
         )
     };
     frame.render_widget(Paragraph::new(keys).dark_gray(), help);
     match (&journal.detail, &journal.report) {
-        (Some(Ok((order, events))), _) => detail(app, order, events, frame, body),
+        (Some(Ok((order, events))), _) => detail(app, journal, order, events, frame, body),
         (Some(Err(e)), _) | (None, Some(Err(e))) => {
             let text = format!("{}: {e}", app.t("无法读取账本", "Cannot read the journal"));
             frame.render_widget(Paragraph::new(text).red().wrap(Wrap { trim: true }), body);
@@ -99,7 +115,7 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         offset.minutes_past_hour().abs(),
         app.t("筛选", "filter"),
         filter,
-        report.orders.len(),
+        journal.visible().len(),
         app.t("笔订单", "orders")
     );
     frame.render_widget(Paragraph::new(heading).bold(), title);
@@ -176,33 +192,89 @@ fn hourly(app: &App, takings: &[Fen; 24], frame: &mut Frame, area: Rect) {
     frame.render_widget(chart, area);
 }
 
+/// `text` cut to `width` characters from the front: the tail of an order
+/// number (its sequence) and of a transaction id is what tells them apart.
+fn tail(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_string();
+    }
+    let keep = width.saturating_sub(1);
+    let rest: String = text.chars().skip(count - keep).collect();
+    format!("…{rest}")
+}
+
+/// `text` cut to `width` characters at the end (codes read from the front).
+fn head(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
 fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     let visible = journal.visible();
     let height = area.height.saturating_sub(3).max(1) as usize;
     // Only the rows on screen are built, so a busy day renders as fast as a quiet one.
     let first = journal.selected.saturating_sub(height - 1);
-    let rows = visible
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(height)
-        .map(|(i, order)| {
-            let style = if i == journal.selected {
-                Style::new().reversed()
-            } else {
-                Style::new()
-            };
-            Row::new(vec![
-                Cell::from(local_time(app, order.created_at_ms)),
-                Cell::from(order.out_trade_no.to_string()),
-                Cell::from(format!("{:>10}", order.total_fee.to_string())),
-                Cell::from(state_name(app, order.state))
-                    .style(Style::new().fg(state_color(order.state))),
-                Cell::from(order.err_code.clone().unwrap_or_default()),
-                Cell::from(order.transaction_id.clone().unwrap_or_default()),
-            ])
-            .style(style)
-        });
+    let on_screen = || visible.iter().enumerate().skip(first).take(height);
+    // Widths: time, amount and state fixed; the order number, code and
+    // transaction id share the rest, each cut from the side that tells rows
+    // apart, and shown whole when the terminal is wide enough.
+    const TIME: usize = 8;
+    const AMOUNT: usize = 10;
+    let state_w = [
+        OrderState::Open,
+        OrderState::Paid,
+        OrderState::Failed,
+        OrderState::Reversed,
+        OrderState::Closed,
+        OrderState::NeedsAttention,
+    ]
+    .iter()
+    .map(|s| Line::from(state_name(app, *s)).width())
+    .max()
+    .unwrap_or(8);
+    let longest = |f: &dyn Fn(&OrderRow) -> usize, min: usize| {
+        on_screen().map(|(_, o)| f(o)).max().unwrap_or(0).max(min)
+    };
+    let order_full = longest(&|o| o.out_trade_no.as_str().len(), 8);
+    let code_full = longest(&|o| o.err_code.as_deref().map_or(0, str::len), 6);
+    let txn_full = longest(&|o| o.transaction_id.as_deref().map_or(0, str::len), 12);
+    let spare =
+        usize::from(area.width.saturating_sub(2 + 5)).saturating_sub(TIME + AMOUNT + state_w);
+    let code_w = code_full.min(spare / 5).max(6);
+    let shared = spare.saturating_sub(code_w);
+    // The order number whole first (it is what a manager looks for), then
+    // the transaction id's tail in what is left.
+    let (order_w, txn_w) = if shared >= order_full + 16.min(txn_full) {
+        (order_full, shared - order_full)
+    } else {
+        let order_w =
+            (shared * order_full / (order_full + txn_full)).clamp(8.min(shared), order_full);
+        (order_w, shared - order_w)
+    };
+    let rows = on_screen().map(|(i, order)| {
+        let style = if i == journal.selected {
+            Style::new().reversed()
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            Cell::from(local_time(app, order.created_at_ms)),
+            Cell::from(tail(order.out_trade_no.as_str(), order_w)),
+            Cell::from(format!("{:>10}", order.total_fee.to_string())),
+            Cell::from(state_name(app, order.state))
+                .style(Style::new().fg(state_color(order.state))),
+            Cell::from(head(order.err_code.as_deref().unwrap_or_default(), code_w)),
+            Cell::from(tail(
+                order.transaction_id.as_deref().unwrap_or_default(),
+                txn_w,
+            )),
+        ])
+        .style(style)
+    });
     let header = Row::new(vec![
         app.t("时间", "time"),
         app.t("订单号", "order"),
@@ -214,12 +286,12 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     .bold()
     .underlined();
     let widths = [
-        Constraint::Length(8),
-        Constraint::Length(30),
-        Constraint::Length(10),
-        Constraint::Length(15),
-        Constraint::Length(15),
-        Constraint::Min(10),
+        Constraint::Length(TIME as u16),
+        Constraint::Length(order_w as u16),
+        Constraint::Length(AMOUNT as u16),
+        Constraint::Length(state_w as u16),
+        Constraint::Length(code_w as u16),
+        Constraint::Min(txn_w as u16),
     ];
     let title = if visible.is_empty() {
         app.t(" 没有订单 ", " no orders ").to_string()
@@ -234,9 +306,16 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     frame.render_widget(table, area);
 }
 
-fn detail(app: &App, order: &OrderRow, events: &[EventRow], frame: &mut Frame, area: Rect) {
+fn detail(
+    app: &App,
+    journal: &JournalScreen,
+    order: &OrderRow,
+    events: &[EventRow],
+    frame: &mut Frame,
+    area: Rect,
+) {
     let [facts, timeline] =
-        Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(area);
+        Layout::vertical([Constraint::Length(FACTS), Constraint::Min(3)]).areas(area);
     let facts_lines = vec![
         Line::from(vec![
             Span::raw(format!(
@@ -278,7 +357,10 @@ fn detail(app: &App, order: &OrderRow, events: &[EventRow], frame: &mut Frame, a
             .block(Block::bordered().border_type(BorderType::Rounded)),
         facts,
     );
-    let rows = events.iter().map(|event| {
+    // Scrolled so that the last event can reach the bottom row, never past it.
+    let shown = usize::from(timeline.height.saturating_sub(3).max(1));
+    let first = journal.scroll.min(events.len().saturating_sub(shown));
+    let rows = events.iter().skip(first).take(shown).map(|event| {
         Row::new(vec![
             Cell::from(local_time(app, event.at_ms)),
             Cell::from(
@@ -286,10 +368,21 @@ fn detail(app: &App, order: &OrderRow, events: &[EventRow], frame: &mut Frame, a
                     .since_t0_ms
                     .map_or(String::new(), |ms| format!("+{:.3} s", ms as f64 / 1000.0)),
             ),
-            Cell::from(event.kind.as_str()),
-            Cell::from(event.summary.clone()),
+            Cell::from(kind_name(app, event.kind)),
+            Cell::from(what_happened(app, event)),
         ])
     });
+    let title = if events.len() > shown {
+        format!(
+            " {} {}–{}/{} ",
+            app.t("事件时间线", "timeline"),
+            first + 1,
+            (first + shown).min(events.len()),
+            events.len()
+        )
+    } else {
+        format!(" {} ", app.t("事件时间线", "timeline"))
+    };
     let widths = [
         Constraint::Length(8),
         Constraint::Length(10),
@@ -307,7 +400,117 @@ fn detail(app: &App, order: &OrderRow, events: &[EventRow], frame: &mut Frame, a
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(app.t(" 事件时间线 ", " timeline "))),
+            .block(Block::bordered().title(title)),
         timeline,
     );
+}
+
+fn kind_name(app: &App, kind: EventKind) -> &'static str {
+    if !app.zh() {
+        return kind.as_str();
+    }
+    match kind {
+        EventKind::Opened => "开单",
+        EventKind::Request => "请求",
+        EventKind::Answer => "应答",
+        EventKind::Timer => "计时",
+        EventKind::Cashier => "收银员",
+        EventKind::Finished => "结束",
+        EventKind::Note => "备注",
+    }
+}
+
+/// An event as the manager reads it: the journal's own summary in English,
+/// words made from the typed event in Chinese (the summary's technical
+/// detail stays in the log, the export and the English view).
+fn what_happened(app: &App, row: &EventRow) -> String {
+    if !app.zh() {
+        return row.summary.clone();
+    }
+    let unclear = |u: &Unclear| match u {
+        Unclear::Transport(_) => "网络错误，未收到应答".to_string(),
+        Unclear::Untrusted(_) => "应答不可信（签名或内容不符）".to_string(),
+        Unclear::Gateway { code, .. } => format!("网关返回 {code}"),
+    };
+    let refusal = |r: &crate::wechat::api::Refusal| match crate::wechat::messages::cashier_message(
+        &r.code,
+        app.info.language,
+    ) {
+        Some(text) => format!("{}：{text}", r.code),
+        None => r.code.clone(),
+    };
+    #[allow(unreachable_patterns)] // new events read as their summary
+    match &row.event {
+        Event::Opened {
+            total_fee,
+            auth_code_masked,
+            ..
+        } => format!("开单：¥{}，付款码 {auth_code_masked}", Fen(*total_fee)),
+        Event::Request { call, .. } => match call {
+            crate::payment::Call::Micropay => "已发送扣款请求".into(),
+            crate::payment::Call::Query => "已发送查询请求".into(),
+            crate::payment::Call::Reverse { attempt } => {
+                format!("已发送撤销请求（第 {attempt} 次）")
+            }
+        },
+        Event::Answer { answer, .. } => match answer {
+            Answer::Micropay(outcome) => match outcome {
+                MicropayOutcome::Paid(s) => {
+                    format!("扣款应答：支付成功，微信支付单号 {}", s.transaction_id)
+                }
+                MicropayOutcome::Pending => "扣款应答：用户支付中，等待输入密码".into(),
+                MicropayOutcome::Unknown(u) => format!("扣款应答：结果未明（{}）", unclear(u)),
+                MicropayOutcome::Failed(r) => format!("扣款应答：失败（{}）", refusal(r)),
+                MicropayOutcome::NumberTaken(r) => {
+                    format!("扣款应答：订单号已被使用（{}）", r.code)
+                }
+            },
+            Answer::Query(outcome) => match outcome {
+                QueryOutcome::Paid(s) => {
+                    format!("查询应答：已支付，微信支付单号 {}", s.transaction_id)
+                }
+                QueryOutcome::NotSettled(state) => format!("查询应答：尚未完成（{state}）"),
+                QueryOutcome::PayError(state) => format!("查询应答：支付失败（{state}）"),
+                QueryOutcome::Closed(state) => format!("查询应答：已关闭（{state}）"),
+                QueryOutcome::Refunded => "查询应答：已支付后又退款".into(),
+                QueryOutcome::Unknown(u) => format!("查询应答：结果未明（{}）", unclear(u)),
+            },
+            Answer::Reverse(outcome) => match outcome {
+                ReverseOutcome::Reversed => "撤销应答：已撤销".into(),
+                ReverseOutcome::Again(u) => format!("撤销应答：需再次撤销（{}）", unclear(u)),
+                ReverseOutcome::Refused(r) => format!("撤销应答：被拒绝（{}）", refusal(r)),
+            },
+        },
+        Event::Timer { due_ms } => {
+            format!("计时到：{:.1} 秒时的查询或撤销", *due_ms as f64 / 1000.0)
+        }
+        Event::Cancel { accepted: true } => "收银员取消支付".into(),
+        Event::Cancel { accepted: false } => "收银员取消支付（已太迟，未受理）".into(),
+        Event::Resumed {
+            owner,
+            elapsed_ms,
+            refund_paid,
+        } => {
+            let why = if *refund_paid {
+                "，按店长决定即使已支付也撤销"
+            } else {
+                ""
+            };
+            format!(
+                "由 {owner} 接手（扣款请求发出后 {:.1} 秒）{why}",
+                *elapsed_ms as f64 / 1000.0
+            )
+        }
+        Event::Finished {
+            state, err_code, ..
+        } => {
+            let state = OrderState::parse(state).map_or(state.as_str(), |s| state_name(app, s));
+            match err_code {
+                Some(code) => format!("结束：{state}（{code}）"),
+                None => format!("结束：{state}"),
+            }
+        }
+        Event::Note { text } => format!("备注：{text}"),
+        _ => row.summary.clone(),
+    }
 }

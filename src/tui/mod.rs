@@ -13,6 +13,7 @@ pub mod app;
 mod big;
 pub mod journal_view;
 pub mod till;
+mod words;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,11 +23,17 @@ use ratatui::Frame;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::Running;
-use crate::cli::Exit;
 use crate::config::{Gateway, Settings};
 use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
 pub use app::{App, Command, Msg, TillInfo};
+
+/// Why the screen could not run to the end; the caller maps it to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("cannot draw on this terminal: {0}")]
+    Draw(std::io::Error),
+}
 
 /// Draws whichever screen is open.
 pub fn render(app: &App, frame: &mut Frame) {
@@ -39,13 +46,16 @@ pub fn render(app: &App, frame: &mut Frame) {
 impl TillInfo {
     pub fn from_running(running: &Running) -> Self {
         let settings = &running.settings;
-        let gateway = match settings.gateway {
-            Gateway::Simulator { .. } => format!("simulator {}", settings.client.base_url),
-            Gateway::Wechat if settings.client.sandbox => {
-                format!("WeChat sandbox {}", settings.client.base_url)
-            }
-            Gateway::Wechat => format!("WeChat {}", settings.client.base_url),
+        let zh = settings.language == crate::wechat::messages::Language::Chinese;
+        let name = match (&settings.gateway, settings.client.sandbox, zh) {
+            (Gateway::Simulator { .. }, _, true) => "模拟器",
+            (Gateway::Simulator { .. }, _, false) => "simulator",
+            (Gateway::Wechat, true, true) => "微信支付沙箱",
+            (Gateway::Wechat, true, false) => "WeChat sandbox",
+            (Gateway::Wechat, false, true) => "微信支付",
+            (Gateway::Wechat, false, false) => "WeChat",
         };
+        let gateway = format!("{name} {}", settings.client.base_url);
         Self::from_settings(settings, gateway)
     }
 
@@ -69,9 +79,19 @@ impl TillInfo {
     }
 }
 
+/// The store's local date now: the loop reads the clock, the app never does.
+fn store_date(offset: time::UtcOffset) -> time::Date {
+    time::OffsetDateTime::now_utc().to_offset(offset).date()
+}
+
 /// Runs the till until the cashier quits.
-pub async fn run(running: Running) -> Exit {
-    let mut app = App::new(TillInfo::from_running(&running), Instant::now());
+pub async fn run(running: Running) -> Result<(), TuiError> {
+    let offset = running.settings.store_offset;
+    let mut app = App::new(
+        TillInfo::from_running(&running),
+        Instant::now(),
+        store_date(offset),
+    );
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     read_keys(tx.clone());
     let _reader = {
@@ -106,9 +126,10 @@ pub async fn run(running: Running) -> Exit {
 /// `scanpay journal`: the manager's journal screen at `day` and nothing
 /// else, reading the journal read-only, until the manager quits. There is no
 /// engine: nothing is sent, recovered or written.
-pub async fn run_journal(settings: &Settings, day: time::Date) -> Exit {
+pub async fn run_journal(settings: &Settings, day: time::Date) -> Result<(), TuiError> {
     let info = TillInfo::from_settings(settings, "none (read-only journal)".into());
-    let (app, mut commands) = App::journal_only(info, Instant::now(), day);
+    let (mut app, mut commands) = App::journal_only(info, Instant::now(), day);
+    app.update(Msg::Date(store_date(settings.store_offset)));
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     read_keys(tx.clone());
     let executor = Loop {
@@ -128,22 +149,28 @@ async fn show(
     mut executor: Loop<'_>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut commands: Vec<Command>,
-) -> Exit {
+) -> Result<(), TuiError> {
     // SIGTERM (shutdown) or SIGHUP (the terminal went away): restore and
     // leave; a payment in flight is durable in the journal and recovered.
     let mut stopped = stop_signals();
     let mut terminal = ratatui::init(); // raw mode, alternate screen, and a panic hook that restores both
-    let exit = loop {
+    if let Ok(size) = terminal.size() {
+        app.update(Msg::Resize {
+            width: size.width,
+            height: size.height,
+        });
+    }
+    let offset = executor.reports.offset;
+    loop {
         for command in commands.drain(..) {
             executor.execute(command);
         }
         if app.quit {
-            break Exit::OK;
+            break;
         }
         if let Err(e) = terminal.draw(|frame| render(&app, frame)) {
             ratatui::restore();
-            eprintln!("scanpay: cannot draw on this terminal: {e}");
-            return Exit::Internal;
+            return Err(TuiError::Draw(e));
         }
         let wake = app
             .next_deadline()
@@ -153,16 +180,20 @@ async fn show(
             () = tokio::time::sleep_until(wake.into()) => commands.extend(app.update(Msg::Tick(Instant::now()))),
             Some(signal) = stopped.recv() => {
                 tracing::warn!(signal, "stopping on a signal");
-                break Exit::OK;
+                break;
             }
+        }
+        let date = store_date(offset);
+        if date != app.date {
+            commands.extend(app.update(Msg::Date(date)));
         }
         // Take everything already waiting before the next frame.
         while let Ok(msg) = rx.try_recv() {
             commands.extend(app.update(msg));
         }
-    };
+    }
     ratatui::restore();
-    exit
+    Ok(())
 }
 
 /// Resolves the orders a crash left unfinished, in the background, each
@@ -192,6 +223,10 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
     );
     tokio::spawn(async move {
         while let Some((order, outcome)) = outcomes.recv().await {
+            if let Err(e) = &outcome {
+                // The screen says it will be tried again; the cause is here.
+                tracing::error!(order = %order.out_trade_no, error = %e, "an interrupted order could not be resolved");
+            }
             let _ = tx.send(Msg::Recovered {
                 out_trade_no: order.out_trade_no.to_string(),
                 outcome,
@@ -259,7 +294,11 @@ impl Loop<'_> {
                 });
                 tokio::spawn(async move {
                     if let Err(e) = engine.pay(request, progress, cancel_rx).await {
-                        let _ = tx.send(Msg::PaymentError(e.to_string()));
+                        tracing::error!(error = %e, "the payment could not be recorded");
+                        let _ = tx.send(Msg::PaymentError {
+                            nothing_sent: e.nothing_sent(),
+                            detail: e.to_string(),
+                        });
                     }
                 });
             }
@@ -282,12 +321,28 @@ impl Loop<'_> {
             }
             Command::RefreshToday => {
                 tokio::task::spawn_blocking(move || {
-                    let today = time::OffsetDateTime::now_utc().to_offset(offset).date();
+                    let today = store_date(offset);
                     let (from, to) = day_bounds(today, offset);
-                    if let Ok(summary) = reports.read(|journal| journal.summary_between(from, to)) {
+                    let read = reports.read(|journal| {
+                        Ok((
+                            journal.summary_between(from, to)?,
+                            journal.needs_attention()?,
+                        ))
+                    });
+                    if let Ok((summary, (attention, newest))) = read {
+                        let attention_day = newest
+                            .and_then(|ms| {
+                                time::OffsetDateTime::from_unix_timestamp_nanos(
+                                    i128::from(ms) * 1_000_000,
+                                )
+                                .ok()
+                            })
+                            .map(|at| at.to_offset(offset).date());
                         let _ = tx.send(Msg::Today {
                             paid: summary.paid_count,
                             total: summary.paid_total,
+                            attention,
+                            attention_day,
                         });
                     }
                 });
@@ -332,7 +387,7 @@ fn read_keys(tx: mpsc::UnboundedSender<Msg>) {
             while let Ok(event) = event::read() {
                 let sent = match event {
                     Event::Key(key) => tx.send(Msg::Key(key, Instant::now())),
-                    Event::Resize(..) => tx.send(Msg::Tick(Instant::now())),
+                    Event::Resize(width, height) => tx.send(Msg::Resize { width, height }),
                     _ => Ok(()),
                 };
                 if sent.is_err() {

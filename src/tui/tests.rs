@@ -21,7 +21,10 @@ const CODE: &str = "134539517967686076";
 fn info(language: Language, driver: Driver) -> TillInfo {
     TillInfo {
         till_id: "T01".into(),
-        gateway: "simulator http://127.0.0.1:8765".into(),
+        gateway: match language {
+            Language::Chinese => "模拟器 http://127.0.0.1:8765".into(),
+            Language::English => "simulator http://127.0.0.1:8765".into(),
+        },
         driver,
         journal_path: "./data/journal.sqlite3".into(),
         max_amount: Fen(500_000),
@@ -49,7 +52,7 @@ impl Till {
 
     fn with_driver(language: Language, driver: Driver) -> Self {
         let base = Instant::now();
-        let mut app = App::new(info(language, driver), base);
+        let mut app = App::new(info(language, driver), base, today());
         app.network = Network::Reachable;
         app.today = Some((3, Fen(3702)));
         Till {
@@ -128,6 +131,11 @@ impl Till {
         };
         self.send(Msg::Progress(Progress::Finished(result)));
     }
+}
+
+/// The store's date in every test: 2026-11-23.
+fn today() -> time::Date {
+    time::macros::date!(2026 - 11 - 23)
 }
 
 fn order_no() -> OutTradeNo {
@@ -297,7 +305,7 @@ fn presets_set_amount_and_description() {
 #[test]
 fn the_journal_opens_on_today_filters_and_opens_an_order() {
     let mut till = Till::new(Language::English);
-    till.key(0, KeyCode::F(2));
+    till.key(0, KeyCode::F(12));
     till.tick(100);
     let Screen::Journal(journal) = &till.app.screen else {
         panic!("journal not open")
@@ -326,7 +334,7 @@ fn the_journal_opens_on_today_filters_and_opens_an_order() {
 
 #[test]
 fn the_journal_alone_quits_where_it_would_return_to_the_till_and_never_pays() {
-    for leave in [KeyCode::Esc, KeyCode::Char('q'), KeyCode::F(2)] {
+    for leave in [KeyCode::Esc, KeyCode::Char('q'), KeyCode::F(12)] {
         let base = Instant::now();
         let day = time::macros::date!(2026 - 11 - 22);
         let (app, commands) = App::journal_only(info(Language::English, Driver::Wedge), base, day);
@@ -516,9 +524,10 @@ fn snapshot_each_result() {
     snapshot("till_failed_expired_en", &english);
     let mut broken = Till::new(Language::English);
     broken.paying("12.34");
-    broken.send(Msg::PaymentError(
-        "the journal could not be written (disk full)".into(),
-    ));
+    broken.send(Msg::PaymentError {
+        nothing_sent: false,
+        detail: "the journal could not be written (disk full)".into(),
+    });
     snapshot("till_journal_error_en", &broken);
 }
 
@@ -552,6 +561,7 @@ fn snapshot_journal_day_and_order_detail() {
         filter: None,
         selected: 1,
         detail: None,
+        scroll: 0,
     }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
@@ -561,6 +571,7 @@ fn snapshot_journal_day_and_order_detail() {
         filter: Some(OrderState::Paid),
         selected: 0,
         detail: None,
+        scroll: 0,
     }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
@@ -635,6 +646,7 @@ fn snapshot_journal_day_and_order_detail() {
         filter: None,
         selected: 3,
         detail: Some(Ok((order, events))),
+        scroll: 0,
     }));
     snapshot("journal_order_detail_en", &till);
 }
@@ -701,4 +713,648 @@ fn a_stray_line_feed_is_not_the_journal_key() {
     assert!(!till.app.quit);
     assert_eq!(till.app.amount.text(), "7");
     assert!(till.take().is_empty());
+}
+
+// ---- issue 10: the till under pressure, the journal at 80×24 ----
+
+fn with_presets(language: Language) -> Till {
+    let mut till = Till::new(language);
+    till.app.info.presets = vec![
+        ("拿铁".into(), Fen(2200)),
+        ("美式".into(), Fen(1800)),
+        ("可颂".into(), Fen(1500)),
+    ];
+    till
+}
+
+fn notice(till: &Till) -> String {
+    till.app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default()
+}
+
+fn failed(code: &str) -> Final {
+    Final::Failed(Refusal {
+        code: code.into(),
+        description: String::new(),
+    })
+}
+
+#[test]
+fn f2_with_a_preset_sets_that_preset_and_the_journal_is_on_f12_and_j() {
+    let mut till = with_presets(Language::Chinese);
+    till.key(0, KeyCode::F(2));
+    till.tick(100);
+    assert_eq!(
+        till.app.screen,
+        Screen::Till,
+        "F2 is preset 2, not the journal"
+    );
+    assert_eq!(till.app.amount.value(), Ok(Fen(1800)));
+    assert_eq!(till.app.body, "美式");
+    assert!(till.take().is_empty());
+    let screen = till.render(100, 30);
+    assert!(screen.contains("F1 拿铁 ¥22.00"), "{screen}");
+    assert!(screen.contains("F2 美式 ¥18.00") && screen.contains("F3 可颂 ¥15.00"));
+    assert!(screen.contains("F12/j 账本"), "{screen}");
+    for key in [KeyCode::F(12), KeyCode::Char('j')] {
+        till.key(1000, key);
+        till.tick(1100);
+        assert!(matches!(till.app.screen, Screen::Journal(_)), "{key:?}");
+        assert_eq!(till.take(), [Command::LoadDay(today())]);
+        till.key(1200, KeyCode::Esc);
+        assert_eq!(till.app.screen, Screen::Till);
+    }
+    snapshot("till_presets_zh", &till);
+}
+
+#[test]
+fn after_failed_the_amount_stays_and_another_code_retries_it() {
+    let mut till = Till::new(Language::Chinese);
+    till.paying("12.34");
+    till.finish(failed("NOTENOUGH"), "余额不足，请用户换卡支付", Fen(1234));
+    assert_eq!(till.app.amount.text(), "12.34", "kept for the retry");
+    assert!(till.render(100, 30).contains("金额已保留"));
+    till.take();
+    till.send(Msg::Scan(ScanEvent::Scan {
+        driver: Driver::Serial,
+        code: AuthCode::parse("124539517967686076").unwrap(),
+        timing: read(""),
+    }));
+    match till.take().as_slice() {
+        [Command::Pay(request)] => assert_eq!(request.amount, Fen(1234)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn after_paid_or_unclear_the_amount_is_cleared_so_nothing_invites_a_second_charge() {
+    for outcome in [
+        Final::Paid(Settlement {
+            transaction_id: "4200000001".into(),
+            time_end: None,
+            cash_fee: Some(1234),
+        }),
+        Final::NeedsAttention(Attention::ReverseExhausted {
+            attempts: 5,
+            last: Unclear::Transport("reset".into()),
+        }),
+    ] {
+        let mut till = Till::new(Language::English);
+        till.paying("12.34");
+        till.finish(outcome, "…", Fen(1234));
+        assert!(till.app.amount.is_empty());
+        match &till.app.phase {
+            Phase::Done(done) => assert_eq!(done.amount, Fen(1234), "the big figure"),
+            other => panic!("{other:?}"),
+        }
+        till.take();
+        till.scan_burst(60_000, "124539517967686076");
+        assert!(till.take().is_empty(), "no payment without a new amount");
+    }
+}
+
+#[test]
+fn a_rescan_of_the_same_code_at_once_is_called_a_duplicate() {
+    let mut till = Till::new(Language::Chinese);
+    let end = till.type_slowly(0, "8");
+    till.scan_burst(end + 100, CODE);
+    assert!(matches!(till.take().as_slice(), [Command::Pay(_)]));
+    till.scan_burst(end + 600, CODE);
+    assert!(till.take().is_empty());
+    let text = notice(&till);
+    assert!(text.contains("重复扫码"), "{text}");
+    assert!(!text.contains("不是微信付款码"), "{text}");
+}
+
+#[test]
+fn a_scan_while_the_network_check_fails_warns_on_screen_and_still_tries() {
+    let mut till = Till::new(Language::Chinese);
+    till.send(Msg::Network(false));
+    till.paying("12.34");
+    let screen = till.render(100, 30);
+    assert!(screen.contains("网络不通"), "{screen}");
+    assert!(notice(&till).contains("未扣款"), "{}", notice(&till));
+    snapshot("till_paying_network_down_zh", &till);
+    let mut english = Till::new(Language::English);
+    english.send(Msg::Network(false));
+    english.paying("12.34");
+    assert!(english.render(100, 30).contains("Network down"));
+}
+
+/// A payment at `elapsed` into its life, the status arriving then.
+fn status(till: &mut Till, status: Status, elapsed_s: u64, now_ms: u64) {
+    till.app.now = till.at(now_ms);
+    till.send(Msg::Progress(Progress::Status {
+        status,
+        elapsed: Duration::from_secs(elapsed_s),
+    }));
+}
+
+#[test]
+fn esc_says_the_payment_is_being_cancelled_and_when_it_is_reversed() {
+    let mut till = Till::new(Language::Chinese);
+    till.paying("12.34");
+    status(
+        &mut till,
+        Status::CustomerPaying {
+            next_query_at: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+        },
+        8,
+        8_000,
+    );
+    till.key(8_000, KeyCode::Esc);
+    // The engine brings the deadline forward to the first reverse instant.
+    status(
+        &mut till,
+        Status::CustomerPaying {
+            next_query_at: Duration::from_secs(10),
+            deadline: Duration::from_secs(15),
+        },
+        9,
+        9_000,
+    );
+    let screen = till.render(100, 30);
+    assert!(screen.contains("正在取消：6 秒后撤销订单"), "{screen}");
+    assert!(!screen.contains("输入密码"), "{screen}");
+    snapshot("till_cancelling_zh", &till);
+}
+
+#[test]
+fn the_querying_step_shows_and_counts() {
+    let mut till = Till::new(Language::English);
+    till.paying("12.34");
+    status(&mut till, Status::Querying, 5, 5_000);
+    assert!(
+        till.render(100, 30)
+            .contains("Querying the result (query 1)"),
+        "{}",
+        till.render(100, 30)
+    );
+    status(
+        &mut till,
+        Status::CustomerPaying {
+            next_query_at: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+        },
+        5,
+        5_100,
+    );
+    assert!(till.render(100, 30).contains("1 queries so far"));
+}
+
+#[test]
+fn a_reverse_at_the_deadline_after_unclear_answers_does_not_blame_the_customer() {
+    let mut till = Till::new(Language::Chinese);
+    till.paying("12.34");
+    status(
+        &mut till,
+        Status::Unclear {
+            next_query_at: Duration::from_secs(15),
+            deadline: Duration::from_secs(30),
+        },
+        10,
+        10_000,
+    );
+    till.finish(
+        Final::Reversed(ReverseReason::Deadline),
+        "用户未在规定时间内完成支付，订单已撤销，未扣款；请用户重新支付",
+        Fen(1234),
+    );
+    let screen = till.render(100, 30);
+    assert!(!screen.contains("用户未在规定时间内"), "{screen}");
+    assert!(screen.contains("不是顾客的问题"), "{screen}");
+    snapshot("till_reversed_after_unclear_zh", &till);
+    // A customer who never typed the password: the engine's sentence stands.
+    let mut slow = Till::new(Language::Chinese);
+    slow.paying("12.34");
+    slow.finish(
+        Final::Reversed(ReverseReason::Deadline),
+        "用户未在规定时间内完成支付，订单已撤销，未扣款；请用户重新支付",
+        Fen(1234),
+    );
+    assert!(slow.render(100, 30).contains("用户未在规定时间内"));
+}
+
+#[test]
+fn needs_attention_says_what_to_do_about_the_customer_and_no_error_chain() {
+    let mut till = Till::new(Language::Chinese);
+    till.paying("12.34");
+    let outcome = Final::NeedsAttention(Attention::ReverseExhausted {
+        attempts: 5,
+        last: Unclear::Transport(
+            "error sending request for url (http://127.0.0.1:1/pay/micropay): client error (Connect): tcp connect error".into(),
+        ),
+    });
+    let message = outcome.message(Language::Chinese);
+    till.finish(outcome, &message, Fen(1234));
+    let screen = till.render(100, 30);
+    assert!(screen.contains("请勿重复收款"), "{screen}");
+    assert!(screen.contains("留下联系方式"), "{screen}");
+    assert!(!screen.contains("error sending"), "{screen}");
+    // A system error shows a sentence; the cause is for the log.
+    let mut broken = Till::new(Language::Chinese);
+    broken.paying("12.34");
+    broken.send(Msg::PaymentError {
+        nothing_sent: false,
+        detail: "the payment could not be recorded: disk I/O error".into(),
+    });
+    let screen = broken.render(100, 30);
+    assert!(!screen.contains("disk I/O"), "{screen}");
+    assert!(screen.contains("请勿重复收款"), "{screen}");
+    assert!(broken.app.amount.is_empty());
+}
+
+#[test]
+fn orders_needing_attention_are_counted_and_a_opens_them() {
+    let mut till = Till::new(Language::Chinese);
+    let day = time::macros::date!(2026 - 11 - 20);
+    till.send(Msg::Today {
+        paid: 3,
+        total: Fen(3702),
+        attention: 2,
+        attention_day: Some(day),
+    });
+    let screen = till.render(100, 30);
+    assert!(screen.contains("待处理 2 笔（按 a 查看）"), "{screen}");
+    snapshot("till_attention_count_zh", &till);
+    till.key(0, KeyCode::Char('a'));
+    till.tick(100);
+    assert_eq!(till.take(), [Command::LoadDay(day)]);
+    let Screen::Journal(journal) = &till.app.screen else {
+        panic!("the journal did not open")
+    };
+    assert_eq!(journal.filter, Some(OrderState::NeedsAttention));
+}
+
+#[test]
+fn the_journal_header_counts_the_filtered_rows_and_right_stops_at_today() {
+    let mut till = Till::new(Language::English);
+    till.key(0, KeyCode::F(12));
+    till.tick(100);
+    till.take();
+    till.send(Msg::DayLoaded(Ok(report(today()))));
+    till.key(200, KeyCode::Char('f')); // paid only
+    let screen = till.render(100, 30);
+    assert!(screen.contains("filter paid · 2 orders"), "{screen}");
+    till.key(300, KeyCode::Right);
+    assert!(till.take().is_empty(), "no day after today");
+    till.key(400, KeyCode::Left);
+    till.take();
+    till.key(500, KeyCode::Right);
+    assert_eq!(till.take(), [Command::LoadDay(today())]);
+}
+
+/// Three orders created within one minute, in today's number format.
+fn one_minute() -> DayReport {
+    let no = |seconds: &str, seq: u32| {
+        OutTradeNo::parse(&format!("T01261123{}K3F9XQ{seq:06}", seconds)).unwrap()
+    };
+    let row = |id: i64, at: &str, state, code: Option<&str>| {
+        let mut o = order(id, at, 1234 + id as u64, state, code);
+        o.out_trade_no = no(&format!("14{}", at[3..].replace(':', "")), id as u32);
+        o.out_trade_no = OutTradeNo::parse(&format!(
+            "T0126112314{}K3F9XQ{id:06}",
+            at[3..].replace(':', "")
+        ))
+        .unwrap();
+        o.transaction_id = (state == OrderState::Paid)
+            .then(|| format!("42000012122611231423{:08}", 10_000_000 + id * 1_111));
+        o
+    };
+    let _ = no;
+    let orders = vec![
+        row(17, "14:23:05", OrderState::Paid, None),
+        row(18, "14:23:31", OrderState::Failed, Some("AUTHCODEEXPIRE")),
+        row(19, "14:23:58", OrderState::Paid, None),
+    ];
+    DayReport {
+        day: today(),
+        summary: DaySummary {
+            paid_count: 2,
+            paid_total: Fen(2489),
+            failed: 1,
+            ..DaySummary::default()
+        },
+        orders,
+    }
+}
+
+fn journal_on(till: &mut Till, report: DayReport, selected: usize) {
+    till.app.screen = Screen::Journal(Box::new(JournalScreen {
+        day: today(),
+        report: Some(Ok(report)),
+        filter: None,
+        selected,
+        detail: None,
+        scroll: 0,
+    }));
+}
+
+#[test]
+fn at_80_by_24_the_journal_tells_three_orders_of_one_minute_apart() {
+    for language in [Language::English, Language::Chinese] {
+        let mut till = Till::new(language);
+        journal_on(&mut till, one_minute(), 0);
+        let screen = till.render(80, 24);
+        for tail in ["000017", "000018", "000019"] {
+            assert!(screen.contains(tail), "{tail} missing:\n{screen}");
+        }
+        // The transaction ids differ only at the end: their tails are shown.
+        for tail in ["10018887", "10021109"] {
+            assert!(screen.contains(tail), "{tail} missing:\n{screen}");
+        }
+        let name = match language {
+            Language::Chinese => "journal_80x24_one_minute_zh",
+            Language::English => "journal_80x24_one_minute_en",
+        };
+        insta::assert_snapshot!(name, screen);
+    }
+    // A wide terminal shows every number whole.
+    let mut wide = Till::new(Language::English);
+    journal_on(&mut wide, one_minute(), 0);
+    let screen = wide.render(130, 30);
+    assert!(screen.contains("T01261123142305K3F9XQ000017"), "{screen}");
+    assert!(screen.contains("4200001212261123142310018887"), "{screen}");
+}
+
+fn long_timeline(language: Language) -> Till {
+    let mut till = Till::new(language);
+    let order = order(
+        4,
+        "18:02:55",
+        12000,
+        OrderState::NeedsAttention,
+        Some("SYSTEMERROR"),
+    );
+    let mut events = vec![EventRow {
+        id: 1,
+        order_id: order.id,
+        at_ms: order.created_at_ms,
+        since_t0_ms: None,
+        kind: EventKind::Opened,
+        call: None,
+        summary: "order opened".into(),
+        event: crate::payment::Event::Opened {
+            till_id: "T01".into(),
+            total_fee: 12000,
+            body: "门店消费".into(),
+            auth_code_masked: "**************6076".into(),
+        },
+    }];
+    for i in 1..=12u64 {
+        let at = i * 5_000;
+        events.push(EventRow {
+            id: 2 * i as i64,
+            order_id: order.id,
+            at_ms: order.created_at_ms + at as i64,
+            since_t0_ms: Some(at),
+            kind: EventKind::Request,
+            call: Some("orderquery".into()),
+            summary: format!("orderquery sent (query {i})"),
+            event: crate::payment::Event::Request {
+                call: crate::payment::Call::Query,
+                fields: Default::default(),
+            },
+        });
+        events.push(EventRow {
+            id: 2 * i as i64 + 1,
+            order_id: order.id,
+            at_ms: order.created_at_ms + at as i64 + 300,
+            since_t0_ms: Some(at + 300),
+            kind: EventKind::Answer,
+            call: Some("orderquery".into()),
+            summary: format!(
+                "orderquery answer {i}: UNKNOWN — error sending request for url (http://127.0.0.1:1/pay/orderquery)"
+            ),
+            event: crate::payment::Event::Answer {
+                answer: crate::payment::Answer::Query(crate::wechat::api::QueryOutcome::Unknown(
+                    Unclear::Transport("error sending request".into()),
+                )),
+                fields: None,
+            },
+        });
+    }
+    events.push(EventRow {
+        id: 99,
+        order_id: order.id,
+        at_ms: order.created_at_ms + 70_000,
+        since_t0_ms: Some(70_000),
+        kind: EventKind::Finished,
+        call: None,
+        summary: "finished: needs_attention — LAST EVENT".into(),
+        event: crate::payment::Event::Finished {
+            state: "needs_attention".into(),
+            err_code: Some("TRANSPORT".into()),
+            transaction_id: None,
+        },
+    });
+    till.app.size = (80, 24);
+    till.app.screen = Screen::Journal(Box::new(JournalScreen {
+        day: today(),
+        report: Some(Ok(report(today()))),
+        filter: None,
+        selected: 3,
+        detail: Some(Ok((order, events))),
+        scroll: 0,
+    }));
+    till
+}
+
+#[test]
+fn the_order_timeline_scrolls_to_its_last_event() {
+    let mut till = long_timeline(Language::English);
+    let top = till.render(80, 24);
+    assert!(
+        top.contains("order opened") && !top.contains("LAST EVENT"),
+        "{top}"
+    );
+    assert!(top.contains("timeline 1–12/26"), "{top}");
+    till.key(0, KeyCode::End);
+    let bottom = till.render(80, 24);
+    assert!(
+        bottom.contains("LAST EVENT") && !bottom.contains("order opened"),
+        "{bottom}"
+    );
+    assert!(bottom.contains("15–26/26"), "{bottom}");
+    insta::assert_snapshot!("journal_timeline_end_en", bottom);
+    till.key(100, KeyCode::Down); // already at the end: stays
+    assert_eq!(till.render(80, 24), bottom);
+    till.key(200, KeyCode::Up);
+    assert!(till.render(80, 24).contains("14–25/26"));
+    till.key(300, KeyCode::PageUp);
+    assert!(till.render(80, 24).contains("2–13/26"));
+    till.key(400, KeyCode::Home);
+    assert_eq!(till.render(80, 24), top);
+    till.key(500, KeyCode::PageDown);
+    assert!(till.render(80, 24).contains("13–24/26"));
+    till.key(600, KeyCode::Esc);
+    let Screen::Journal(journal) = &till.app.screen else {
+        unreachable!()
+    };
+    assert!(journal.detail.is_none(), "Esc closes the detail");
+}
+
+#[test]
+fn the_zh_timeline_is_in_chinese() {
+    let mut till = long_timeline(Language::Chinese);
+    till.key(0, KeyCode::End);
+    let screen = till.render(80, 24);
+    assert!(
+        screen.contains("查询应答：结果未明（网络错误，未收到应答）"),
+        "{screen}"
+    );
+    assert!(screen.contains("结束：待处理（TRANSPORT）"), "{screen}");
+    assert!(!screen.contains("error sending"), "{screen}");
+    insta::assert_snapshot!("journal_timeline_end_zh", screen);
+}
+
+/// ASCII words of three letters or more on a zh screen that are not codes or names.
+fn english_words(screen: &str) -> Vec<String> {
+    const ALLOWED: &[&str] = &[
+        // names: the program, its commands, key caps
+        "scanpay",
+        "replay",
+        "Esc",
+        "Backspace",
+        "Enter",
+        "PgUp",
+        "PgDn",
+        "Home",
+        "End",
+        "Shift",
+        // the journal path and gateway address in the status line
+        "data",
+        "journal",
+        "sqlite",
+        "http",
+        // codes
+        "AZERTY",
+        "NOTENOUGH",
+        "AUTHCODEEXPIRE",
+        "SYSTEMERROR",
+        "TRANSPORT",
+    ];
+    let mut words = Vec::new();
+    for line in screen.lines() {
+        // TestBackend notes where wide characters hide cells: not on screen.
+        let line = line
+            .split(" Hidden by multi-width symbols")
+            .next()
+            .unwrap_or(line);
+        for word in line.split(|c: char| !c.is_ascii_alphabetic()) {
+            if word.len() >= 3 && !ALLOWED.contains(&word) {
+                words.push(word.to_string());
+            }
+        }
+    }
+    words
+}
+
+#[test]
+fn a_zh_till_shows_no_english_word_besides_codes_and_names() {
+    let mut screens = Vec::new();
+    let mut idle = with_presets(Language::Chinese);
+    idle.app.attention = (2, Some(today()));
+    screens.push(idle.render(100, 30));
+    idle.type_slowly(0, "12.34");
+    screens.push(idle.render(100, 30));
+    for reason in [
+        Rejection::KeyboardLayout {
+            layout: "French AZERTY",
+        },
+        Rejection::KeyboardLayout {
+            layout: "shifted (AZERTY-configured scanner on a US)",
+        },
+        Rejection::Noise { bytes: 7 },
+        Rejection::Overlong { bytes: 90 },
+        Rejection::Duplicate,
+        Rejection::Code(crate::domain::AuthCodeError::WrongLength { len: 7 }),
+        Rejection::Code(crate::domain::AuthCodeError::Alipay {
+            prefix: "28".into(),
+        }),
+        Rejection::Code(crate::domain::AuthCodeError::WrongPrefix {
+            prefix: "99".into(),
+        }),
+        Rejection::Code(crate::domain::AuthCodeError::NotDigits { found: 'x' }),
+        Rejection::Code(crate::domain::AuthCodeError::Empty),
+    ] {
+        let mut till = Till::new(Language::Chinese);
+        till.send(Msg::Scan(ScanEvent::Rejected {
+            driver: Driver::Serial,
+            reason,
+            shown: "***1234 (7 chars)".into(),
+            timing: read(""),
+        }));
+        screens.push(till.render(100, 30));
+    }
+    let mut paying = Till::new(Language::Chinese);
+    paying.send(Msg::Network(false));
+    paying.paying("12.34");
+    screens.push(paying.render(100, 30));
+    for s in [
+        Status::Sending,
+        Status::Querying,
+        Status::Unclear {
+            next_query_at: Duration::from_secs(15),
+            deadline: Duration::from_secs(30),
+        },
+        Status::ReverseDue {
+            at: Duration::from_secs(15),
+            attempt: 1,
+        },
+        Status::Reversing { attempt: 2 },
+        Status::Confirming,
+    ] {
+        status(&mut paying, s, 10, 10_000);
+        screens.push(paying.render(100, 30));
+    }
+    paying.key(10_100, KeyCode::Esc);
+    screens.push(paying.render(100, 30));
+    let outcomes = [
+        Final::Paid(Settlement {
+            transaction_id: "4200001212282111030178445712".into(),
+            time_end: None,
+            cash_fee: Some(1234),
+        }),
+        failed("NOTENOUGH"),
+        Final::Reversed(ReverseReason::Deadline),
+        Final::Reversed(ReverseReason::Cancelled),
+        Final::NeedsAttention(Attention::ReverseExhausted {
+            attempts: 5,
+            last: Unclear::Transport("error sending request for url".into()),
+        }),
+        Final::NeedsAttention(Attention::ReverseRefused(Refusal {
+            code: "REVERSE_EXPIRE".into(),
+            description: "reverse expired".into(),
+        })),
+        Final::NotSent,
+        Final::Closed("REVOKED".into()),
+    ];
+    for outcome in outcomes {
+        let mut till = Till::new(Language::Chinese);
+        till.paying("12.34");
+        let message = outcome.message(Language::Chinese);
+        till.finish(outcome, &message, Fen(1234));
+        screens.push(till.render(100, 30));
+    }
+    for nothing_sent in [true, false] {
+        let mut till = Till::new(Language::Chinese);
+        till.paying("12.34");
+        till.send(Msg::PaymentError {
+            nothing_sent,
+            detail: "database or disk is full".into(),
+        });
+        screens.push(till.render(100, 30));
+    }
+    for screen in screens {
+        let words = english_words(&screen);
+        assert!(
+            words.is_empty(),
+            "English on a zh till: {words:?}\n{screen}"
+        );
+    }
 }

@@ -7,19 +7,21 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph, Wrap};
 
-use super::app::{App, Network, Paying, Phase, Tone};
+use super::app::{App, Done, Fault, Network, Paying, Phase, Tone};
 use super::big;
 use crate::journal::OrderState;
 use crate::payment::{PaymentResult, Status};
-use crate::scanner::DriverStatus;
+use crate::scanner::{Driver, DriverStatus};
 
 pub fn render(app: &App, frame: &mut Frame) {
-    let [header, amount, body, panel, notice, help] = Layout::vertical([
+    let width = frame.area().width;
+    let [header, amount, body, presets, panel, notice, help] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(8),
         Constraint::Length(1),
+        Constraint::Length(u16::from(!app.info.presets.is_empty())),
         Constraint::Min(7),
-        Constraint::Length(2),
+        Constraint::Length(notice_height(app, width)),
         Constraint::Length(1),
     ])
     .areas(frame.area());
@@ -30,21 +32,56 @@ pub fn render(app: &App, frame: &mut Frame) {
         Span::raw(&app.body),
     ]);
     frame.render_widget(Paragraph::new(body_line), body);
+    preset_line(app, frame, presets);
     match &app.phase {
         Phase::Entering => prompt(app, frame, panel),
         Phase::Paying(paying) => paying_panel(app, paying, frame, panel),
-        Phase::Done(Ok(result)) => result_panel(app, result, frame, panel),
-        Phase::Done(Err(error)) => error_panel(app, error, frame, panel),
+        Phase::Done(done) => match &done.result {
+            Ok(result) => result_panel(app, done, result, frame, panel),
+            Err(fault) => error_panel(app, fault, frame, panel),
+        },
     }
     notice_line(app, frame, notice);
     let keys = match app.phase {
         Phase::Paying(_) => app.t(" Esc 取消支付", " Esc cancel the payment"),
         _ => app.t(
-            " 数字 输入金额 · Backspace 删除 · Esc 清除 · F1–F9 预设 · F2 账本 · q 退出",
-            " digits amount · Backspace delete · Esc clear · F1–F9 presets · F2 journal · q quit",
+            " 数字 金额 · Esc 清除 · F1–F9 预设 · F12/j 账本 · a 待处理 · q 退出",
+            " digits amount · Esc clear · F1–F9 presets · F12/j journal · a attention · q quit",
         ),
     };
     frame.render_widget(Paragraph::new(keys).dark_gray(), help);
+}
+
+/// The presets and their keys: "F1 拿铁 ¥22.00 · F2 …".
+fn preset_line(app: &App, frame: &mut Frame, area: Rect) {
+    let mut spans = vec![Span::raw(format!("  {}: ", app.words("till.presets", &[]))).dark_gray()];
+    for (i, (name, amount)) in app.info.presets.iter().take(9).enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · ").dark_gray());
+        }
+        spans.push(Span::raw(format!("F{}", i + 1)).bold().cyan());
+        spans.push(Span::raw(format!(" {name} ¥{amount}")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Lines the notice needs at this width, so advice is never cut.
+fn notice_height(app: &App, width: u16) -> u16 {
+    let Some(notice) = &app.notice else {
+        return 1;
+    };
+    let text = Line::from(format!(" {}", notice.text)).width();
+    let width = usize::from(width.max(10)) - 2; // a wrapped word may leave a little room
+    text.div_ceil(width).clamp(1, 5) as u16
+}
+
+/// The scanner driver's name as the cashier reads it.
+pub fn driver_name(app: &App, driver: Driver) -> String {
+    match (app.zh(), driver) {
+        (true, Driver::Wedge) => "键盘模式".into(),
+        (true, Driver::Serial) => "串口".into(),
+        (_, driver) => driver.to_string(),
+    }
 }
 
 /// Till, gateway, scanner, network, journal and today's takings.
@@ -60,7 +97,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
     let (network, network_style) = match app.network {
         Network::Unknown => (app.t("检测中", "checking"), Style::new().dark_gray()),
         Network::Reachable => (app.t("正常", "reachable"), Style::new().green()),
-        Network::Unreachable => (app.t("不可达", "unreachable"), Style::new().red().bold()),
+        Network::Unreachable => (app.t("不通", "unreachable"), Style::new().red().bold()),
     };
     let today = match app.today {
         Some((paid, total)) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
@@ -94,12 +131,20 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
             .bold(),
         ),
     };
+    let attention = match app.attention.0 {
+        0 => None,
+        n => Some(
+            Span::raw(format!(" · {}", app.words("till.attention", &[("n", &n)])))
+                .magenta()
+                .bold(),
+        ),
+    };
     let second = Line::from(
         vec![
             Span::raw(format!(
                 " {} {} ",
                 app.t("扫码枪", "scanner"),
-                app.info.driver
+                driver_name(app, app.info.driver)
             )),
             Span::styled(scanner_mark, scanner_style),
             Span::raw(format!(
@@ -111,6 +156,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
             Span::raw(today).bold(),
         ]
         .into_iter()
+        .chain(attention)
         .chain(recovery)
         .collect::<Vec<_>>(),
     );
@@ -156,6 +202,8 @@ fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
 fn amount_block(app: &App, frame: &mut Frame, area: Rect) {
     let shown = match &app.phase {
         Phase::Paying(paying) => paying.amount.to_string(),
+        // Paid (or possibly paid): the amount of that sale, not ¥0.
+        Phase::Done(done) if app.amount.is_empty() => done.amount.to_string(),
         _ if app.amount.is_empty() => "0".into(),
         _ => app.amount.text().to_string(),
     };
@@ -215,51 +263,30 @@ fn secs(d: std::time::Duration) -> u64 {
 fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
     let remaining = app.remaining(paying);
     let elapsed = paying.status_elapsed + app.now.saturating_duration_since(paying.status_at);
+    let left = secs(remaining);
     let state = match &paying.status {
+        // Cancelled: the deadline was brought forward to the reverse.
+        Status::CustomerPaying { .. } | Status::Unclear { .. } if paying.cancel_requested => {
+            app.words("till.cancelling", &[("wait", &left)])
+        }
+        Status::Querying if paying.cancel_requested => app.words("till.cancelling_querying", &[]),
         Status::Sending => app
             .t("正在发送支付请求…", "Sending the payment…")
             .to_string(),
-        Status::CustomerPaying { .. } => {
-            if app.zh() {
-                format!("等待顾客在手机上输入密码 · 剩余 {} 秒", secs(remaining))
-            } else {
-                format!(
-                    "Waiting for the customer's password · {} s left",
-                    secs(remaining)
-                )
-            }
-        }
+        Status::CustomerPaying { .. } => app.words("till.waiting_password", &[("left", &left)]),
         Status::Unclear { next_query_at, .. } => {
             let wait = secs(next_query_at.saturating_sub(elapsed));
-            if app.zh() {
-                format!("结果未明，{wait} 秒后查询 · 剩余 {} 秒", secs(remaining))
-            } else {
-                format!(
-                    "Outcome unclear, querying in {wait} s · {} s left",
-                    secs(remaining)
-                )
-            }
+            app.words("till.unclear", &[("wait", &wait), ("left", &left)])
         }
-        Status::Querying => app
-            .t("正在查询支付结果…", "Querying the result…")
-            .to_string(),
+        Status::Querying => app.words(
+            "till.querying",
+            &[("n", &paying.queries.max(1)), ("left", &left)],
+        ),
         Status::ReverseDue { at, attempt } => {
             let wait = secs(at.saturating_sub(elapsed));
-            if app.zh() {
-                format!("{wait} 秒后撤销订单（第 {attempt} 次；支付发出15秒后才可撤销）")
-            } else {
-                format!(
-                    "Reversing in {wait} s (attempt {attempt}; never before 15 s after sending)"
-                )
-            }
+            app.words("till.reverse_due", &[("wait", &wait), ("attempt", attempt)])
         }
-        Status::Reversing { attempt } => {
-            if app.zh() {
-                format!("正在撤销订单（第 {attempt} 次）…")
-            } else {
-                format!("Reversing the order (attempt {attempt})…")
-            }
-        }
+        Status::Reversing { attempt } => app.words("till.reversing", &[("attempt", attempt)]),
         Status::Confirming => app
             .t(
                 "已撤销，正在确认是否已扣款…",
@@ -269,10 +296,13 @@ fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
         Status::Done(_) => app.t("正在记录结果…", "Recording the result…").to_string(),
     };
     let order = paying.out_trade_no.as_deref().unwrap_or("…");
-    let mut lines = vec![
-        Line::from(""),
-        Line::from(state).bold().yellow(),
-        Line::from(""),
+    let mut lines = vec![Line::from(""), Line::from(state).bold().yellow()];
+    let steps = match (paying.queries, paying.status.clone()) {
+        (0, _) | (_, Status::Querying) => String::new(),
+        (n, _) => app.words("till.queries_so_far", &[("n", &n)]),
+    };
+    lines.push(Line::from(steps).dark_gray());
+    lines.push(
         Line::from(format!(
             "{} {} · {} {order}",
             app.t("付款码", "code"),
@@ -280,7 +310,14 @@ fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
             app.t("订单号", "order")
         ))
         .dark_gray(),
-    ];
+    );
+    if paying.network_down {
+        lines.push(
+            Line::from(app.words("till.network_warning", &[]))
+                .red()
+                .bold(),
+        );
+    }
     if paying.cancel_requested {
         lines.push(Line::from(app.t("已请求取消", "Cancel requested")).magenta());
     }
@@ -308,21 +345,29 @@ fn paying_panel(app: &App, paying: &Paying, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn result_panel(app: &App, result: &PaymentResult, frame: &mut Frame, area: Rect) {
+fn result_panel(app: &App, done: &Done, result: &PaymentResult, frame: &mut Frame, area: Rect) {
     let (title, color) = match result.state() {
-        OrderState::Paid => (app.t("✔ 支付成功  PAID", "✔ PAID"), Color::Green),
-        OrderState::Failed => (app.t("✘ 支付失败  FAILED", "✘ FAILED"), Color::Red),
+        OrderState::Paid => (app.t("✔ 支付成功", "✔ PAID"), Color::Green),
+        OrderState::Failed => (app.t("✘ 支付失败", "✘ FAILED"), Color::Red),
         OrderState::Reversed | OrderState::Closed => (
-            app.t("↺ 已撤销  REVERSED", "↺ REVERSED — not charged"),
+            app.t("↺ 已撤销，未扣款", "↺ REVERSED — not charged"),
             Color::Yellow,
         ),
         OrderState::NeedsAttention | OrderState::Open => (
-            app.t("⚠ 待处理  NEEDS ATTENTION", "⚠ NEEDS ATTENTION"),
+            app.t("⚠ 待处理：请勿重复收款", "⚠ NEEDS ATTENTION"),
             Color::Magenta,
         ),
     };
+    let message = app.result_sentence(result, done.after_unclear);
     let mut lines = vec![Line::from(""), Line::from(title).bold(), Line::from("")];
-    lines.push(Line::from(format!("¥{}  ·  {}", result.amount, result.message)).bold());
+    lines.push(Line::from(format!("¥{}", result.amount)).bold());
+    lines.push(Line::from(message).bold());
+    if !app.amount.is_empty() {
+        lines.push(Line::from(app.t(
+            "金额已保留：换一个付款码可直接重新扫码",
+            "The amount is kept: scan another code to try again",
+        )));
+    }
     if let Some(id) = result.outcome.transaction_id() {
         lines.push(Line::from(format!(
             "{} {id}",
@@ -346,19 +391,30 @@ fn result_panel(app: &App, result: &PaymentResult, frame: &mut Frame, area: Rect
     );
 }
 
-fn error_panel(app: &App, error: &str, frame: &mut Frame, area: Rect) {
+fn error_panel(app: &App, fault: &Fault, frame: &mut Frame, area: Rect) {
+    // The cause is in the log; the cashier reads what it means for the sale.
+    let (title, advice) = if fault.nothing_sent {
+        (
+            app.t(
+                "✘ 系统错误：账本无法记录，未扣款",
+                "✘ SYSTEM ERROR: not recorded, not charged",
+            ),
+            app.words("till.fault_not_sent", &[]),
+        )
+    } else {
+        (
+            app.t(
+                "⚠ 系统错误：结果未记录完整",
+                "⚠ SYSTEM ERROR: the result was not fully recorded",
+            ),
+            app.words("till.fault_unknown", &[]),
+        )
+    };
     let lines = vec![
         Line::from(""),
-        Line::from(app.t(
-            "⚠ 系统错误：结果未记录完整",
-            "⚠ SYSTEM ERROR: the result was not fully recorded",
-        ))
-        .bold(),
-        Line::from(app.t(
-            "请勿重复收款；重启后将自动恢复该订单",
-            "Do not charge again; the order is recovered when scanpay restarts",
-        )),
-        Line::from(error.to_string()),
+        Line::from(title).bold(),
+        Line::from(""),
+        Line::from(advice),
     ];
     let block = Block::bordered()
         .border_type(BorderType::Double)

@@ -19,11 +19,16 @@ pub struct Terminal {
 
 impl Terminal {
     /// `cmd` in a 110x32 pty with `TERM` set; the screen is read on a thread.
-    pub fn spawn(mut cmd: CommandBuilder) -> Self {
+    pub fn spawn(cmd: CommandBuilder) -> Self {
+        Self::spawn_sized(cmd, 110, 32)
+    }
+
+    /// `cmd` in a `cols`x`rows` pty with `TERM` set.
+    pub fn spawn_sized(mut cmd: CommandBuilder, cols: u16, rows: u16) -> Self {
         let pty = native_pty_system()
             .openpty(PtySize {
-                rows: 32,
-                cols: 110,
+                rows,
+                cols,
                 pixel_width: 0,
                 pixel_height: 0,
             })
@@ -32,8 +37,8 @@ impl Terminal {
         let child = pty.slave.spawn_command(cmd).unwrap();
         drop(pty.slave);
         let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            NonZeroU16::new(32).unwrap(),
-            NonZeroU16::new(110).unwrap(),
+            NonZeroU16::new(rows).unwrap(),
+            NonZeroU16::new(cols).unwrap(),
             0,
         )));
         let feed = parser.clone();
