@@ -70,8 +70,12 @@ pub enum Step {
 /// Why an order was reversed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReverseReason {
-    /// Still unclear at the deadline.
+    /// The customer was seen confirming on the phone and had not finished
+    /// by the deadline.
     Deadline,
+    /// Every answer up to the deadline was unclear (a network or gateway
+    /// fault): nothing says the customer was slow.
+    Unconfirmed,
     /// The query said PAYERROR.
     PayError,
     /// The cashier cancelled.
@@ -498,7 +502,11 @@ impl Machine {
     /// query on the deadline has been answered.
     fn query_again_or_reverse(&mut self, scheduled: Duration, now: Duration) {
         if scheduled >= self.deadline || now >= self.deadline {
-            self.reverse(self.reverse_reason, now);
+            let reason = match self.reverse_reason {
+                ReverseReason::Deadline if !self.customer_paying => ReverseReason::Unconfirmed,
+                reason => reason,
+            };
+            self.reverse(reason, now);
         } else {
             self.query_at(scheduled + self.timings.poll_interval, now);
         }

@@ -39,6 +39,7 @@ impl Final {
             Final::Closed(state) => Some(state.clone()),
             Final::Reversed(ReverseReason::PayError) => Some("PAYERROR".into()),
             Final::Reversed(ReverseReason::Deadline) => Some("TIMEOUT".into()),
+            Final::Reversed(ReverseReason::Unconfirmed) => Some("UNCONFIRMED".into()),
             Final::Reversed(ReverseReason::Cancelled) => Some("CANCELLED".into()),
             Final::Reversed(ReverseReason::Recovered) => Some("RECOVERED".into()),
             Final::Refunded(_) => Some("REFUNDED".into()),
@@ -109,6 +110,12 @@ impl Final {
                 let why = match (reason, zh) {
                     (ReverseReason::Deadline, true) => "用户未在规定时间内完成支付",
                     (ReverseReason::Deadline, false) => "the payment did not complete in time",
+                    (ReverseReason::Unconfirmed, true) => {
+                        "微信支付在时限内未能确认结果（网络或网关故障，不是顾客的问题）"
+                    }
+                    (ReverseReason::Unconfirmed, false) => {
+                        "WeChat Pay could not confirm the payment in time (network or gateway trouble, not the customer)"
+                    }
                     (ReverseReason::PayError, true) => "支付失败",
                     (ReverseReason::PayError, false) => "the payment failed",
                     (ReverseReason::Cancelled, true) => "收银员已取消",
@@ -133,6 +140,19 @@ impl Final {
                     ),
                 }
             }
+            Final::NeedsAttention(attention) if zh => {
+                let detail = match attention {
+                    Attention::ReverseExhausted { attempts, .. } => {
+                        format!("{attempts} 次撤销均无明确结果")
+                    }
+                    Attention::ReverseRefused(refusal) => format!("撤销被拒绝：{}", refusal.code),
+                    Attention::PaidAfterReverse => "撤销成功后网关又报告已支付".to_string(),
+                    Attention::Refunded => "网关报告该订单已支付后又退款".to_string(),
+                };
+                format!(
+                    "结果未明，请勿重复收款；已记录，网络恢复后由店长运行 scanpay replay 处理（{detail}）"
+                )
+            }
             Final::NeedsAttention(attention) => {
                 let detail = match attention {
                     Attention::ReverseExhausted { attempts, last } => {
@@ -148,15 +168,9 @@ impl Final {
                         "the gateway says the order was paid and then refunded".to_string()
                     }
                 };
-                if zh {
-                    format!(
-                        "结果未明，请勿重复收款；已记录，网络恢复后由店长运行 scanpay replay 处理（{detail}）"
-                    )
-                } else {
-                    format!(
-                        "Outcome unclear: do not charge again. The order is kept; the manager resolves it with `scanpay replay` once the network is back ({detail})"
-                    )
-                }
+                format!(
+                    "Outcome unclear: do not charge again. The order is kept; the manager resolves it with `scanpay replay` once the network is back ({detail})"
+                )
             }
         }
     }

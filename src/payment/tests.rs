@@ -743,6 +743,11 @@ proptest! {
                 Step::Done(done) => break done,
             }
         };
+        // A cancel before the first step: nothing was sent at all.
+        if done == Final::CancelledBeforeSending {
+            prop_assert!(sent.is_empty(), "{sent:?}");
+            return Ok(());
+        }
         // 1. PAID only on a verified SUCCESS.
         prop_assert_eq!(matches!(done, Final::Paid(_)), seen_paid, "{:?}", done);
         // 2. FAILED only on a definite failure.

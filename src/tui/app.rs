@@ -613,9 +613,10 @@ impl App {
     /// Everything else, outcomes added later included, is the engine's own.
     pub fn result_sentence(&self, result: &PaymentResult, after_unclear: bool) -> String {
         match &result.outcome {
-            Final::Reversed(crate::payment::ReverseReason::Deadline) if after_unclear => {
-                self.words("till.reversed_after_unclear", &[])
-            }
+            Final::Reversed(
+                crate::payment::ReverseReason::Deadline
+                | crate::payment::ReverseReason::Unconfirmed,
+            ) if after_unclear => self.words("till.reversed_after_unclear", &[]),
             Final::NeedsAttention(_) => self.words("till.needs_attention", &[]),
             _ => result.message.clone(),
         }

@@ -428,6 +428,7 @@ fn what_happened(app: &App, row: &EventRow) -> String {
         return row.summary.clone();
     }
     let unclear = |u: &Unclear| match u {
+        Unclear::Unreachable(_) => "连接不上微信支付".to_string(),
         Unclear::Transport(_) => "网络错误，未收到应答".to_string(),
         Unclear::Untrusted(_) => "应答不可信（签名或内容不符）".to_string(),
         Unclear::Gateway { code, .. } => format!("网关返回 {code}"),
@@ -463,6 +464,9 @@ fn what_happened(app: &App, row: &EventRow) -> String {
                 MicropayOutcome::Failed(r) => format!("扣款应答：失败（{}）", refusal(r)),
                 MicropayOutcome::NumberTaken(r) => {
                     format!("扣款应答：订单号已被使用（{}）", r.code)
+                }
+                MicropayOutcome::Unreachable(_) => {
+                    "扣款请求未能发出：连接不上微信支付，未扣款".into()
                 }
             },
             Answer::Query(outcome) => match outcome {
