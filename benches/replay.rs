@@ -99,7 +99,7 @@ fn main() {
         let before = vm("VmHWM:");
         let started = Instant::now();
         let exit = runtime.block_on(async {
-            let running = scanpay::app::start(settings).await.unwrap();
+            let running = scanpay::startup::start(settings).await.unwrap();
             let args = ReplayArgs {
                 date: None,
                 to: None,

@@ -2,10 +2,9 @@
 //!
 //! `domain` holds the validated values, `wechat` the wire protocol,
 //! `payment` the state machine and its driver, `journal` the write-ahead
-//! SQLite record, `simulator` the built-in gateway, and `config`, `app`,
+//! SQLite record, `simulator` the built-in gateway, and `config`, `startup`,
 //! `cli`, `logging` wire them into the program.
 
-pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -15,5 +14,6 @@ pub mod logging;
 pub mod payment;
 pub mod scanner;
 pub mod simulator;
+pub mod startup;
 pub mod tui;
 pub mod wechat;

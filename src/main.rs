@@ -380,7 +380,7 @@ fn main() -> ExitCode {
                     jobs,
                     reverse_paid,
                 };
-                match scanpay::app::start(settings).await {
+                match scanpay::startup::start(settings).await {
                     Ok(running) => cli::replay::run(args, running).await,
                     Err(e) => {
                         cli::err(format_args!("scanpay replay: {e}"));
@@ -479,7 +479,7 @@ fn exports(
 
 /// The till screen.
 async fn till(settings: Settings) -> Exit {
-    match scanpay::app::start(settings).await {
+    match scanpay::startup::start(settings).await {
         Ok(running) => screen_exit(scanpay::tui::run(running).await),
         Err(e) => {
             cli::err(format_args!("scanpay: {e}"));

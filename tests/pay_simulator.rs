@@ -125,7 +125,11 @@ async fn case_33_everything_times_out_and_is_reversed() {
     let result = till.pay(33).await;
     // Every answer timed out: the gateway's fault, not a slow customer.
     assert_eq!(result.outcome, Final::Reversed(ReverseReason::Unconfirmed));
-    assert!(result.message.contains("不是顾客的问题"), "{}", result.message);
+    assert!(
+        result.message.contains("不是顾客的问题"),
+        "{}",
+        result.message
+    );
     assert_reversed_not_before_15s(&till, &result);
     till.assert_agreement(&result);
 }

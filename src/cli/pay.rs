@@ -6,12 +6,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{Exit, err, out, scan};
-use crate::app;
 use crate::config::Settings;
 use crate::domain::{AuthCode, Fen, check_body};
 use crate::journal::OrderState;
 use crate::payment::recovery::Recovered;
 use crate::payment::{PaymentRequest, Progress, Status};
+use crate::startup;
 
 pub struct PayArgs {
     pub amount: String,
@@ -124,7 +124,7 @@ pub async fn run(args: PayArgs, settings: Settings) -> Exit {
         Err(message) => return fail(json, Exit::BadInput, &report, &message),
     };
     report.amount = Some(request.amount);
-    let running = match app::start(settings).await {
+    let running = match startup::start(settings).await {
         Ok(running) => running,
         Err(e) => return fail(json, e.exit(), &report, &e.to_string()),
     };
@@ -231,7 +231,7 @@ fn summary(report: &Report, message: &str) -> String {
 /// Resolves the orders an earlier run left unfinished, before taking a new
 /// one, and leaves alone those another live scanpay is paying; says what
 /// became of each on stderr. False if the journal failed.
-async fn recover(running: &app::Running) -> bool {
+async fn recover(running: &startup::Running) -> bool {
     let orders = running.unfinished.clone();
     let now_ms = crate::journal::unix_ms(time::OffsetDateTime::now_utc());
     let (done, mut outcomes) = mpsc::unbounded_channel();

@@ -13,10 +13,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Exit;
-use crate::app::Running;
 use crate::journal::{OrderRow, OrderState, day_bounds, unix_ms};
 use crate::payment::recovery::{self, Recovered};
 use crate::payment::{Final, PaymentResult, Status};
+use crate::startup::Running;
 
 pub struct ReplayArgs {
     pub date: Option<String>,

@@ -22,10 +22,10 @@ use crossterm::event::{self, Event};
 use ratatui::Frame;
 use tokio::sync::{mpsc, watch};
 
-use crate::app::Running;
 use crate::config::{Gateway, Settings};
 use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
+use crate::startup::Running;
 pub use app::{App, Command, Msg, TillInfo};
 
 /// Why the screen could not run to the end; the caller maps it to an exit code.
