@@ -167,17 +167,10 @@ pub fn classify_refund_query(
 mod tests {
     use super::*;
     use crate::wechat::SignType;
-    use crate::wechat::sign::{ApiKey, sign_request};
+    use crate::wechat::sign::sign_request;
 
     fn merchant() -> Merchant {
-        Merchant {
-            appid: "wxd930ea5d5a258f4f".into(),
-            mch_id: "10000100".into(),
-            sub_appid: None,
-            sub_mch_id: None,
-            key: ApiKey::new("192006250b4c09247ec02edce69f6a2d"),
-            sign_type: SignType::Md5,
-        }
+        crate::simulator::SimulatorConfig::demo().merchant(SignType::Md5)
     }
 
     fn answer(pairs: &[(&str, &str)]) -> Fields {

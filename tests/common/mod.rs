@@ -42,15 +42,7 @@ pub struct Till {
 }
 
 pub fn demo_merchant(sign_type: SignType) -> Merchant {
-    let demo = SimulatorConfig::demo();
-    Merchant {
-        appid: demo.appid,
-        mch_id: demo.mch_id,
-        sub_appid: None,
-        sub_mch_id: None,
-        key: demo.key,
-        sign_type,
-    }
+    SimulatorConfig::demo().merchant(sign_type)
 }
 
 pub fn client_settings(base_url: String) -> ClientSettings {
