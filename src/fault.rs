@@ -19,15 +19,21 @@ pub enum Point {
     AnswerJournaled,
     /// A reverse request is journaled; it has not left.
     ReverseJournaled,
+    /// A refund request is journaled; it has not left.
+    RefundJournaled,
+    /// A refund or refundquery answer arrived; it is not journaled.
+    RefundAnswered,
 }
 
 impl Point {
-    pub const ALL: [Point; 5] = [
+    pub const ALL: [Point; 7] = [
         Point::OrderJournaled,
         Point::IntentJournaled,
         Point::AnswerReceived,
         Point::AnswerJournaled,
         Point::ReverseJournaled,
+        Point::RefundJournaled,
+        Point::RefundAnswered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +43,8 @@ impl Point {
             Point::AnswerReceived => "answer-received",
             Point::AnswerJournaled => "answer-journaled",
             Point::ReverseJournaled => "reverse-journaled",
+            Point::RefundJournaled => "refund-journaled",
+            Point::RefundAnswered => "refund-answered",
         }
     }
 }

@@ -86,6 +86,18 @@ Examples:
   scanpay replay --date 2026-11-22
   scanpay replay --order T01261122140307K3F9XQ000042";
 
+const REFUND_HELP: &str = "\
+Examples:
+  scanpay refund --order T01261122140307K3F9XQ000042                 all that remains
+  scanpay refund --order T01261122140307K3F9XQ000042 --amount 5.00 --reason 退货
+  scanpay refund --order T01261122140307K3F9XQ000042 --json
+
+Exit codes: 0 refunded (confirmed by refundquery) · 2 bad input, nothing sent (unknown or
+unpaid order, over a year old, more than remains, the 51st refund) · 3 configuration ·
+4 refused by WeChat (the message says what to do, e.g. top up the merchant balance) ·
+6 still processing or unclear: journaled, `scanpay replay` follows it up · 8 the journal
+could not record it, nothing sent · 1 internal";
+
 const SIMULATE_HELP: &str = "\
 Examples:
   scanpay simulate
@@ -220,6 +232,23 @@ enum Command {
         /// Also reverse (refund) orders the gateway reports paid: a person's decision.
         #[arg(long)]
         reverse_paid: bool,
+    },
+    /// Refund a paid order, whole or in part (申请退款). The refund number is
+    /// journaled before the request leaves and reused on every retry.
+    #[command(after_help = REFUND_HELP)]
+    Refund {
+        /// The paid order (out_trade_no).
+        #[arg(long, value_name = "NO")]
+        order: String,
+        /// Yuan to refund; default: all that remains refundable.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: Option<String>,
+        /// Why, as the customer's statement shows it (refund_desc).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     #[command(after_help = SIMULATE_HELP)]
@@ -384,6 +413,26 @@ fn main() -> ExitCode {
                     Ok(running) => cli::replay::run(args, running).await,
                     Err(e) => {
                         cli::err(format_args!("scanpay replay: {e}"));
+                        e.exit()
+                    }
+                }
+            }
+            Command::Refund {
+                order,
+                amount,
+                reason,
+                json,
+            } => {
+                let args = cli::refund::RefundArgs {
+                    order,
+                    amount,
+                    reason,
+                    json,
+                };
+                match scanpay::startup::start(settings).await {
+                    Ok(running) => cli::refund::run(args, running).await,
+                    Err(e) => {
+                        cli::err(format_args!("scanpay refund: {e}"));
                         e.exit()
                     }
                 }

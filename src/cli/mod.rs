@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod journal;
 pub mod pay;
+pub mod refund;
 pub mod replay;
 mod scan;
 pub mod scan_test;

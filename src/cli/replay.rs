@@ -13,8 +13,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Exit;
-use crate::journal::{OrderRow, OrderState, day_bounds, unix_ms};
+use std::time::Duration;
+
+use crate::journal::{OrderRow, OrderState, RefundClaim, day_bounds, unix_ms};
 use crate::payment::recovery::{self, Recovered};
+use crate::payment::refund::RefundMachine;
+use crate::payment::refunding::refund_timings;
 use crate::payment::{Final, PaymentResult, Status};
 use crate::startup::Running;
 
@@ -36,6 +40,14 @@ pub async fn run(args: ReplayArgs, running: Running) -> Exit {
             return exit;
         }
     };
+    let refunds = if args.dry_run {
+        Exit::OK
+    } else {
+        follow_up_refunds(&args, &running).await
+    };
+    if refunds != Exit::OK {
+        return refunds;
+    }
     if orders.is_empty() {
         println!(
             "nothing to replay: no order is open or needs attention{}",
@@ -343,4 +355,76 @@ fn summarise(done: &[(OrderRow, Result<Recovered, String>)]) -> Exit {
         (0, _) => Exit::NeedsAttention,
         _ => Exit::Internal,
     }
+}
+
+/// Refunds left pending, processing or unclear (a crash, an outage, a slow
+/// bank) whose owner is gone: each is asked about first and sent again only
+/// under its own number, so none is ever refunded twice. Exit 6 while any
+/// is still unresolved, 1 on journal errors.
+async fn follow_up_refunds(args: &ReplayArgs, running: &Running) -> Exit {
+    let journal = &running.engine.journal;
+    let refunds = match journal.run(|j| j.unresolved_refunds()).await {
+        Ok(refunds) => refunds,
+        Err(e) => {
+            eprintln!("scanpay replay: {e}");
+            return Exit::Internal;
+        }
+    };
+    let mut exit = Exit::OK;
+    for refund in refunds {
+        let (id, order_id) = (refund.id, refund.order_id);
+        let wanted = args.order.clone();
+        let claimed = journal
+            .run(move |j| {
+                let order = j.order_by_id(order_id)?;
+                // With --order, only that order's refunds are taken.
+                let other = |o: &OrderRow| {
+                    wanted
+                        .as_deref()
+                        .is_some_and(|no| no != o.out_trade_no.as_str())
+                };
+                match order {
+                    Some(order) if !other(&order) => Ok(Some((j.claim_refund(id)?, order))),
+                    _ => Ok(None),
+                }
+            })
+            .await;
+        let order = match claimed {
+            Ok(Some((RefundClaim::Claimed, order))) => order,
+            Ok(Some((RefundClaim::Live { owner }, _))) => {
+                println!(
+                    "refund {} skipped: another scanpay process ({owner}) is driving it",
+                    refund.out_refund_no
+                );
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("scanpay replay: {e}");
+                exit = Exit::Internal;
+                continue;
+            }
+        };
+        let machine =
+            RefundMachine::taken_over(refund_timings(&running.engine.timings), Duration::ZERO);
+        match running.engine.drive_refund(&order, refund, machine).await {
+            Ok(result) => {
+                println!(
+                    "refund {} of order {}: {} — {}",
+                    result.out_refund_no,
+                    order.out_trade_no,
+                    result.state().as_str(),
+                    result.message
+                );
+                if result.state().unresolved() && exit == Exit::OK {
+                    exit = Exit::NeedsAttention;
+                }
+            }
+            Err(e) => {
+                eprintln!("scanpay replay: {e}");
+                exit = Exit::Internal;
+            }
+        }
+    }
+    exit
 }

@@ -11,6 +11,7 @@
 
 mod error;
 pub mod owner;
+mod refunds;
 mod report;
 mod schema;
 mod store;
@@ -25,6 +26,9 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::domain::{Fen, OutTradeNo, TillId};
 use crate::payment::Event;
 
+pub use refunds::{
+    MAX_REFUNDS_PER_ORDER, RefundClaim, RefundEnd, RefundRefusal, RefundRow, RefundState,
+};
 pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, UTF8_BOM, day_bounds,
     excel_cell, write_csv, write_json,

@@ -87,6 +87,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
         checked_at_ms INTEGER NOT NULL -- unix ms, UTC, of the last PRAGMA quick_check that said ok
     ) STRICT;
     "#,
+    // 4: refunds of paid orders. The out_refund_no is minted and committed
+    // before the first request and reused on every retry; the events of a
+    // refund go to its order's log.
+    r#"
+    CREATE TABLE refunds (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id       INTEGER NOT NULL REFERENCES orders (id),
+        out_refund_no  TEXT    NOT NULL UNIQUE,
+        refund_fee     INTEGER NOT NULL CHECK (refund_fee > 0), -- fen
+        reason         TEXT,
+        created_at_ms  INTEGER NOT NULL,
+        -- pending: being driven by `owner`; processing / unclear: left for
+        -- replay; the rest are what WeChat decided.
+        state          TEXT    NOT NULL CHECK (state IN
+                           ('pending', 'processing', 'unclear', 'refunded', 'refused', 'closed', 'change')),
+        finished_at_ms INTEGER,
+        refund_id      TEXT,
+        err_code       TEXT,
+        message        TEXT,
+        owner          TEXT
+    ) STRICT;
+
+    CREATE INDEX refunds_by_order ON refunds (order_id);
+    CREATE INDEX refunds_by_state ON refunds (state, created_at_ms);
+    "#,
 ];
 
 /// Looks at a file before anything is written to it: it must be empty or a

@@ -43,6 +43,7 @@ macro_rules! select_orders {
 }
 
 const ORDER_BY_TRADE_NO: &str = select_orders!("WHERE out_trade_no = ?1");
+const ORDER_BY_ID: &str = select_orders!("WHERE id = ?1");
 // `id` breaks ties in the same millisecond; both orderings come straight from an
 // index (an index entry ends with the rowid), so there is no sort.
 const UNFINISHED: &str = select_orders!("WHERE state = 'open' ORDER BY created_at_ms, id");
@@ -158,7 +159,7 @@ impl Journal {
         self.installation.as_deref()
     }
 
-    fn me(&self) -> Result<&str, JournalError> {
+    pub(super) fn me(&self) -> Result<&str, JournalError> {
         self.owner_id().ok_or_else(|| JournalError::ReadOnly {
             path: self.path.clone(),
         })
@@ -396,6 +397,14 @@ impl Journal {
             .map_err(|e| classify(&self.path, e))
     }
 
+    /// The order with this journal id.
+    pub fn order_by_id(&self, id: OrderId) -> Result<Option<OrderRow>, JournalError> {
+        self.conn
+            .prepare_cached(ORDER_BY_ID)
+            .and_then(|mut select| select.query_row([id.0], order_row).optional())
+            .map_err(|e| classify(&self.path, e))
+    }
+
     /// The order's events, in the order they were written.
     pub fn events(&self, order: OrderId) -> Result<Vec<EventRow>, JournalError> {
         self.rows(EVENTS_OF_ORDER, [order.0], event_row)
@@ -479,11 +488,15 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), JournalError> {
 
 /// Starts a write transaction holding the write lock from the start, so a busy
 /// journal fails at BEGIN (after the busy timeout) and never half-way through.
-fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(super) fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
-fn execute(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+pub(super) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
 }
 
@@ -534,7 +547,7 @@ fn ensure_installation(conn: &mut Connection) -> rusqlite::Result<String> {
 }
 
 /// An event whose text passed [`guard`], as column values.
-struct Checked<'a> {
+pub(super) struct Checked<'a> {
     at_ms: i64,
     since_t0_ms: Option<u64>,
     kind: EventKind,
@@ -544,7 +557,7 @@ struct Checked<'a> {
 }
 
 impl<'a> Checked<'a> {
-    fn new(event: &'a EventRecord) -> Result<Self, JournalError> {
+    pub(super) fn new(event: &'a EventRecord) -> Result<Self, JournalError> {
         let detail = event.event.to_stored().to_string();
         guard("event summary", &event.summary)?;
         guard("event detail", &detail)?;
@@ -558,7 +571,7 @@ impl<'a> Checked<'a> {
         })
     }
 
-    fn insert(&self, conn: &Connection, order: OrderId) -> rusqlite::Result<()> {
+    pub(super) fn insert(&self, conn: &Connection, order: OrderId) -> rusqlite::Result<()> {
         let sql = "INSERT INTO events (order_id, at_ms, since_t0_ms, kind, call, summary, detail) \
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
         let since_t0_ms = self.since_t0_ms.map(signed).transpose()?;
@@ -593,7 +606,7 @@ pub fn unix_ms(at: OffsetDateTime) -> i64 {
 
 // SQLite integers are i64, and rusqlite maps u64 only with a feature this crate
 // does not enable. The schema's CHECKs keep the unsigned columns non-negative.
-fn signed(value: u64) -> rusqlite::Result<i64> {
+pub(super) fn signed(value: u64) -> rusqlite::Result<i64> {
     i64::try_from(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::machine::Call;
+use super::refund::{RefundAnswer, RefundCall, RefundFinal, RefundQueryAnswer};
 use crate::wechat::api::{
     MicropayOutcome, QueryOutcome, Refusal, ReverseOutcome, Settlement, Unclear,
 };
@@ -68,6 +69,37 @@ pub enum Event {
     },
     /// Words for the manager's timeline that change nothing.
     Note { text: String },
+    /// A refund of this (paid) order, its number committed before anything is sent.
+    RefundOpened {
+        out_refund_no: String,
+        refund_fee: u64,
+        reason: Option<String>,
+    },
+    /// Journaled just before a refund request leaves.
+    RefundRequest {
+        out_refund_no: String,
+        call: RefundCall,
+        fields: JournalFields,
+    },
+    /// Journaled before the refund machine acts on it.
+    RefundAnswer {
+        out_refund_no: String,
+        answer: RefundReply,
+        fields: Option<JournalFields>,
+    },
+    /// Where the refund ended up (the `refunds` row records the same).
+    RefundFinished {
+        out_refund_no: String,
+        outcome: RefundFinal,
+    },
+}
+
+/// A classified refund or refundquery answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReply {
+    Refund(RefundAnswer),
+    Query(RefundQueryAnswer),
 }
 
 impl Event {
@@ -81,7 +113,12 @@ impl Event {
             Event::Timer { .. } => K::Timer,
             Event::Cancel { .. } => K::Cashier,
             Event::Finished { .. } => K::Finished,
-            Event::Resumed { .. } | Event::Note { .. } => K::Note,
+            Event::Resumed { .. }
+            | Event::Note { .. }
+            | Event::RefundOpened { .. }
+            | Event::RefundFinished { .. } => K::Note,
+            Event::RefundRequest { .. } => K::Request,
+            Event::RefundAnswer { .. } => K::Answer,
         }
     }
 
@@ -93,6 +130,11 @@ impl Event {
                 Answer::Micropay(_) => Call::Micropay.name(),
                 Answer::Query(_) => Call::Query.name(),
                 Answer::Reverse(_) => "reverse",
+            }),
+            Event::RefundRequest { call, .. } => Some(call.name()),
+            Event::RefundAnswer { answer, .. } => Some(match answer {
+                RefundReply::Refund(_) => "refund",
+                RefundReply::Query(_) => "refundquery",
             }),
             _ => None,
         }

@@ -254,7 +254,12 @@ impl Machine {
             | Event::Cancel { accepted: false }
             | Event::Timer { .. }
             | Event::Finished { .. }
-            | Event::Note { .. } => {}
+            | Event::Note { .. }
+            // A refund follows a payment's end; it has its own machine.
+            | Event::RefundOpened { .. }
+            | Event::RefundRequest { .. }
+            | Event::RefundAnswer { .. }
+            | Event::RefundFinished { .. } => {}
         }
     }
 

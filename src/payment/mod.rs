@@ -10,6 +10,7 @@ mod outcome;
 pub mod policy;
 pub mod recovery;
 pub mod refund;
+pub mod refunding;
 
 pub use driver::{Engine, EngineError, PaymentRequest, PaymentResult, Progress};
 pub use event::{Answer, Event};

@@ -19,6 +19,9 @@ pub enum Endpoint {
     Micropay,
     OrderQuery,
     Reverse,
+    /// 申请退款: mutual TLS, like reverse.
+    Refund,
+    RefundQuery,
     /// WeChat's sandbox: fetches the key sandbox requests are signed with.
     SandboxSignKey,
 }
@@ -29,12 +32,14 @@ impl Endpoint {
             Endpoint::Micropay => "/pay/micropay",
             Endpoint::OrderQuery => "/pay/orderquery",
             Endpoint::Reverse => "/secapi/pay/reverse",
+            Endpoint::Refund => "/secapi/pay/refund",
+            Endpoint::RefundQuery => "/pay/refundquery",
             Endpoint::SandboxSignKey => "/pay/getsignkey",
         }
     }
 
     fn needs_certificate(self) -> bool {
-        matches!(self, Endpoint::Reverse)
+        matches!(self, Endpoint::Reverse | Endpoint::Refund)
     }
 }
 

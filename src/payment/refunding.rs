@@ -1,0 +1,276 @@
+//! The thin async driver around [`RefundMachine`]: journal, send, feed back,
+//! in that order — every refund request is journaled before it leaves and
+//! every answer before the machine sees it, all conditional on this process
+//! still driving the refund.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::driver::{Engine, EngineError};
+use super::event::{Event, JournalFields, RefundReply};
+use super::refund::{RefundCall, RefundFinal, RefundMachine, RefundStep, RefundTimings};
+use crate::domain::Fen;
+use crate::fault;
+use crate::journal::{EventRecord, OrderRow, RefundEnd, RefundRow, RefundState};
+use crate::wechat::api::{self, Expected};
+use crate::wechat::client::Endpoint;
+use crate::wechat::messages::Language;
+use crate::wechat::refund::{
+    RefundOrder, classify_refund, classify_refund_query, refund_query_request, refund_request,
+};
+
+/// How a refund run ended, for the command that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundResult {
+    pub out_refund_no: String,
+    pub amount: Fen,
+    pub outcome: RefundFinal,
+    pub message: String,
+}
+
+impl RefundResult {
+    pub fn state(&self) -> RefundState {
+        state_of(&self.outcome)
+    }
+}
+
+fn state_of(outcome: &RefundFinal) -> RefundState {
+    match outcome {
+        RefundFinal::Refunded { .. } => RefundState::Refunded,
+        RefundFinal::Refused(_) => RefundState::Refused,
+        RefundFinal::Closed => RefundState::Closed,
+        RefundFinal::Change => RefundState::Change,
+        RefundFinal::Processing => RefundState::Processing,
+        RefundFinal::Unclear(_) => RefundState::Unclear,
+    }
+}
+
+/// What the manager reads.
+pub fn refund_message(outcome: &RefundFinal, language: Language) -> String {
+    let zh = language == Language::Chinese;
+    match (outcome, zh) {
+        (RefundFinal::Refunded { .. }, true) => "退款成功".into(),
+        (RefundFinal::Refunded { .. }, false) => "Refunded".into(),
+        (RefundFinal::Refused(r), true) if r.code == "NOTENOUGH" => {
+            "商户账户余额不足，请充值后用同一退款单号重试（scanpay replay）".into()
+        }
+        (RefundFinal::Refused(r), false) if r.code == "NOTENOUGH" => {
+            "The merchant account's balance is too low: top it up, then retry".into()
+        }
+        (RefundFinal::Refused(r), true) => format!("退款被拒绝（{}）：{}", r.code, r.description),
+        (RefundFinal::Refused(r), false) => {
+            format!("WeChat refused the refund ({}): {}", r.code, r.description)
+        }
+        (RefundFinal::Closed, true) => "退款已关闭，未退款".into(),
+        (RefundFinal::Closed, false) => "The refund was closed; nothing was refunded".into(),
+        (RefundFinal::Change, true) => {
+            "退款异常（用户的卡无法入账），请在微信支付商户平台处理".into()
+        }
+        (RefundFinal::Change, false) => {
+            "The customer's card could not take the refund: settle it on the WeChat Pay merchant platform".into()
+        }
+        (RefundFinal::Processing, true) => "退款处理中；scanpay replay 会继续跟进".into(),
+        (RefundFinal::Processing, false) => {
+            "The refund is processing; `scanpay replay` follows it up".into()
+        }
+        (RefundFinal::Unclear(_), true) => {
+            "退款结果未明；scanpay replay 会用同一退款单号继续处理，不会重复退款".into()
+        }
+        (RefundFinal::Unclear(_), false) => {
+            "The refund's outcome is unclear; `scanpay replay` follows it up under the same number, never refunding twice".into()
+        }
+    }
+}
+
+impl Engine {
+    /// Drives a refund this process owns to where WeChat leaves it: `machine`
+    /// is new for a refund just opened, taken over for one replay follows up.
+    pub async fn drive_refund(
+        &self,
+        order: &OrderRow,
+        refund: RefundRow,
+        mut machine: RefundMachine,
+    ) -> Result<RefundResult, EngineError> {
+        let started = Instant::now();
+        let expected = Expected {
+            merchant: &self.merchant,
+            out_trade_no: &order.out_trade_no,
+            total_fee: order.total_fee,
+            transaction_id: order.transaction_id.as_deref(),
+        };
+        loop {
+            let now = started.elapsed();
+            match machine.step(now) {
+                RefundStep::Send(call) => {
+                    let nonce = api::nonce();
+                    let (endpoint, fields) = match call {
+                        RefundCall::Refund { .. } => (
+                            Endpoint::Refund,
+                            refund_request(
+                                &self.merchant,
+                                &RefundOrder {
+                                    out_trade_no: &order.out_trade_no,
+                                    out_refund_no: &refund.out_refund_no,
+                                    total_fee: order.total_fee,
+                                    refund_fee: refund.refund_fee,
+                                    reason: refund.reason.as_deref(),
+                                },
+                                &nonce,
+                            ),
+                        ),
+                        RefundCall::Query => (
+                            Endpoint::RefundQuery,
+                            refund_query_request(&self.merchant, &refund.out_refund_no, &nonce),
+                        ),
+                    };
+                    let record = EventRecord {
+                        at: OffsetDateTime::now_utc(),
+                        since_t0_ms: None,
+                        summary: match call {
+                            RefundCall::Refund { attempt } => format!(
+                                "refund {} sent (attempt {attempt}): {} yuan",
+                                refund.out_refund_no, refund.refund_fee
+                            ),
+                            RefundCall::Query => {
+                                format!("refundquery sent for {}", refund.out_refund_no)
+                            }
+                        },
+                        event: Event::RefundRequest {
+                            out_refund_no: refund.out_refund_no.clone(),
+                            call,
+                            fields: unsigned(&fields),
+                        },
+                    };
+                    self.refund_event(&refund, record).await?;
+                    if matches!(call, RefundCall::Refund { .. }) {
+                        fault::hit(fault::Point::RefundJournaled);
+                    }
+                    let answer = self.gateway.post(endpoint, &fields).await;
+                    let raw = answer.as_ref().ok().map(unsigned);
+                    let reply = match call {
+                        RefundCall::Refund { .. } => RefundReply::Refund(classify_refund(
+                            answer,
+                            &expected,
+                            &refund.out_refund_no,
+                        )),
+                        RefundCall::Query => RefundReply::Query(classify_refund_query(
+                            answer,
+                            &expected,
+                            &refund.out_refund_no,
+                        )),
+                    };
+                    fault::hit(fault::Point::RefundAnswered);
+                    let record = EventRecord {
+                        at: OffsetDateTime::now_utc(),
+                        since_t0_ms: None,
+                        summary: format!("{} answer: {reply:?}", call.name()),
+                        event: Event::RefundAnswer {
+                            out_refund_no: refund.out_refund_no.clone(),
+                            answer: reply.clone(),
+                            fields: raw,
+                        },
+                    };
+                    self.refund_event(&refund, record).await?;
+                    let now = started.elapsed();
+                    match reply {
+                        RefundReply::Refund(answer) => machine.on_refund(answer, now),
+                        RefundReply::Query(answer) => machine.on_query(answer, now),
+                    }
+                }
+                RefundStep::WaitUntil(at) => {
+                    tokio::time::sleep_until(started + at).await;
+                }
+                RefundStep::AwaitAnswer => {
+                    unreachable!("the driver feeds every answer before stepping again")
+                }
+                RefundStep::Done(outcome) => {
+                    let message = refund_message(&outcome, self.language);
+                    let end = RefundEnd {
+                        state: state_of(&outcome),
+                        refund_id: match &outcome {
+                            RefundFinal::Refunded { refund_id } => Some(refund_id.clone()),
+                            _ => None,
+                        },
+                        err_code: match &outcome {
+                            RefundFinal::Refused(r) => Some(r.code.clone()),
+                            RefundFinal::Unclear(u) => Some(u.code().to_string()),
+                            _ => None,
+                        },
+                        message: Some(message.clone()),
+                        at: OffsetDateTime::now_utc(),
+                    };
+                    let record = EventRecord {
+                        at: end.at,
+                        since_t0_ms: None,
+                        summary: format!(
+                            "refund {} {}: {message}",
+                            refund.out_refund_no,
+                            end.state.as_str()
+                        ),
+                        event: Event::RefundFinished {
+                            out_refund_no: refund.out_refund_no.clone(),
+                            outcome: outcome.clone(),
+                        },
+                    };
+                    let row = refund.clone();
+                    self.journal
+                        .run(move |journal| journal.finish_refund(&row, &end, &record))
+                        .await
+                        .map_err(|cause| EngineError::Unknown { cause })?;
+                    return Ok(RefundResult {
+                        out_refund_no: refund.out_refund_no,
+                        amount: refund.refund_fee,
+                        outcome,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn refund_event(
+        &self,
+        refund: &RefundRow,
+        record: EventRecord,
+    ) -> Result<(), EngineError> {
+        let row = refund.clone();
+        self.journal
+            .run(move |journal| journal.append_refund_event(&row, &record))
+            .await
+            .map_err(|cause| EngineError::Unknown { cause })
+    }
+}
+
+/// Fields as journaled: without the signature.
+fn unsigned(fields: &crate::wechat::Fields) -> JournalFields {
+    fields
+        .iter()
+        .filter(|(k, _)| *k != "sign")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The refund timings scaled like the payment's (tests, rehearsals): the
+/// payment's retry interval between sends, its poll interval between queries.
+pub fn refund_timings(timings: &super::Timings) -> RefundTimings {
+    let defaults = RefundTimings::default();
+    let scale = |d: Duration, reference: Duration, ours: Duration| {
+        ours.mul_f64(d.as_secs_f64() / reference.as_secs_f64())
+    };
+    let payment = super::Timings::default();
+    RefundTimings {
+        retry_interval: scale(
+            timings.reverse_retry_interval,
+            payment.reverse_retry_interval,
+            defaults.retry_interval,
+        ),
+        query_interval: scale(
+            timings.poll_interval,
+            payment.poll_interval,
+            defaults.query_interval,
+        ),
+        ..defaults
+    }
+}
