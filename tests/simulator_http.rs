@@ -1830,3 +1830,48 @@ async fn the_days_bill_covers_every_till_and_matches_the_ledger() {
     ));
     simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bill_larger_than_any_xml_answer_is_read_whole_by_the_client() {
+    use scanpay::wechat::{BillAnswer, classify_download};
+    // About 240 bytes a row: well over the 64 KiB cap of XML answers.
+    const ORDERS: u64 = 400;
+
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    let day = beijing_today();
+    for n in 0..ORDERS {
+        till.pay_at("T03", &format!("BIG{n:04}"), 100 + n).await;
+    }
+    let client =
+        scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
+            base_url: simulator.base_url(),
+            sandbox: false,
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(5),
+            client_identity_pem: None,
+            extra_root_pem: None,
+            negative_test: None,
+        })
+        .unwrap();
+    let merchant = SimulatorConfig::demo().merchant(SignType::Md5);
+    // Every day the orders fell on: one, unless the test ran across midnight in Beijing.
+    let days: BTreeSet<_> = [day, beijing_today()].into_iter().collect();
+    let mut rows = 0;
+    for &date in &days {
+        let request = scanpay::wechat::api::download_bill_request(&merchant, date, false);
+        let body = client.download_bill(&request).await.unwrap();
+        if days.len() == 1 {
+            assert!(
+                body.len() > scanpay::wechat::xml::MAX_BODY,
+                "{}",
+                body.len()
+            );
+        }
+        if let BillAnswer::Bill(bill) = classify_download(&body).unwrap() {
+            rows += bill.rows.len();
+        }
+    }
+    assert_eq!(rows, ORDERS as usize);
+    simulator.shutdown().await;
+}
