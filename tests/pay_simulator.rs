@@ -335,17 +335,21 @@ async fn an_html_502_is_unclear_and_reversed() {
 #[tokio::test]
 async fn the_customer_paying_at_the_reverse_is_refunded_and_journaled_reversed() {
     // The race WeChat warns about: the customer completes payment between
-    // the last query and the reverse, which then refunds them.
+    // the last query and the reverse, which then refunds them. As on real
+    // WeChat, the confirming query answers REVOKED whether or not the
+    // customer had paid, so the till cannot tell this from a customer who
+    // never paid: it journals a plain reverse (nobody is left charged
+    // either way). Only the day's bill tells: its REVOKED row is a charge
+    // the reverse returned, which reconciliation reports.
     let till = till().await;
     let result = till.pay(52).await;
-    assert_eq!(result.outcome, Final::Refunded(ReverseReason::Deadline));
+    assert_eq!(result.outcome, Final::Reversed(ReverseReason::Deadline));
     let entry = till.ledger(&result).unwrap();
     assert_eq!(
         (entry.charged, entry.refunded, entry.trade_state.as_str()),
-        (52, 52, "REFUND")
+        (52, 52, "REVOKED")
     );
     till.assert_agreement(&result);
-    // Exactly one final outcome, and the manager sees it as reversed after payment.
     let finished = till
         .events(&result)
         .iter()
@@ -354,9 +358,9 @@ async fn the_customer_paying_at_the_reverse_is_refunded_and_journaled_reversed()
     assert_eq!(finished, 1);
     let order = till.order(&result);
     assert_eq!(order.state, OrderState::Reversed);
-    assert_eq!(order.err_code.as_deref(), Some("REFUNDED"));
+    assert_eq!(order.err_code.as_deref(), Some("TIMEOUT"));
     assert!(
-        order.message.as_deref().unwrap().contains("已退回"),
+        order.message.as_deref().unwrap().contains("已撤销"),
         "{:?}",
         order.message
     );

@@ -1,4 +1,4 @@
-//! The README documents the simulator's scenario table; keep them in step.
+//! The README documents the simulator's scenario tables and bill; keep them in step.
 
 #[test]
 fn the_readme_lists_every_simulator_scenario() {
@@ -13,6 +13,33 @@ fn the_readme_lists_every_simulator_scenario() {
         assert!(
             readme.contains(&row),
             "README.md lacks the row for {name}: {row}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_lists_every_refund_scenario() {
+    let readme = include_str!("../README.md");
+    for (fee, name, description) in scanpay::simulator::refund_scenario_table() {
+        let row = format!("| {} | {description} |", scanpay::domain::Fen(*fee));
+        assert!(
+            readme.contains(&row),
+            "README.md lacks the refund row for {name}: {row}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_gives_the_bills_headers() {
+    let readme = include_str!("../README.md");
+    for header in [
+        scanpay::simulator::ALL_HEADER,
+        scanpay::simulator::SUMMARY_HEADER,
+    ] {
+        let listed = header.replace(',', ", ");
+        assert!(
+            readme.replace('\n', " ").contains(&listed),
+            "README.md lacks the bill header {header}"
         );
     }
 }

@@ -398,15 +398,16 @@ async fn simulator_paths_are_never_faulted() {
 }
 
 #[tokio::test]
-async fn a_query_after_a_reverse_tells_refunded_from_never_charged() {
+async fn a_query_after_a_reverse_says_revoked_whether_or_not_the_customer_paid() {
     let simulator = simulator().await;
     let till = pooled();
     // (order, fee, micropay answer): charged at once, never charged, and
-    // charged as the reverse arrives (scenario 52).
+    // charged as the reverse arrives (scenario 52). As on real WeChat the
+    // query cannot tell them apart; the ledger (and the bill) can.
     let orders = [
-        ("V1", 100, "SUCCESS", "REFUND", 100),
+        ("V1", 100, "SUCCESS", "REVOKED", 100),
         ("V2", 41, "USERPAYING", "REVOKED", 0),
-        ("V3", 52, "USERPAYING", "REFUND", 52),
+        ("V3", 52, "USERPAYING", "REVOKED", 52),
     ];
     for (no, fee, paid, after, charged) in orders {
         assert_eq!(

@@ -263,9 +263,11 @@ const SCRIPTS: &[Script] = &[
     (47, "USERPAYING", &["USERPAYING"], &["recall=Y", "recall=Y", "recall=N", "recall=N"], ("REVOKED", 0, 0)),
     (48, "USERPAYING", &["USERPAYING"], &["SYSTEMERROR", "SYSTEMERROR", "SYSTEMERROR", "SYSTEMERROR"], ("USERPAYING", 0, 0)),
     (49, "SUCCESS(bad sign)", &["SUCCESS"], &[], ("SUCCESS", 49, 0)),
-    (50, "SUCCESS", &["SUCCESS"], &["recall=N"], ("REFUND", 50, 50)),
+    // A charge returned by a reverse: REVOKED, like one never charged; the
+    // ledger's charged/refunded (and the bill) tell them apart.
+    (50, "SUCCESS", &["SUCCESS"], &["recall=N"], ("REVOKED", 50, 50)),
     (51, "html502", &["ORDERNOTEXIST"], &["recall=N"], ("REVOKED", 0, 0)),
-    (52, "USERPAYING", &["USERPAYING", "USERPAYING"], &["recall=N", "recall=N"], ("REFUND", 52, 52)),
+    (52, "USERPAYING", &["USERPAYING", "USERPAYING"], &["recall=N", "recall=N"], ("REVOKED", 52, 52)),
     // The number is another party's: its query and reverse reach their order;
     // this entry is our customer's, never charged.
     (53, "OUT_TRADE_NO_USED", &["SUCCESS"], &["recall=N"], ("NOTPAY", 0, 0)),
@@ -697,7 +699,13 @@ async fn reversing_a_paid_order_refunds_it() {
             after.refunded,
             after.net_charged()
         ),
-        ("REFUND", 1500, 1500, 0)
+        ("REVOKED", 1500, 1500, 0)
+    );
+    // The query says REVOKED, as for an order never charged, and names no payment.
+    let query = till.call(QUERY, &[("out_trade_no", "REFUND1")]).await;
+    assert_eq!(
+        (query.get("trade_state"), query.get("transaction_id")),
+        (Some("REVOKED"), None)
     );
     assert_eq!(after.transaction_id, before.transaction_id);
 }
@@ -1003,7 +1011,7 @@ async fn the_ledger_is_served_as_json() {
         .collect();
     assert_eq!(
         summary,
-        [("JSON1", "REFUND", 52, 52), ("JSON2", "SUCCESS", 2, 0)]
+        [("JSON1", "REVOKED", 52, 52), ("JSON2", "SUCCESS", 2, 0)]
     );
     assert_eq!(served[0].auth_code_last4, "0052");
     let text = serde_json::to_string(&served).unwrap();
@@ -1113,7 +1121,8 @@ async fn a_number_another_party_paid_answers_about_their_order_and_never_charges
         assert!(query.get("transaction_id").is_some(), "fee {fee}");
         assert_ne!(query.get("openid"), Some(our_openid.as_str()), "fee {fee}");
 
-        // Reversing the number refunds the other party's customer.
+        // Reversing the number refunds the other party's customer; the
+        // query then says REVOKED and no longer shows their payment.
         let reverse = till.call(REVERSE, &[("out_trade_no", no.as_str())]).await;
         assert_eq!(
             (reverse.get("result_code"), reverse.get("recall")),
@@ -1122,7 +1131,7 @@ async fn a_number_another_party_paid_answers_about_their_order_and_never_charges
         let after = till.call(QUERY, &[("out_trade_no", no.as_str())]).await;
         assert_eq!(
             (after.get("trade_state"), after.get("total_fee")),
-            (Some("REFUND"), Some(theirs.to_string().as_str()))
+            (Some("REVOKED"), None)
         );
 
         let ledger = simulator.ledger();
@@ -1130,7 +1139,7 @@ async fn a_number_another_party_paid_answers_about_their_order_and_never_charges
             entries_for(&ledger, &no),
             [
                 (false, fee, "NOTPAY".to_string(), 0, 0),
-                (true, theirs, "REFUND".to_string(), theirs, theirs)
+                (true, theirs, "REVOKED".to_string(), theirs, theirs)
             ],
             "fee {fee}: the reverse took the other customer's money back, ours was never charged"
         );
@@ -1147,7 +1156,7 @@ async fn a_number_another_party_paid_answers_about_their_order_and_never_charges
                 ("micropay", err_code),
                 ("orderquery", "SUCCESS"),
                 ("reverse", "recall=N"),
-                ("orderquery", "REFUND")
+                ("orderquery", "REVOKED")
             ]
         );
         let foreign = ledger
@@ -1159,7 +1168,7 @@ async fn a_number_another_party_paid_answers_about_their_order_and_never_charges
             [
                 ("orderquery", "SUCCESS"),
                 ("reverse", "recall=N"),
-                ("orderquery", "REFUND")
+                ("orderquery", "REVOKED")
             ]
         );
         assert_ne!(foreign.auth_code_last4, mine.auth_code_last4);
@@ -1280,4 +1289,589 @@ async fn shutdown_cuts_slow_answers_short_and_stops_listening() {
         .send()
         .await;
     assert!(refused.is_err());
+}
+
+const REFUND: &str = "/secapi/pay/refund";
+const REFUND_QUERY: &str = "/pay/refundquery";
+const DOWNLOAD_BILL: &str = "/pay/downloadbill";
+
+impl Till {
+    /// A paid micropay from till `device_info`.
+    async fn pay_at(&self, device_info: &str, out_trade_no: &str, fee: u64) -> Fields {
+        let mut fields = Self::micropay_fields(out_trade_no, &fee.to_string(), &code(fee));
+        fields[0].1 = device_info.to_string();
+        let extra: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(MICROPAY, encode(&self.request(&extra)), None)
+            .await
+            .signed(&self.key, self.sign_type)
+    }
+
+    async fn refund(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+        total: u64,
+        fee: u64,
+    ) -> Fields {
+        self.call(
+            REFUND,
+            &[
+                ("out_trade_no", out_trade_no),
+                ("out_refund_no", out_refund_no),
+                ("total_fee", &total.to_string()),
+                ("refund_fee", &fee.to_string()),
+                ("refund_desc", "退货"),
+            ],
+        )
+        .await
+    }
+
+    async fn refund_query(&self, by: &str, value: &str) -> Fields {
+        self.call(REFUND_QUERY, &[(by, value)]).await
+    }
+}
+
+/// A refund answer in short: the err_code, or the refund_status of a
+/// refundquery, or SUCCESS.
+fn refund_summary(fields: &Fields) -> String {
+    match fields.get("refund_status_0") {
+        Some(status) if fields.get("result_code") == Some("SUCCESS") => status.to_string(),
+        _ => summary(fields),
+    }
+}
+
+#[tokio::test]
+async fn one_out_refund_no_refunds_once_and_never_more_than_the_order() {
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    let paid = till.pay_at("T01", "RF-ORDER1", 1000).await;
+
+    let first = till.refund("RF-ORDER1", "RF-1", 1000, 600).await;
+    assert_eq!(summary(&first), "SUCCESS");
+    for (name, value) in [
+        ("out_trade_no", "RF-ORDER1"),
+        ("out_refund_no", "RF-1"),
+        ("refund_fee", "600"),
+        ("total_fee", "1000"),
+        ("cash_fee", "1000"),
+        ("appid", DEMO_APPID),
+        ("mch_id", DEMO_MCH_ID),
+    ] {
+        assert_eq!(first.get(name), Some(value), "{name}");
+    }
+    assert_eq!(first.get("transaction_id"), paid.get("transaction_id"));
+    let refund_id = first.get("refund_id").unwrap().to_string();
+    assert_eq!(refund_id.len(), 28);
+
+    // The same out_refund_no again: the same refund, not a second one.
+    let again = till.refund("RF-ORDER1", "RF-1", 1000, 600).await;
+    assert_eq!(again.get("refund_id"), Some(refund_id.as_str()));
+    // Another amount under that number is refused, and so is more than remains.
+    let changed = till.refund("RF-ORDER1", "RF-1", 1000, 500).await;
+    assert_eq!(summary(&changed), "INVALID_REQUEST");
+    let over = till.refund("RF-ORDER1", "RF-2", 1000, 401).await;
+    assert_eq!(
+        (summary(&over).as_str(), over.get("err_code_des")),
+        ("INVALID_REQUEST", Some("申请退款金额超过订单可退金额"))
+    );
+    let wrong_total = till.refund("RF-ORDER1", "RF-2", 999, 400).await;
+    assert_eq!(summary(&wrong_total), "INVALID_REQUEST");
+    let rest = till.refund("RF-ORDER1", "RF-2", 1000, 400).await;
+    assert_eq!(summary(&rest), "SUCCESS");
+    assert_ne!(rest.get("refund_id"), Some(refund_id.as_str()));
+
+    let entry = entry(&simulator, "RF-ORDER1");
+    let refunds: Vec<_> = entry
+        .refunds
+        .iter()
+        .map(|r| {
+            (
+                r.out_refund_no.as_str(),
+                r.refund_fee,
+                r.refund_status.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refunds,
+        [("RF-1", 600, "SUCCESS"), ("RF-2", 400, "SUCCESS")]
+    );
+    assert_eq!(
+        (entry.trade_state.as_str(), entry.charged, entry.refunded),
+        ("REFUND", 1000, 1000)
+    );
+    assert_eq!(entry.device_info, "T01");
+    let query = till.call(QUERY, &[("out_trade_no", "RF-ORDER1")]).await;
+    assert_eq!(query.get("trade_state"), Some("REFUND"));
+
+    // Orders that cannot be refunded, and requests of the wrong form.
+    assert_eq!(
+        summary(&till.refund("NO-SUCH-ORDER", "RF-3", 1, 1).await),
+        "ORDERNOTEXIST"
+    );
+    till.micropay("RF-REVERSED", 41).await;
+    till.reverse("RF-REVERSED").await;
+    let reversed = till.refund("RF-REVERSED", "RF-4", 41, 1).await;
+    assert_eq!(
+        (summary(&reversed).as_str(), reversed.get("err_code_des")),
+        ("INVALID_REQUEST", Some("订单已撤销，不能退款"))
+    );
+    let long = "R".repeat(65);
+    assert_eq!(
+        summary(&till.refund("RF-ORDER1", &long, 1000, 1).await),
+        "PARAM_ERROR"
+    );
+    assert_eq!(
+        summary(&till.refund("RF-ORDER1", "RF-5", 1000, 0).await),
+        "PARAM_ERROR"
+    );
+    let lacking = till
+        .call(
+            REFUND,
+            &[("out_trade_no", "RF-ORDER1"), ("total_fee", "1000")],
+        )
+        .await;
+    assert_eq!(summary(&lacking), "LACK_PARAMS");
+    // Signed like every other call: a wrong key is refused unsigned.
+    let forged = Till {
+        key: ApiKey::new("not the key"),
+        ..Till::new(&simulator)
+    };
+    let refused = forged
+        .send(
+            REFUND,
+            &[
+                ("out_trade_no", "RF-ORDER1"),
+                ("out_refund_no", "RF-6"),
+                ("total_fee", "1000"),
+                ("refund_fee", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(summary(&refused.fields()), "FAIL:签名失败");
+    assert_eq!(entry_refunds(&simulator, "RF-ORDER1"), 2);
+    simulator.shutdown().await;
+}
+
+fn entry_refunds(simulator: &Simulator, out_trade_no: &str) -> usize {
+    entry(simulator, out_trade_no).refunds.len()
+}
+
+/// (refund_fee, the refund's answer, its retry with the same out_refund_no,
+/// the refundquery answers in turn, counted in `refunded`).
+type RefundScript = (
+    u64,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    bool,
+);
+
+#[rustfmt::skip]
+const REFUND_SCRIPTS: &[RefundScript] = &[
+    (7, "SUCCESS", "SUCCESS", &["PROCESSING", "SUCCESS", "SUCCESS"], true),
+    (8, "SYSTEMERROR", "SUCCESS", &["SUCCESS"], true),
+    (9, "NOTENOUGH", "NOTENOUGH", &["REFUNDNOTEXIST"], false),
+    (10, "SUCCESS", "SUCCESS", &["CHANGE", "CHANGE"], true),
+    (11, "SUCCESS", "SUCCESS", &["REFUNDCLOSE"], false),
+    (25, "SUCCESS", "SUCCESS", &["SUCCESS"], true),
+];
+
+#[tokio::test]
+async fn every_refund_fee_row_plays_its_script() {
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    let scripted: BTreeSet<u64> = REFUND_SCRIPTS.iter().map(|s| s.0).collect();
+    for (fee, _, _) in scanpay::simulator::refund_scenario_table() {
+        assert!(
+            scripted.contains(fee),
+            "refund fee {fee} has no script here"
+        );
+    }
+    for &(fee, answer, retry, queries, counted) in REFUND_SCRIPTS {
+        let no = format!("RS{fee}");
+        let refund_no = format!("RS{fee}-1");
+        till.pay_at("T01", &no, 100).await;
+        let first = till.refund(&no, &refund_no, 100, fee).await;
+        assert_eq!(summary(&first), answer, "fee {fee}");
+        let second = till.refund(&no, &refund_no, 100, fee).await;
+        assert_eq!(summary(&second), retry, "fee {fee}: retry");
+        if retry == "SUCCESS" && answer == "SUCCESS" {
+            assert_eq!(first.get("refund_id"), second.get("refund_id"), "fee {fee}");
+        }
+        let seen: Vec<String> = refund_queries(&till, &refund_no, queries.len()).await;
+        assert_eq!(seen, queries, "fee {fee}");
+        let entry = entry(&simulator, &no);
+        assert_eq!(
+            entry.refunded,
+            if counted { fee } else { 0 },
+            "fee {fee}: {entry:?}"
+        );
+        assert!(entry.refunds.len() <= 1, "fee {fee}: one refund at most");
+    }
+    // By order, refundquery lists every refund of it; by refund_id, one.
+    till.pay_at("T01", "RS-MANY", 300).await;
+    let a = till.refund("RS-MANY", "RS-MANY-A", 300, 100).await;
+    till.refund("RS-MANY", "RS-MANY-B", 300, 7).await;
+    let all = till.refund_query("out_trade_no", "RS-MANY").await;
+    let listed: Vec<_> = (0..2)
+        .map(|n| {
+            (
+                all.get(&format!("out_refund_no_{n}")).unwrap().to_string(),
+                all.get(&format!("refund_fee_{n}")).unwrap().to_string(),
+                all.get(&format!("refund_status_{n}")).unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(all.get("refund_count"), Some("2"));
+    assert_eq!(all.get("total_fee"), Some("300"));
+    assert_eq!(
+        listed,
+        [
+            ("RS-MANY-A".into(), "100".into(), "SUCCESS".into()),
+            ("RS-MANY-B".into(), "7".into(), "PROCESSING".into())
+        ]
+    );
+    let by_id = till
+        .refund_query("refund_id", a.get("refund_id").unwrap())
+        .await;
+    assert_eq!(
+        (by_id.get("refund_count"), by_id.get("out_refund_no_0")),
+        (Some("1"), Some("RS-MANY-A"))
+    );
+    assert!(by_id.get("refund_success_time_0").is_some());
+    assert_eq!(
+        refund_summary(&till.refund_query("out_trade_no", "RS25").await),
+        "SUCCESS"
+    );
+    assert_eq!(
+        refund_summary(&till.refund_query("out_refund_no", "NEVER").await),
+        "REFUNDNOTEXIST"
+    );
+    simulator.shutdown().await;
+}
+
+/// The refundquery answers about `out_refund_no`, `count` times in turn.
+async fn refund_queries(till: &Till, out_refund_no: &str, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        let answer = till.refund_query("out_refund_no", out_refund_no).await;
+        if answer.get("result_code") == Some("SUCCESS") {
+            assert_eq!(answer.get("refund_count"), Some("1"));
+            assert_eq!(answer.get("out_refund_no_0"), Some(out_refund_no));
+        }
+        seen.push(refund_summary(&answer));
+    }
+    seen
+}
+
+fn beijing_today() -> time::Date {
+    time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date()
+}
+
+fn bill_date(date: time::Date) -> String {
+    format!(
+        "{:04}{:02}{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// A day of two tills: paid, refunded, reversed after the charge, reversed
+/// before any charge. None when the day (Beijing) changed meanwhile.
+async fn a_day_of_two_tills(simulator: &Simulator, till: &Till) -> Option<time::Date> {
+    let day = beijing_today();
+    till.pay_at("T01", "BILL-A", 1234).await;
+    till.refund("BILL-A", "BILL-A-R1", 1234, 500).await;
+    // Scenario 3: paid by two coupons, one of them 免充值.
+    till.pay_at("T02", "BILL-B", 3).await;
+    // Scenario 52: the customer pays just as the reverse arrives.
+    let mut fields = Till::micropay_fields("BILL-C", "52", &code(52));
+    fields[0].1 = "T02".into();
+    let extra: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    till.post(MICROPAY, encode(&till.request(&extra)), None)
+        .await;
+    till.reverse("BILL-C").await;
+    // Never charged: not in the bill.
+    till.micropay("BILL-D", 41).await;
+    till.reverse("BILL-D").await;
+    let entry = entry(simulator, "BILL-C");
+    assert_eq!((entry.charged, entry.refunded), (52, 52));
+    (beijing_today() == day).then_some(day)
+}
+
+async fn download(till: &Till, extra: &[(&str, &str)]) -> Vec<u8> {
+    let response = till
+        .http
+        .post(format!("{}{DOWNLOAD_BILL}", till.base))
+        .body(encode(&till.request(extra)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn the_days_bill_covers_every_till_and_matches_the_ledger() {
+    use scanpay::wechat::{BillAnswer, TradeState, classify_download, parse_bill};
+
+    let mut day = None;
+    let mut simulator = None;
+    for _ in 0..2 {
+        let fresh = self::simulator().await;
+        let till = Till::new(&fresh);
+        day = a_day_of_two_tills(&fresh, &till).await;
+        simulator = Some(fresh);
+        if day.is_some() {
+            break;
+        }
+    }
+    let (simulator, day) = (
+        simulator.unwrap(),
+        day.expect("a day that did not change twice"),
+    );
+    let till = Till::new(&simulator);
+    let date = bill_date(day);
+
+    let text = download(&till, &[("bill_date", &date), ("bill_type", "ALL")]).await;
+    let plain = String::from_utf8(text.clone()).unwrap();
+    assert!(plain.starts_with(scanpay::simulator::ALL_HEADER), "{plain}");
+    assert!(plain.contains(scanpay::simulator::SUMMARY_HEADER));
+    assert!(plain.ends_with("\r\n") && !plain.replace("\r\n", "").contains('\n'));
+    for line in plain
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("总交易单数"))
+    {
+        assert!(
+            line.trim_end_matches('\r').split(",`").count() >= 7 && line.starts_with('`'),
+            "every field of a row starts with a backtick: {line}"
+        );
+    }
+
+    let bill = parse_bill(&text).unwrap();
+    let ledger = simulator.ledger();
+    let tx = |no: &str| {
+        ledger
+            .iter()
+            .find(|e| e.out_trade_no == no)
+            .and_then(|e| e.transaction_id.clone())
+    };
+    let refund_id = entry(&simulator, "BILL-A").refunds[0].refund_id.clone();
+    let rows: Vec<_> = bill
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.out_trade_no.as_str(),
+                r.device_info.as_deref(),
+                r.trade_state.clone(),
+                r.total_fee.0,
+                r.settlement_fee.map(|f| f.0),
+                r.coupon_fee.map(|f| f.0),
+                r.refund_fee.map(|f| f.0),
+                r.out_refund_no.as_deref(),
+                r.refund_id.clone(),
+                r.transaction_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "BILL-A",
+                Some("T01"),
+                TradeState::Success,
+                1234,
+                Some(1234),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                tx("BILL-A")
+            ),
+            (
+                "BILL-A",
+                Some("T01"),
+                TradeState::Refund,
+                0,
+                Some(0),
+                Some(0),
+                Some(500),
+                Some("BILL-A-R1"),
+                Some(refund_id),
+                tx("BILL-A")
+            ),
+            (
+                "BILL-B",
+                Some("T02"),
+                TradeState::Success,
+                3,
+                Some(1),
+                Some(3),
+                Some(0),
+                None,
+                None,
+                tx("BILL-B")
+            ),
+            (
+                "BILL-C",
+                Some("T02"),
+                TradeState::Revoked,
+                52,
+                Some(52),
+                Some(0),
+                Some(52),
+                None,
+                None,
+                tx("BILL-C")
+            ),
+        ]
+    );
+    assert_eq!(bill.rows[1].refund_status.as_deref(), Some("SUCCESS"));
+    assert_eq!(bill.rows[0].body.as_deref(), Some("scanpay test"));
+    assert!(bill.rows.iter().all(|r| r.trade_time.starts_with(&format!(
+        "{:04}-{:02}-{:02} ",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    ))));
+    // The bill's net is the ledger's: what the customers paid, less what they got back.
+    let summary = bill.summary.clone().unwrap();
+    let net: u64 = ledger.iter().map(|e| e.net_charged()).sum();
+    assert_eq!(summary.trade_count, 4);
+    assert_eq!(
+        summary.order_total.unwrap().0 - summary.refund_total.0,
+        net,
+        "{summary:?}"
+    );
+    assert_eq!(
+        (summary.settlement_total.0, summary.refund_total.0),
+        (1234 + 1 + 52, 500 + 52)
+    );
+
+    // GZIP: the same bill, through the till's own client.
+    let client =
+        scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
+            base_url: simulator.base_url(),
+            sandbox: false,
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(5),
+            client_identity_pem: None,
+            extra_root_pem: None,
+            negative_test: None,
+        })
+        .unwrap();
+    let merchant = SimulatorConfig::demo().merchant(SignType::HmacSha256);
+    let request = scanpay::wechat::api::download_bill_request(&merchant, day, true);
+    let gzipped = client.download_bill(&request).await.unwrap();
+    assert_eq!(&gzipped[..2], &[0x1f, 0x8b]);
+    assert_eq!(
+        classify_download(&gzipped).unwrap(),
+        BillAnswer::Bill(bill.clone())
+    );
+
+    // SUCCESS and REFUND bills hold those rows only.
+    for (kind, state) in [
+        ("SUCCESS", TradeState::Success),
+        ("REFUND", TradeState::Refund),
+    ] {
+        let only = parse_bill(&download(&till, &[("bill_date", &date), ("bill_type", kind)]).await)
+            .unwrap();
+        assert!(
+            !only.rows.is_empty() && only.rows.iter().all(|r| r.trade_state == state),
+            "{kind}"
+        );
+    }
+
+    // A day without trades, a malformed day, and a bill not built yet.
+    let yesterday = bill_date(day.previous_day().unwrap());
+    let none = download(&till, &[("bill_date", &yesterday), ("bill_type", "ALL")]).await;
+    let fields = decode(&none).unwrap();
+    assert_eq!(
+        (
+            fields.get("return_code"),
+            fields.get("return_msg"),
+            fields.get("error_code")
+        ),
+        (Some("FAIL"), Some("No Bill Exist"), Some("20002"))
+    );
+    let no_bill =
+        scanpay::wechat::api::download_bill_request(&merchant, day.previous_day().unwrap(), false);
+    assert_eq!(
+        classify_download(&client.download_bill(&no_bill).await.unwrap()).unwrap(),
+        BillAnswer::NoBill
+    );
+    assert_eq!(
+        classify_download(&download(&till, &[("bill_date", "2025-03-01")]).await).unwrap(),
+        BillAnswer::Failed("invalid bill_date".into())
+    );
+    let switched = till
+        .http
+        .post(format!("{}/_simulator/bill", simulator.control_url()))
+        .body(r#"{"creating": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status().as_u16(), 200);
+    assert_eq!(
+        classify_download(&client.download_bill(&request).await.unwrap()).unwrap(),
+        BillAnswer::NotYet
+    );
+    simulator.set_bill_creating(false);
+    assert!(matches!(
+        classify_download(&client.download_bill(&request).await.unwrap()).unwrap(),
+        BillAnswer::Bill(_)
+    ));
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bill_larger_than_any_xml_answer_is_read_whole_by_the_client() {
+    use scanpay::wechat::{BillAnswer, classify_download};
+    // About 240 bytes a row: well over the 64 KiB cap of XML answers.
+    const ORDERS: u64 = 400;
+
+    let simulator = simulator().await;
+    let till = Till::new(&simulator);
+    let day = beijing_today();
+    for n in 0..ORDERS {
+        till.pay_at("T03", &format!("BIG{n:04}"), 100 + n).await;
+    }
+    let client =
+        scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
+            base_url: simulator.base_url(),
+            sandbox: false,
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(5),
+            client_identity_pem: None,
+            extra_root_pem: None,
+            negative_test: None,
+        })
+        .unwrap();
+    let merchant = SimulatorConfig::demo().merchant(SignType::Md5);
+    // Every day the orders fell on: one, unless the test ran across midnight in Beijing.
+    let days: BTreeSet<_> = [day, beijing_today()].into_iter().collect();
+    let mut rows = 0;
+    for &date in &days {
+        let request = scanpay::wechat::api::download_bill_request(&merchant, date, false);
+        let body = client.download_bill(&request).await.unwrap();
+        if days.len() == 1 {
+            assert!(
+                body.len() > scanpay::wechat::xml::MAX_BODY,
+                "{}",
+                body.len()
+            );
+        }
+        if let BillAnswer::Bill(bill) = classify_download(&body).unwrap() {
+            rows += bill.rows.len();
+        }
+    }
+    assert_eq!(rows, ORDERS as usize);
+    simulator.shutdown().await;
 }

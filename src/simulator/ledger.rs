@@ -3,18 +3,21 @@
 //! applied to the book; the scenario of the order says how it goes, this
 //! module keeps the rules that hold whatever the scenario (an order is charged
 //! at most once, a reverse refunds and closes for good, a re-sent micropay
-//! never charges again).
+//! never charges again, one out_refund_no never refunds twice, refunds never
+//! exceed the charge). The daily bill is drawn from it (`bill_lines`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::time::Instant;
 
 use rand::RngExt;
-use time::OffsetDateTime;
 use time::macros::{format_description, offset};
+use time::{Date, OffsetDateTime};
 
+use super::bill::{BillLine, BillState};
 use super::scenarios::{
-    Customer, MicropayReply, OTHER_PARTY_EXTRA_FEE, QueryReply, ReverseReply, Scenario, Start,
+    Customer, MicropayReply, OTHER_PARTY_EXTRA_FEE, QueryReply, RefundScenario, RefundStatus,
+    ReverseReply, Scenario, Start,
 };
 use crate::domain::AuthCode;
 use crate::wechat::Fields;
@@ -37,14 +40,27 @@ pub struct LedgerEntry {
     pub foreign: bool,
     /// SUCCESS | USERPAYING | NOTPAY | PAYERROR | REVOKED | REFUND | CLOSED,
     /// as queries answer. NOTPAY is an order the gateway never created
-    /// (queries say ORDERNOTEXIST); REFUND one reversed after it was charged.
+    /// (queries say ORDERNOTEXIST). REVOKED is a reversed order, whether or
+    /// not it had been charged (as WeChat's orderquery answers): `charged`
+    /// and `refunded` tell, and the bill shows it as a REVOKED row. REFUND is
+    /// an order refunded through `/secapi/pay/refund` (see `refunds`).
     pub trade_state: String,
-    /// Fen of the order paid (cash and coupons), and fen given back.
+    /// Fen of the order paid (cash and coupons), and fen given back: by a
+    /// reverse, or by every refund but a REFUNDCLOSE one.
     pub charged: u64,
     pub refunded: u64,
     pub transaction_id: Option<String>,
     /// Never the full payment code.
     pub auth_code_last4: String,
+    /// The till's device_info of the micropay (the bill's 设备号).
+    #[serde(default)]
+    pub device_info: String,
+    /// When it was charged, Beijing time, yyyyMMddHHmmss (the answer's time_end).
+    #[serde(default)]
+    pub time_end: Option<String>,
+    /// The refunds made through `/secapi/pay/refund`, in the order made.
+    #[serde(default)]
+    pub refunds: Vec<LedgerRefund>,
     /// Every accepted request about this order, in arrival order. A call
     /// about a taken number is recorded on both of its entries.
     pub calls: Vec<CallRecord>,
@@ -56,9 +72,21 @@ impl LedgerEntry {
     }
 }
 
+/// One refund of an order, as the gateway recorded it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct LedgerRefund {
+    pub out_refund_no: String,
+    pub refund_id: String,
+    pub refund_fee: u64,
+    /// SUCCESS | PROCESSING | REFUNDCLOSE | CHANGE: what the next refundquery answers.
+    pub refund_status: String,
+    /// The refund scenario its refund_fee picked.
+    pub scenario: String,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct CallRecord {
-    /// micropay | orderquery | reverse | closeorder
+    /// micropay | orderquery | reverse | closeorder | refund | refundquery
     pub call: String,
     /// Since the first micropay for this order arrived (0 before it).
     pub after_micropay_ms: u64,
@@ -114,10 +142,15 @@ impl Outcome {
             return "timeout".into();
         }
         match &self.answer {
-            Answer::Success(fields) => match (fields.get("recall"), fields.get("trade_state")) {
-                (Some(recall), _) => format!("recall={recall}"),
-                (None, Some(state)) => state.to_string(),
-                (None, None) => "SUCCESS".into(),
+            Answer::Success(fields) => match (
+                fields.get("recall"),
+                fields.get("trade_state"),
+                fields.get("refund_status_0"),
+            ) {
+                (Some(recall), _, _) => format!("recall={recall}"),
+                (None, Some(state), _) => state.to_string(),
+                (None, None, Some(status)) => status.to_string(),
+                (None, None, None) => "SUCCESS".into(),
             },
             Answer::SuccessBadSign(_) => "SUCCESS(bad sign)".into(),
             Answer::AboutAnotherOrder(fields) => format!(
@@ -152,6 +185,8 @@ pub struct MicropayRequest<'a> {
     pub total_fee: u64,
     pub auth_code: &'a AuthCode,
     pub attach: Option<&'a str>,
+    pub device_info: Option<&'a str>,
+    pub body: Option<&'a str>,
     /// The scenario asked for by a `Wechatpay-Negative-Test` header.
     pub forced: Option<Scenario>,
 }
@@ -164,6 +199,27 @@ pub enum OrderRef<'a> {
     OutTradeNo(&'a str),
 }
 
+/// A refund request, already checked for form by the server.
+pub struct RefundRequest<'a> {
+    pub order: OrderRef<'a>,
+    pub out_refund_no: &'a str,
+    pub total_fee: u64,
+    pub refund_fee: u64,
+    pub refund_desc: Option<&'a str>,
+}
+
+/// How a refundquery names what it asks about; WeChat's precedence is
+/// refund_id, out_refund_no, transaction_id, out_trade_no.
+#[derive(Clone, Copy, Debug)]
+pub enum RefundRef<'a> {
+    RefundId(&'a str),
+    OutRefundNo(&'a str),
+    Order(OrderRef<'a>),
+}
+
+/// WeChat refunds one order at most 50 times.
+pub const MAX_REFUNDS_PER_ORDER: usize = 50;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Known to the ledger (a micropay arrived) but not to the gateway.
@@ -171,9 +227,9 @@ enum State {
     UserPaying,
     Success,
     PayError,
-    /// Reversed before any charge.
+    /// Reversed, before or after a charge (`charged` tells; the query does not).
     Revoked,
-    /// Reversed after a charge, which was refunded (转入退款).
+    /// Paid, then refunded in part or in full through the refund API (转入退款).
     Refund,
     Closed,
 }
@@ -220,9 +276,13 @@ struct Order {
     charged: u64,
     refunded: u64,
     transaction_id: Option<String>,
-    time_end: Option<String>,
+    /// When the charge happened, Beijing time.
+    charged_at: Option<OffsetDateTime>,
     auth_code_last4: String,
     attach: String,
+    device_info: String,
+    body: String,
+    refunds: Vec<Refund>,
     first_micropay: Option<Instant>,
     queries: u32,
     reverses: u32,
@@ -241,9 +301,12 @@ impl Order {
             charged: 0,
             refunded: 0,
             transaction_id: None,
-            time_end: None,
+            charged_at: None,
             auth_code_last4: String::new(),
             attach: String::new(),
+            device_info: String::new(),
+            body: String::new(),
+            refunds: Vec::new(),
             first_micropay: None,
             queries: 0,
             reverses: 0,
@@ -255,23 +318,80 @@ impl Order {
         self.state = State::Success;
         self.charged = self.total_fee;
         self.transaction_id = Some(transaction_id);
-        self.time_end = Some(beijing_now(format_description!(
-            "[year][month][day][hour][minute][second]"
-        )));
+        self.charged_at = Some(beijing_now());
     }
 
-    /// Closes the order for good; a payment is returned to the customer, and
-    /// queries then say REFUND rather than REVOKED, as WeChat's do.
+    fn time_end(&self) -> Option<String> {
+        self.charged_at.map(|at| {
+            at.format(format_description!(
+                "[year][month][day][hour][minute][second]"
+            ))
+            .expect("a date formats with a fixed numeric description")
+        })
+    }
+
+    /// Closes the order for good; a payment is returned to the customer.
+    /// Queries then say REVOKED whether or not it had been charged, as
+    /// WeChat's do: only `charged` (and the bill's REVOKED row) tell.
     fn revoke(&mut self) {
         if matches!(self.state, State::Closed | State::Revoked | State::Refund) {
             return;
         }
         self.refunded = self.charged;
-        self.state = if self.charged > 0 {
-            State::Refund
-        } else {
-            State::Revoked
-        };
+        self.state = State::Revoked;
+    }
+
+    /// What may still be refunded: the charge less what was given back.
+    fn refundable(&self) -> u64 {
+        self.charged - self.refunded
+    }
+
+    fn cash_fee(&self) -> u64 {
+        let coupons: u64 = self
+            .scenario
+            .map_or(0, |s| s.coupons().iter().map(|c| c.0).sum());
+        self.total_fee.saturating_sub(coupons)
+    }
+
+    /// The fields of an accepted refund's answer.
+    fn refund_fields(&self, refund: &Refund) -> Fields {
+        let mut fields = Fields::new();
+        fields
+            .set_opt("transaction_id", self.transaction_id.as_deref())
+            .set("out_trade_no", self.out_trade_no.as_str())
+            .set("out_refund_no", refund.out_refund_no.as_str())
+            .set("refund_id", refund.refund_id.as_str())
+            .set("refund_fee", refund.refund_fee.to_string())
+            .set("total_fee", self.total_fee.to_string())
+            .set("cash_fee", self.cash_fee().to_string());
+        fields
+    }
+
+    /// A refundquery answer about the refunds at `indices`.
+    fn refund_query_fields(&self, indices: &[usize]) -> Fields {
+        let mut fields = Fields::new();
+        let shown: u64 = indices.iter().map(|&i| self.refunds[i].refund_fee).sum();
+        fields
+            .set_opt("transaction_id", self.transaction_id.as_deref())
+            .set("out_trade_no", self.out_trade_no.as_str())
+            .set("total_fee", self.total_fee.to_string())
+            .set("cash_fee", self.cash_fee().to_string())
+            .set("refund_fee", shown.to_string())
+            .set("refund_count", indices.len().to_string());
+        for (n, &i) in indices.iter().enumerate() {
+            let refund = &self.refunds[i];
+            fields
+                .set(&format!("out_refund_no_{n}"), refund.out_refund_no.as_str())
+                .set(&format!("refund_id_{n}"), refund.refund_id.as_str())
+                .set(&format!("refund_channel_{n}"), "ORIGINAL")
+                .set(&format!("refund_fee_{n}"), refund.refund_fee.to_string())
+                .set(&format!("refund_status_{n}"), refund.status.wire_name())
+                .set(&format!("refund_recv_accout_{n}"), "支付用户的零钱");
+            if let Some(at) = refund.succeeded_at {
+                fields.set(&format!("refund_success_time_{n}"), bill_time(at));
+            }
+        }
+        fields
     }
 
     fn record(&mut self, call: &str, arrival: Arrival, outcome: &Outcome) {
@@ -332,12 +452,13 @@ impl Order {
             .set_opt("transaction_id", self.transaction_id.as_deref())
             .set("out_trade_no", self.out_trade_no.as_str())
             .set_opt("attach", Some(self.attach.as_str()))
-            .set_opt("time_end", self.time_end.as_deref());
+            .set_opt("time_end", self.time_end().as_deref());
         fields
     }
 
     fn query_fields(&self) -> Fields {
-        // A refunded order still reports the payment it was.
+        // A refunded order still reports the payment it was; a reversed one
+        // says the same whether it had been charged or not.
         let mut fields = if matches!(self.state, State::Success | State::Refund) {
             self.paid_fields()
         } else {
@@ -383,9 +504,101 @@ impl Order {
             refunded: self.refunded,
             transaction_id: self.transaction_id.clone(),
             auth_code_last4: self.auth_code_last4.clone(),
+            device_info: self.device_info.clone(),
+            time_end: self.time_end(),
+            refunds: self
+                .refunds
+                .iter()
+                .map(|r| LedgerRefund {
+                    out_refund_no: r.out_refund_no.clone(),
+                    refund_id: r.refund_id.clone(),
+                    refund_fee: r.refund_fee,
+                    refund_status: r.status.wire_name().to_string(),
+                    scenario: r.scenario.name().to_string(),
+                })
+                .collect(),
             calls: self.calls.clone(),
         }
     }
+
+    /// The bill's rows about this order that fall on `date` (Beijing).
+    fn bill_lines(&self, date: Date, lines: &mut Vec<BillLine>) {
+        let coupon_fee: u64 = self
+            .scenario
+            .map_or(0, |s| s.coupons().iter().map(|c| c.0).sum());
+        let no_cash: u64 = self.scenario.map_or(0, |s| {
+            s.coupons()
+                .iter()
+                .filter(|c| c.1 == "NO_CASH")
+                .map(|c| c.0)
+                .sum()
+        });
+        let line = |time: OffsetDateTime, state: BillState| BillLine {
+            time,
+            device_info: self.device_info.clone(),
+            transaction_id: self.transaction_id.clone().unwrap_or_default(),
+            out_trade_no: self.out_trade_no.clone(),
+            openid: self.openid.to_string(),
+            state,
+            settlement_fee: 0,
+            coupon_fee: 0,
+            refund_id: String::new(),
+            out_refund_no: String::new(),
+            refund_fee: 0,
+            refund_status: "",
+            body: self.body.clone(),
+            attach: self.attach.clone(),
+            total_fee: 0,
+            refund_requested: 0,
+        };
+        if let Some(at) = self.charged_at.filter(|at| at.date() == date) {
+            let charge = |state| BillLine {
+                settlement_fee: self.total_fee - no_cash,
+                coupon_fee,
+                total_fee: self.total_fee,
+                ..line(at, state)
+            };
+            match self.state {
+                State::Success | State::Refund => lines.push(charge(BillState::Success)),
+                // A charge the reverse returned: one row with the charge and
+                // its return, so the day's sums net to nothing.
+                State::Revoked => lines.push(BillLine {
+                    refund_fee: self.charged,
+                    refund_status: RefundStatus::Success.wire_name(),
+                    refund_requested: self.charged,
+                    ..charge(BillState::Revoked)
+                }),
+                State::NotCreated | State::UserPaying | State::PayError | State::Closed => {}
+            }
+        }
+        for refund in &self.refunds {
+            if refund.status.counts() && refund.applied_at.date() == date {
+                lines.push(BillLine {
+                    refund_id: refund.refund_id.clone(),
+                    out_refund_no: refund.out_refund_no.clone(),
+                    refund_fee: refund.refund_fee,
+                    refund_status: refund.status.wire_name(),
+                    refund_requested: refund.refund_fee,
+                    ..line(refund.applied_at, BillState::Refund)
+                });
+            }
+        }
+    }
+}
+
+/// One refund as the gateway holds it.
+struct Refund {
+    out_refund_no: String,
+    refund_id: String,
+    refund_fee: u64,
+    scenario: RefundScenario,
+    status: RefundStatus,
+    /// When it was accepted, Beijing time: the day of its bill row.
+    applied_at: OffsetDateTime,
+    succeeded_at: Option<OffsetDateTime>,
+    /// Kept as WeChat keeps it; not sent back.
+    #[allow(dead_code)]
+    desc: String,
 }
 
 pub struct Ledger {
@@ -401,6 +614,9 @@ pub struct Ledger {
     codes_seen: HashSet<u64>,
     code_hasher: RandomState,
     transactions: TransactionIds,
+    refund_ids: TransactionIds,
+    /// out_refund_no → the out_trade_no of its order: unique per merchant.
+    refund_numbers: HashMap<String, String>,
 }
 
 impl Default for Ledger {
@@ -410,7 +626,9 @@ impl Default for Ledger {
             turned_away: BTreeMap::new(),
             codes_seen: HashSet::new(),
             code_hasher: RandomState::new(),
-            transactions: TransactionIds::new(),
+            transactions: TransactionIds::new("4200"),
+            refund_ids: TransactionIds::new("5030"),
+            refund_numbers: HashMap::new(),
         }
     }
 }
@@ -437,8 +655,8 @@ impl Ledger {
         {
             // The gateway has this out_trade_no: never charge it again.
             let outcome = Outcome::fail(match order.state {
-                State::Success => "ORDERPAID",
-                State::Revoked | State::Refund => "ORDERREVERSED",
+                State::Success | State::Refund => "ORDERPAID",
+                State::Revoked => "ORDERREVERSED",
                 State::Closed => "ORDERCLOSED",
                 _ => "OUT_TRADE_NO_USED",
             });
@@ -489,6 +707,8 @@ impl Ledger {
         order.scenario = Some(scenario);
         order.auth_code_last4 = last4(request.auth_code.expose());
         order.attach = request.attach.unwrap_or_default().to_string();
+        order.device_info = request.device_info.unwrap_or_default().to_string();
+        order.body = request.body.unwrap_or_default().to_string();
         order.first_micropay.get_or_insert(arrival.at);
         match script.start {
             Start::Charge => order.charge(self.transactions.next()),
@@ -556,6 +776,15 @@ impl Ledger {
             (None, OrderRef::TransactionId(_)) => return Outcome::fail("INVALID_TRANSACTIONID"),
         };
         order.reverses += 1;
+        if order.state == State::Refund {
+            // A refunded order is past reversing: its refunds stand.
+            let outcome = Outcome {
+                answer: Answer::FailSaying("INVALID_REQUEST", "订单已退款，不能撤销"),
+                slow: false,
+            };
+            order.record("reverse", arrival, &outcome);
+            return outcome;
+        }
         let reply = match (order.state, order.scenario) {
             (State::UserPaying, Some(scenario)) => scenario.reverse(order.reverses),
             _ => ReverseReply::Reversed,
@@ -596,9 +825,9 @@ impl Ledger {
         };
         let outcome = match order.state {
             State::NotCreated => Outcome::fail("ORDERNOTEXIST"),
-            State::Success => Outcome::fail("ORDERPAID"),
+            State::Success | State::Refund => Outcome::fail("ORDERPAID"),
             State::Closed => Outcome::fail("ORDERCLOSED"),
-            State::Revoked | State::Refund => Outcome::fail("ORDERREVERSED"),
+            State::Revoked => Outcome::fail("ORDERREVERSED"),
             State::UserPaying | State::PayError => {
                 order.state = State::Closed;
                 let mut fields = Fields::new();
@@ -614,6 +843,161 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Refunds (申请退款) part or all of a paid order. The same
+    /// out_refund_no again answers about the refund it made, never a second
+    /// one; the refund_fee picks the scenario ([`RefundScenario::for_fee`]).
+    pub fn refund(&mut self, request: &RefundRequest<'_>, arrival: Arrival) -> Outcome {
+        if let Some(key) = self.refund_numbers.get(request.out_refund_no) {
+            let order = self
+                .orders
+                .get_mut(key)
+                .expect("a refund number belongs to an order of the book");
+            let refund = order
+                .refunds
+                .iter()
+                .find(|r| r.out_refund_no == request.out_refund_no)
+                .expect("a refund number is one of its order's refunds");
+            let same_order = match request.order {
+                OrderRef::OutTradeNo(no) => no == order.out_trade_no,
+                OrderRef::TransactionId(id) => order.transaction_id.as_deref() == Some(id),
+            };
+            let outcome = if same_order
+                && refund.refund_fee == request.refund_fee
+                && request.total_fee == order.total_fee
+            {
+                Outcome::success(order.refund_fields(refund))
+            } else {
+                refused("订单金额或退款金额与之前请求不一致，请核实后再试")
+            };
+            order.record("refund", arrival, &outcome);
+            return outcome;
+        }
+        let Some(order) = find(&mut self.orders, request.order) else {
+            return Outcome::fail("ORDERNOTEXIST");
+        };
+        let refusal = match order.state {
+            State::NotCreated => Some(Outcome::fail("ORDERNOTEXIST")),
+            State::Success | State::Refund => None,
+            State::Revoked => Some(refused("订单已撤销，不能退款")),
+            State::Closed => Some(refused("订单已关闭，不能退款")),
+            State::UserPaying | State::PayError => Some(refused("订单未支付，不能退款")),
+        }
+        .or_else(|| {
+            (request.total_fee != order.total_fee).then(|| refused("订单金额与原订单金额不一致"))
+        })
+        .or_else(|| {
+            (order.refunds.len() >= MAX_REFUNDS_PER_ORDER)
+                .then(|| refused("一笔订单最多可退款50次"))
+        })
+        .or_else(|| {
+            (request.refund_fee > order.refundable())
+                .then(|| refused("申请退款金额超过订单可退金额"))
+        });
+        if let Some(outcome) = refusal {
+            order.record("refund", arrival, &outcome);
+            return outcome;
+        }
+        let scenario = RefundScenario::for_fee(request.refund_fee);
+        let Some(status) = scenario.starts_as() else {
+            // NOTENOUGH: the merchant's balance is too low; nothing happens.
+            let outcome = Outcome::fail("NOTENOUGH");
+            order.record("refund", arrival, &outcome);
+            return outcome;
+        };
+        let now = beijing_now();
+        let refund = Refund {
+            out_refund_no: request.out_refund_no.to_string(),
+            refund_id: self.refund_ids.next(),
+            refund_fee: request.refund_fee,
+            scenario,
+            status,
+            applied_at: now,
+            succeeded_at: (status == RefundStatus::Success).then_some(now),
+            desc: request.refund_desc.unwrap_or_default().to_string(),
+        };
+        if status.counts() {
+            order.refunded += refund.refund_fee;
+            order.state = State::Refund;
+        }
+        let outcome = match scenario {
+            RefundScenario::SystemErrorAccepted => Outcome::fail("SYSTEMERROR"),
+            _ => Outcome::success(order.refund_fields(&refund)),
+        };
+        self.refund_numbers
+            .insert(refund.out_refund_no.clone(), order.out_trade_no.clone());
+        order.refunds.push(refund);
+        order.record("refund", arrival, &outcome);
+        outcome
+    }
+
+    /// Answers a refundquery (查询退款): one refund, or every refund of an
+    /// order. A PROCESSING refund of scenario 7 is SUCCESS from the next query on.
+    pub fn refund_query(&mut self, by: RefundRef<'_>, arrival: Arrival) -> Outcome {
+        let found = match by {
+            RefundRef::RefundId(id) => self.orders.values_mut().find_map(|order| {
+                let at = order.refunds.iter().position(|r| r.refund_id == id)?;
+                Some((order, Some(at)))
+            }),
+            RefundRef::OutRefundNo(no) => self
+                .refund_numbers
+                .get(no)
+                .and_then(|key| self.orders.get_mut(key))
+                .and_then(|order| {
+                    let at = order.refunds.iter().position(|r| r.out_refund_no == no)?;
+                    Some((order, Some(at)))
+                }),
+            RefundRef::Order(by) => find(&mut self.orders, by).map(|order| (order, None)),
+        };
+        let Some((order, which)) = found.filter(|(order, _)| !order.refunds.is_empty()) else {
+            return Outcome::fail("REFUNDNOTEXIST");
+        };
+        let indices: Vec<usize> = match which {
+            Some(at) => vec![at],
+            None => (0..order.refunds.len()).collect(),
+        };
+        let outcome = Outcome::success(order.refund_query_fields(&indices));
+        for at in indices {
+            let refund = &mut order.refunds[at];
+            if refund.status == RefundStatus::Processing {
+                refund.status = RefundStatus::Success;
+                refund.succeeded_at = Some(beijing_now());
+            }
+        }
+        order.record("refundquery", arrival, &outcome);
+        outcome
+    }
+
+    /// Every row of the ALL bill of `date` (Beijing), in time order: a
+    /// SUCCESS row per charge, a REVOKED row per charge a reverse returned
+    /// (on the charge's day), a REFUND row per refund that moved money (on
+    /// the day it was accepted). Every till's orders are in it.
+    pub fn bill_lines(&self, date: Date) -> Vec<BillLine> {
+        let mut lines = Vec::new();
+        for order in self.orders.values() {
+            order.bill_lines(date, &mut lines);
+        }
+        lines.sort_by(|a, b| (a.time, &a.out_trade_no).cmp(&(b.time, &b.out_trade_no)));
+        lines
+    }
+}
+
+/// INVALID_REQUEST: the request is well formed but breaks a refund rule.
+fn refused(why: &'static str) -> Outcome {
+    Outcome {
+        answer: Answer::FailSaying("INVALID_REQUEST", why),
+        slow: false,
+    }
+}
+
+/// 交易时间 and refund_success_time: `yyyy-MM-dd HH:mm:ss`, Beijing time.
+pub fn bill_time(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .expect("a date formats with a fixed numeric description")
+}
+
 fn find<'a>(orders: &'a mut BTreeMap<String, Order>, order: OrderRef<'_>) -> Option<&'a mut Order> {
     match order {
         OrderRef::OutTradeNo(no) => orders.get_mut(no),
@@ -627,23 +1011,24 @@ fn last4(code: &str) -> String {
     code[code.len().saturating_sub(4)..].to_string()
 }
 
-fn beijing_now(format: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
-    OffsetDateTime::now_utc()
-        .to_offset(offset!(+8))
-        .format(format)
-        .expect("a date formats with a fixed numeric description")
+/// Now, in Beijing time (UTC+8), the gateway's clock.
+pub fn beijing_now() -> OffsetDateTime {
+    OffsetDateTime::now_utc().to_offset(offset!(+8))
 }
 
-/// 28-digit transaction ids like WeChat's `4200…`: the day, a per-run random
-/// part (ids differ between runs) and a sequence (ids never repeat in a run).
+/// 28-digit ids like WeChat's transaction ids `4200…` (and refund ids, with
+/// another prefix): the day, a per-run random part (ids differ between runs)
+/// and a sequence (ids never repeat in a run).
 struct TransactionIds {
+    prefix: &'static str,
     run: u32,
     sequence: u64,
 }
 
 impl TransactionIds {
-    fn new() -> Self {
+    fn new(prefix: &'static str) -> Self {
         Self {
+            prefix,
             run: rand::rng().random_range(0..1_000_000),
             sequence: 0,
         }
@@ -651,8 +1036,10 @@ impl TransactionIds {
 
     fn next(&mut self) -> String {
         self.sequence += 1;
-        let day = beijing_now(format_description!("[year][month][day]"));
-        format!("4200{day}{:06}{:010}", self.run, self.sequence)
+        let day = beijing_now()
+            .format(format_description!("[year][month][day]"))
+            .expect("a date formats with a fixed numeric description");
+        format!("{}{day}{:06}{:010}", self.prefix, self.run, self.sequence)
     }
 }
 
@@ -671,6 +1058,8 @@ mod tests {
             total_fee: fee,
             auth_code: &code,
             attach: None,
+            device_info: Some("T01"),
+            body: Some("test"),
             forced: None,
         };
         ledger.micropay(&request, Arrival::now(None))
@@ -723,9 +1112,10 @@ mod tests {
         let b2 = entry(&ledger, "B2");
         assert_eq!(
             (b2.charged, b2.refunded, b2.trade_state.as_str()),
-            (1, 1, "REFUND")
+            (1, 1, "REVOKED")
         );
-        // A second reverse changes nothing; queries report the refunded payment.
+        // A second reverse changes nothing; queries say REVOKED exactly as
+        // for B1, never charged: only the ledger (and the bill) tell.
         ledger.reverse(OrderRef::OutTradeNo("B2"), Arrival::now(None));
         let answer = ledger
             .query(OrderRef::OutTradeNo("B2"), Arrival::now(None))
@@ -733,8 +1123,16 @@ mod tests {
         let Answer::Success(fields) = answer else {
             panic!("{answer:?}")
         };
-        assert_eq!(fields.get("trade_state"), Some("REFUND"));
-        assert_eq!(fields.get("transaction_id"), b2.transaction_id.as_deref());
+        assert_eq!(fields.get("trade_state"), Some("REVOKED"));
+        let never_charged = ledger
+            .query(OrderRef::OutTradeNo("B1"), Arrival::now(None))
+            .answer;
+        let Answer::Success(b1) = never_charged else {
+            panic!("{never_charged:?}")
+        };
+        let names = |f: &Fields| f.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&fields), names(&b1));
+        assert_eq!(fields.get("transaction_id"), None);
         assert_eq!(entry(&ledger, "B2").refunded, 1);
         assert_eq!(
             pay(&mut ledger, "B2", 1).answer,
@@ -801,7 +1199,7 @@ mod tests {
                         "E1",
                         true,
                         theirs,
-                        "REFUND",
+                        "REVOKED",
                         theirs,
                         theirs,
                         vec!["SUCCESS", "recall=N"]
@@ -857,5 +1255,187 @@ mod tests {
         assert_eq!(fields.get("cash_fee"), Some("33"));
         assert_eq!(fields.get("coupon_fee_0"), Some("1"));
         assert_eq!(entry(&ledger, "D2").scenario, "sandbox-coupon-retry-again");
+    }
+
+    fn refund(ledger: &mut Ledger, no: &str, refund_no: &str, total: u64, fee: u64) -> Outcome {
+        let request = RefundRequest {
+            order: OrderRef::OutTradeNo(no),
+            out_refund_no: refund_no,
+            total_fee: total,
+            refund_fee: fee,
+            refund_desc: None,
+        };
+        ledger.refund(&request, Arrival::now(None))
+    }
+
+    fn refund_answer(outcome: &Outcome) -> String {
+        match &outcome.answer {
+            Answer::Success(fields) => format!(
+                "SUCCESS {}",
+                fields
+                    .get("refund_id")
+                    .or(fields.get("refund_status_0"))
+                    .unwrap_or_default()
+            ),
+            Answer::Fail(code) => code.to_string(),
+            Answer::FailSaying(code, why) => format!("{code}:{why}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_out_refund_no_refunds_once_and_refunds_never_exceed_the_charge() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "R1", 1000);
+        let first = refund_answer(&refund(&mut ledger, "R1", "RF1", 1000, 600));
+        assert!(first.starts_with("SUCCESS 5030"), "{first}");
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "R1", "RF1", 1000, 600)),
+            first
+        );
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "R1", "RF1", 1000, 500)),
+            "INVALID_REQUEST:订单金额或退款金额与之前请求不一致，请核实后再试"
+        );
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "R1", "RF2", 1000, 401)),
+            "INVALID_REQUEST:申请退款金额超过订单可退金额"
+        );
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "R1", "RF2", 999, 400)),
+            "INVALID_REQUEST:订单金额与原订单金额不一致"
+        );
+        assert!(refund_answer(&refund(&mut ledger, "R1", "RF2", 1000, 400)).starts_with("SUCCESS"));
+        let r1 = entry(&ledger, "R1");
+        assert_eq!(
+            (r1.trade_state.as_str(), r1.charged, r1.refunded),
+            ("REFUND", 1000, 1000)
+        );
+        assert_eq!(r1.refunds.len(), 2);
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "NOPE", "RF3", 1, 1)),
+            "ORDERNOTEXIST"
+        );
+        // A refunded order is not reversed, closed or paid again.
+        assert_eq!(
+            ledger
+                .reverse(OrderRef::OutTradeNo("R1"), Arrival::now(None))
+                .answer,
+            Answer::FailSaying("INVALID_REQUEST", "订单已退款，不能撤销")
+        );
+        assert_eq!(
+            pay(&mut ledger, "R1", 1000).answer,
+            Answer::Fail("ORDERPAID")
+        );
+        let query = ledger.query(OrderRef::OutTradeNo("R1"), Arrival::now(None));
+        assert_eq!(query.summary(), "REFUND");
+    }
+
+    #[test]
+    fn only_paid_orders_are_refunded_and_at_most_50_times() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "U1", 41);
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "U1", "RU1", 41, 1)),
+            "INVALID_REQUEST:订单未支付，不能退款"
+        );
+        pay(&mut ledger, "V1", 100);
+        ledger.reverse(OrderRef::OutTradeNo("V1"), Arrival::now(None));
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "V1", "RV1", 100, 1)),
+            "INVALID_REQUEST:订单已撤销，不能退款"
+        );
+        pay(&mut ledger, "M1", 100);
+        for n in 0..MAX_REFUNDS_PER_ORDER {
+            let answer = refund_answer(&refund(&mut ledger, "M1", &format!("RM{n}"), 100, 1));
+            assert!(answer.starts_with("SUCCESS"), "{n}: {answer}");
+        }
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "M1", "RM50", 100, 1)),
+            "INVALID_REQUEST:一笔订单最多可退款50次"
+        );
+        assert_eq!(entry(&ledger, "M1").refunded, 50);
+    }
+
+    #[test]
+    fn refund_scenarios_follow_the_refund_fee() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "S1", 1000);
+        // 9: NOTENOUGH, nothing recorded, the same number may be tried again.
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "S1", "N9", 1000, 9)),
+            "NOTENOUGH"
+        );
+        assert!(entry(&ledger, "S1").refunds.is_empty());
+        // 8: SYSTEMERROR, yet recorded; the retry answers about it.
+        assert_eq!(
+            refund_answer(&refund(&mut ledger, "S1", "E8", 1000, 8)),
+            "SYSTEMERROR"
+        );
+        let retry = refund_answer(&refund(&mut ledger, "S1", "E8", 1000, 8));
+        assert_eq!(
+            retry,
+            format!("SUCCESS {}", entry(&ledger, "S1").refunds[0].refund_id)
+        );
+        // 7: PROCESSING at the first query, SUCCESS after.
+        refund(&mut ledger, "S1", "P7", 1000, 7);
+        let query = |ledger: &mut Ledger, no| {
+            refund_answer(&ledger.refund_query(RefundRef::OutRefundNo(no), Arrival::now(None)))
+        };
+        assert_eq!(query(&mut ledger, "P7"), "SUCCESS PROCESSING");
+        assert_eq!(query(&mut ledger, "P7"), "SUCCESS SUCCESS");
+        // 10: CHANGE; 11: REFUNDCLOSE, which gives the amount back.
+        refund(&mut ledger, "S1", "C10", 1000, 10);
+        assert_eq!(query(&mut ledger, "C10"), "SUCCESS CHANGE");
+        refund(&mut ledger, "S1", "X11", 1000, 11);
+        assert_eq!(query(&mut ledger, "X11"), "SUCCESS REFUNDCLOSE");
+        assert_eq!(entry(&ledger, "S1").refunded, 8 + 7 + 10);
+        assert_eq!(query(&mut ledger, "NONE"), "REFUNDNOTEXIST");
+        let all = ledger.refund_query(
+            RefundRef::Order(OrderRef::OutTradeNo("S1")),
+            Arrival::now(None),
+        );
+        let Answer::Success(fields) = all.answer else {
+            panic!("{all:?}")
+        };
+        assert_eq!(fields.get("refund_count"), Some("4"));
+        assert_eq!(fields.get("refund_status_3"), Some("REFUNDCLOSE"));
+        assert_eq!(fields.get("out_refund_no_0"), Some("E8"));
+    }
+
+    #[test]
+    fn the_bill_has_charges_refunds_and_returned_charges_of_the_day() {
+        let mut ledger = Ledger::default();
+        pay(&mut ledger, "B1", 300);
+        pay(&mut ledger, "B2", 52);
+        ledger.query(OrderRef::OutTradeNo("B2"), Arrival::now(None));
+        ledger.reverse(OrderRef::OutTradeNo("B2"), Arrival::now(None));
+        pay(&mut ledger, "B3", 41);
+        ledger.reverse(OrderRef::OutTradeNo("B3"), Arrival::now(None));
+        refund(&mut ledger, "B1", "RB1", 300, 100);
+        refund(&mut ledger, "B1", "RB2", 300, 11);
+        let today = beijing_now().date();
+        let lines = ledger.bill_lines(today);
+        let view: Vec<_> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.out_trade_no.as_str(),
+                    l.state,
+                    l.total_fee,
+                    l.refund_fee,
+                    l.out_refund_no.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("B1", BillState::Success, 300, 0, ""),
+                ("B2", BillState::Revoked, 52, 52, ""),
+                ("B1", BillState::Refund, 0, 100, "RB1"),
+            ]
+        );
+        assert!(ledger.bill_lines(today.previous_day().unwrap()).is_empty());
     }
 }

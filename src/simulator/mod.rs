@@ -2,15 +2,18 @@
 //! loopback, so the till, CI and cashier training work with no network.
 //!
 //! It verifies request signatures like the gateway, plays a scenario chosen
-//! by `total_fee` (see [`scenario_table`]) and keeps a ledger of what money
-//! moved, which tests compare with the till's journal.
+//! by `total_fee` (see [`scenario_table`]; refunds by `refund_fee`, see
+//! [`refund_scenario_table`]), keeps a ledger of what money moved, which
+//! tests compare with the till's journal, and serves the daily bill from it.
 //!
 //! - `scenarios`: which behaviour each amount plays (pure data and matches).
-//! - `ledger`: the orders and the rules every scenario obeys.
+//! - `ledger`: the orders, their refunds and the rules every scenario obeys.
+//! - `bill`: the daily bill (下载交易账单) drawn from the ledger, as CSV text.
 //! - `wire`: reading requests and writing signed answers, as WeChat does.
 //! - `faults`: network faults switched on at run time ([`Fault`]).
 //! - `server`: axum routes and the [`Simulator`] handle.
 
+mod bill;
 mod faults;
 mod ledger;
 mod scenarios;
@@ -22,9 +25,10 @@ use std::time::Duration;
 use crate::wechat::api::Merchant;
 use crate::wechat::{ApiKey, SignType};
 
+pub use bill::{ALL_HEADER, SUMMARY_HEADER};
 pub use faults::Fault;
-pub use ledger::{CallRecord, LedgerEntry};
-pub use scenarios::scenario_table;
+pub use ledger::{CallRecord, LedgerEntry, LedgerRefund, MAX_REFUNDS_PER_ORDER};
+pub use scenarios::{refund_scenario_table, scenario_table};
 pub use server::Simulator;
 
 /// The example account of WeChat's documentation, used when no merchant is

@@ -331,6 +331,111 @@ impl Scenario {
     }
 }
 
+/// How a refund goes, chosen by its `refund_fee` in fen (the order's amount
+/// plays no part): the second table of the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundScenario {
+    /// Accepted, and refundquery says SUCCESS.
+    Refunded,
+    /// Accepted; the first refundquery about it says PROCESSING, later ones SUCCESS.
+    ProcessingThenSuccess,
+    /// Accepted and recorded, but the answer is SYSTEMERROR; the same
+    /// out_refund_no again answers SUCCESS about that refund.
+    SystemErrorAccepted,
+    /// NOTENOUGH: the merchant's balance is too low; nothing is recorded.
+    NotEnough,
+    /// Accepted; refundquery says CHANGE (the card is frozen or closed: the
+    /// merchant platform must handle it).
+    Change,
+    /// Accepted; refundquery says REFUNDCLOSE: no money moved, and the
+    /// amount may be refunded again under a new out_refund_no.
+    Closed,
+}
+
+/// What a refund's status starts as, and what refundquery then answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatus {
+    Success,
+    Processing,
+    #[serde(rename = "REFUNDCLOSE")]
+    RefundClose,
+    Change,
+}
+
+impl RefundStatus {
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            RefundStatus::Success => "SUCCESS",
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::RefundClose => "REFUNDCLOSE",
+            RefundStatus::Change => "CHANGE",
+        }
+    }
+
+    /// Whether the money left the merchant (or is on its way): every status
+    /// but REFUNDCLOSE counts against what remains refundable.
+    pub fn counts(self) -> bool {
+        self != RefundStatus::RefundClose
+    }
+}
+
+/// The refund table: the single source for [`RefundScenario::for_fee`] and the README.
+#[rustfmt::skip]
+const REFUND_TABLE: &[(u64, RefundScenario, &str)] = &[
+    (7, RefundScenario::ProcessingThenSuccess, "accepted; the 1st refundquery says PROCESSING, later ones SUCCESS"),
+    (8, RefundScenario::SystemErrorAccepted, "SYSTEMERROR, but the refund is recorded: the same out_refund_no again answers SUCCESS about it (same refund_id)"),
+    (9, RefundScenario::NotEnough, "NOTENOUGH (the merchant's balance is too low); nothing recorded"),
+    (10, RefundScenario::Change, "accepted; refundquery says CHANGE (a frozen card: handle it on the merchant platform)"),
+    (11, RefundScenario::Closed, "accepted; refundquery says REFUNDCLOSE: nothing refunded, the amount stays refundable"),
+];
+
+/// (refund_fee in fen, scenario name, one-line description), in fee order;
+/// every other refund_fee is accepted and refundquery says SUCCESS.
+pub fn refund_scenario_table() -> &'static [(u64, &'static str, &'static str)] {
+    static PUBLIC: LazyLock<Vec<(u64, &'static str, &'static str)>> = LazyLock::new(|| {
+        REFUND_TABLE
+            .iter()
+            .map(|&(fee, scenario, description)| (fee, scenario.name(), description))
+            .collect()
+    });
+    &PUBLIC
+}
+
+impl RefundScenario {
+    pub fn for_fee(refund_fee: u64) -> RefundScenario {
+        REFUND_TABLE
+            .iter()
+            .find(|row| row.0 == refund_fee)
+            .map_or(RefundScenario::Refunded, |row| row.1)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RefundScenario::Refunded => "refund-success",
+            RefundScenario::ProcessingThenSuccess => "refund-processing",
+            RefundScenario::SystemErrorAccepted => "refund-systemerror-accepted",
+            RefundScenario::NotEnough => "refund-notenough",
+            RefundScenario::Change => "refund-change",
+            RefundScenario::Closed => "refund-closed",
+        }
+    }
+
+    /// The status a refund of this scenario is recorded with; `None` when
+    /// it is refused and nothing is recorded.
+    pub fn starts_as(self) -> Option<RefundStatus> {
+        match self {
+            RefundScenario::Refunded | RefundScenario::SystemErrorAccepted => {
+                Some(RefundStatus::Success)
+            }
+            RefundScenario::ProcessingThenSuccess => Some(RefundStatus::Processing),
+            RefundScenario::NotEnough => None,
+            RefundScenario::Change => Some(RefundStatus::Change),
+            RefundScenario::Closed => Some(RefundStatus::RefundClose),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +504,22 @@ mod tests {
                 reply: MicropayReply::Error("OUT_TRADE_NO_USED"),
                 slow: false
             }
+        );
+    }
+
+    #[test]
+    fn refund_rows_map_back_and_other_fees_refund() {
+        for &(fee, scenario, _) in REFUND_TABLE {
+            assert_eq!(RefundScenario::for_fee(fee), scenario, "fee {fee}");
+        }
+        assert_eq!(RefundScenario::for_fee(1), RefundScenario::Refunded);
+        assert_eq!(RefundScenario::for_fee(1234), RefundScenario::Refunded);
+        assert_eq!(RefundScenario::NotEnough.starts_as(), None);
+        assert!(!RefundStatus::RefundClose.counts());
+        assert!(RefundStatus::Change.counts());
+        assert!(
+            refund_scenario_table().windows(2).all(|w| w[0].0 < w[1].0),
+            "table in fee order"
         );
     }
 }

@@ -1,15 +1,19 @@
 //! The HTTP side: an axum server serving WeChat's v2 paths, the same under
 //! the `/sandboxnew` prefix (with the sandbox key), and paths of its own,
-//! `/_simulator/ledger`, `/_simulator/fault` and `/_simulator/health`, for
-//! tests and scripts that run the simulator as a separate process. Those are
-//! also served on a control port that network faults never touch.
+//! `/_simulator/ledger`, `/_simulator/fault`, `/_simulator/bill` and
+//! `/_simulator/health`, for tests and scripts that run the simulator as a
+//! separate process. Those are also served on a control port that network
+//! faults never touch.
 
 use std::io;
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::{Bytes, HttpBody};
 use axum::extract::{ConnectInfo, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -20,8 +24,11 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::SimulatorConfig;
+use super::bill::{self, BillKind};
 use super::faults::{self, Cut, Door, Fault, Switch};
-use super::ledger::{Arrival, Ledger, LedgerEntry, MicropayRequest, OrderRef, Outcome};
+use super::ledger::{
+    Arrival, Ledger, LedgerEntry, MicropayRequest, OrderRef, Outcome, RefundRef, RefundRequest,
+};
 use super::scenarios::Scenario;
 use super::wire;
 use crate::domain::{AuthCode, OutTradeNo};
@@ -39,6 +46,10 @@ enum Endpoint {
     OrderQuery,
     Reverse,
     CloseOrder,
+    Refund,
+    RefundQuery,
+    /// Answers CSV text, not signed XML (see [`download_bill`]).
+    DownloadBill,
     /// Sandbox only: hands out the key the sandbox signs with.
     GetSignKey,
 }
@@ -49,6 +60,9 @@ const ROUTES: &[(&str, Endpoint)] = &[
     ("/pay/orderquery", Endpoint::OrderQuery),
     ("/secapi/pay/reverse", Endpoint::Reverse),
     ("/pay/closeorder", Endpoint::CloseOrder),
+    ("/secapi/pay/refund", Endpoint::Refund),
+    ("/pay/refundquery", Endpoint::RefundQuery),
+    ("/pay/downloadbill", Endpoint::DownloadBill),
 ];
 
 impl Endpoint {
@@ -58,13 +72,17 @@ impl Endpoint {
             Endpoint::OrderQuery => "orderquery",
             Endpoint::Reverse => "reverse",
             Endpoint::CloseOrder => "closeorder",
+            Endpoint::Refund => "refund",
+            Endpoint::RefundQuery => "refundquery",
+            Endpoint::DownloadBill => "downloadbill",
             Endpoint::GetSignKey => "getsignkey",
         }
     }
 
     /// Parameters without which the call answers LACK_PARAMS (`sign` is
-    /// checked before, by the signature). Queries and reverses also need one
-    /// of transaction_id / out_trade_no.
+    /// checked before, by the signature). Queries, reverses and refunds also
+    /// need one of transaction_id / out_trade_no (refundquery: or
+    /// out_refund_no / refund_id).
     fn required(self) -> &'static [&'static str] {
         match self {
             Endpoint::Micropay => &[
@@ -77,7 +95,18 @@ impl Endpoint {
                 "spbill_create_ip",
                 "auth_code",
             ],
-            Endpoint::OrderQuery | Endpoint::Reverse => &["appid", "mch_id", "nonce_str"],
+            Endpoint::OrderQuery | Endpoint::Reverse | Endpoint::RefundQuery => {
+                &["appid", "mch_id", "nonce_str"]
+            }
+            Endpoint::Refund => &[
+                "appid",
+                "mch_id",
+                "nonce_str",
+                "out_refund_no",
+                "total_fee",
+                "refund_fee",
+            ],
+            Endpoint::DownloadBill => &["appid", "mch_id", "nonce_str", "bill_date"],
             Endpoint::CloseOrder => &["appid", "mch_id", "nonce_str", "out_trade_no"],
             Endpoint::GetSignKey => &["mch_id", "nonce_str"],
         }
@@ -92,6 +121,8 @@ struct Gateway {
     sandbox_key_text: String,
     ledger: Mutex<Ledger>,
     faults: Arc<Switch>,
+    /// While set, every downloadbill answers "Bill Creating".
+    bill_creating: AtomicBool,
     /// Turns true at shutdown; cuts slow answers short.
     stopping: watch::Receiver<bool>,
 }
@@ -112,6 +143,7 @@ impl Gateway {
             config,
             ledger: Mutex::new(Ledger::default()),
             faults: Arc::new(Switch::new()),
+            bill_creating: AtomicBool::new(false),
             stopping,
         }
     }
@@ -170,6 +202,13 @@ impl Gateway {
             Endpoint::CloseOrder => self
                 .ledger()
                 .close(fields.get("out_trade_no").unwrap_or_default(), arrival),
+            Endpoint::Refund => self.refund(fields, arrival),
+            Endpoint::RefundQuery => match refund_ref(fields) {
+                Some(by) => self.ledger().refund_query(by, arrival),
+                None => Outcome::fail("LACK_PARAMS"),
+            },
+            // Answered by `download_bill`, never here.
+            Endpoint::DownloadBill => Outcome::fail("SYSTEMERROR"),
             Endpoint::GetSignKey => {
                 let mut answer = Fields::new();
                 answer.set("sandbox_signkey", self.sandbox_key_text.as_str());
@@ -202,9 +241,38 @@ impl Gateway {
             total_fee,
             auth_code: &auth_code,
             attach: fields.get("attach"),
+            device_info: fields.get("device_info"),
+            body: fields.get("body"),
             forced,
         };
         self.ledger().micropay(&request, arrival)
+    }
+
+    fn refund(&self, fields: &Fields, arrival: Arrival) -> Outcome {
+        let Some(order) = order_ref(fields) else {
+            return Outcome::fail("LACK_PARAMS");
+        };
+        let fee = |name| {
+            fields
+                .get(name)
+                .and_then(|fee| fee.parse::<u64>().ok())
+                .filter(|fee| *fee > 0)
+        };
+        let out_refund_no = fields.get("out_refund_no").unwrap_or_default();
+        let (Some(total_fee), Some(refund_fee)) = (fee("total_fee"), fee("refund_fee")) else {
+            return Outcome::fail("PARAM_ERROR");
+        };
+        if !valid_out_refund_no(out_refund_no) {
+            return Outcome::fail("PARAM_ERROR");
+        }
+        let request = RefundRequest {
+            order,
+            out_refund_no,
+            total_fee,
+            refund_fee,
+            refund_desc: fields.get("refund_desc"),
+        };
+        self.ledger().refund(&request, arrival)
     }
 
     /// Switches the network fault; returns once it holds (or at shutdown).
@@ -227,6 +295,23 @@ impl Gateway {
 /// Resolves at shutdown.
 async fn stopped(mut stopping: watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// out_refund_no: at most 64 of `[0-9A-Za-z_-|*@]` (申请退款).
+fn valid_out_refund_no(no: &str) -> bool {
+    (1..=64).contains(&no.len())
+        && no
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
+}
+
+/// refund_id, then out_refund_no, then the order, as WeChat reads them.
+fn refund_ref(fields: &Fields) -> Option<RefundRef<'_>> {
+    let given = |name| fields.get(name).filter(|value| !value.is_empty());
+    given("refund_id")
+        .map(RefundRef::RefundId)
+        .or_else(|| given("out_refund_no").map(RefundRef::OutRefundNo))
+        .or_else(|| order_ref(fields).map(RefundRef::Order))
 }
 
 /// `transaction_id` wins when both are sent, as at WeChat.
@@ -300,6 +385,27 @@ fn answer(
         }
     };
     let fields = &request.fields;
+    if endpoint == Endpoint::DownloadBill {
+        let answer = match gateway.check(endpoint, fields) {
+            Ok(()) => download_bill(gateway, fields),
+            Err(code) => Err(BillFailure::new(code)),
+        };
+        let summary = match &answer {
+            Ok(body) => format!("bill of {} bytes", body.len()),
+            Err(failure) => failure.return_msg.to_string(),
+        };
+        info!(call = endpoint.name(), sandbox, bill_date = fields.get("bill_date").unwrap_or_default(), answer = %summary, fault = fault.name(), "answered");
+        let response = match answer {
+            Ok(body) => (
+                StatusCode::OK,
+                [(CONTENT_TYPE, bill_content_type(fields))],
+                body,
+            )
+                .into_response(),
+            Err(failure) => failure.into_response(),
+        };
+        return (response, false);
+    }
     // The ledger records the fault instead of an answer the till never read
     // as sent.
     let arrival = Arrival::now(fault.spoils_answer().then(|| fault.name()));
@@ -316,6 +422,93 @@ fn answer(
     (response, outcome.slow)
 }
 
+/// A downloadbill failure: unsigned XML, `return_code=FAIL`, as WeChat sends.
+struct BillFailure {
+    return_msg: &'static str,
+    error_code: Option<&'static str>,
+}
+
+impl BillFailure {
+    fn new(return_msg: &'static str) -> Self {
+        Self {
+            return_msg,
+            error_code: None,
+        }
+    }
+}
+
+impl IntoResponse for BillFailure {
+    fn into_response(self) -> Response {
+        let mut fields = Fields::new();
+        fields
+            .set("return_code", "FAIL")
+            .set("return_msg", self.return_msg)
+            .set_opt("error_code", self.error_code);
+        (
+            StatusCode::OK,
+            [(CONTENT_TYPE, "text/xml; charset=utf-8")],
+            crate::wechat::xml::encode(&fields),
+        )
+            .into_response()
+    }
+}
+
+/// What WeChat says for a day without trades.
+const NO_BILL: BillFailure = BillFailure {
+    return_msg: "No Bill Exist",
+    error_code: Some("20002"),
+};
+
+/// The day's bill from the ledger: CSV text, gzipped for tar_type=GZIP; a
+/// day with no row is "No Bill Exist". The simulator builds bills at once
+/// (WeChat: from 09:00 the next day), so today's is there too; "Bill
+/// Creating" is answered only while switched on (`/_simulator/bill`).
+fn download_bill(gateway: &Gateway, fields: &Fields) -> Result<Vec<u8>, BillFailure> {
+    let date = time::Date::parse(
+        fields.get("bill_date").unwrap_or_default(),
+        time::macros::format_description!("[year][month][day]"),
+    )
+    .map_err(|_| BillFailure::new("invalid bill_date"))?;
+    let kind = BillKind::from_wire(fields.get("bill_type").unwrap_or_default())
+        .ok_or(BillFailure::new("invalid bill_type"))?;
+    let gzip = match fields.get("tar_type").unwrap_or_default() {
+        "" => false,
+        "GZIP" => true,
+        _ => return Err(BillFailure::new("invalid tar_type")),
+    };
+    if gateway.bill_creating.load(Ordering::SeqCst) {
+        return Err(BillFailure::new("Bill Creating"));
+    }
+    let mut lines = gateway.ledger().bill_lines(date);
+    lines.retain(|line| kind.includes(line.state));
+    if lines.is_empty() {
+        return Err(NO_BILL);
+    }
+    let text = bill::render(&lines, &gateway.config.appid, &gateway.config.mch_id);
+    if !gzip {
+        return Ok(text.into_bytes());
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|_| BillFailure::new("SYSTEMERROR"))
+}
+
+fn bill_content_type(fields: &Fields) -> &'static str {
+    if fields.get("tar_type") == Some("GZIP") {
+        "application/x-gzip"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+/// The `/_simulator/bill` switch.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+struct BillSwitch {
+    creating: bool,
+}
+
 /// `/_simulator/*`: what tests and scripts read and switch.
 fn control_routes() -> Router<Arc<Gateway>> {
     Router::new()
@@ -325,6 +518,29 @@ fn control_routes() -> Router<Arc<Gateway>> {
             get(|State(gateway): State<Arc<Gateway>>| async move {
                 Json(gateway.ledger().snapshot())
             }),
+        )
+        .route(
+            "/_simulator/bill",
+            get(|State(gateway): State<Arc<Gateway>>| async move {
+                Json(BillSwitch {
+                    creating: gateway.bill_creating.load(Ordering::SeqCst),
+                })
+            })
+            .post(
+                |State(gateway): State<Arc<Gateway>>, body: Bytes| async move {
+                    match serde_json::from_slice::<BillSwitch>(&body) {
+                        Ok(switch) => {
+                            gateway.bill_creating.store(switch.creating, Ordering::SeqCst);
+                            Json(switch).into_response()
+                        }
+                        Err(error) => (
+                            StatusCode::BAD_REQUEST,
+                            format!("{error}: e.g. {{\"creating\": true}}\n"),
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
         )
         .route(
             "/_simulator/fault",
@@ -453,6 +669,12 @@ impl Simulator {
     /// call meets the new fault.
     pub async fn set_fault(&self, fault: Fault) {
         self.gateway.set_fault(fault).await;
+    }
+
+    /// While `creating`, every downloadbill answers "Bill Creating" (as
+    /// WeChat does before it has built the day's bill).
+    pub fn set_bill_creating(&self, creating: bool) {
+        self.gateway.bill_creating.store(creating, Ordering::SeqCst);
     }
 
     /// The network fault as last set.

@@ -99,7 +99,8 @@ pub fn reply(request: &Request, answer: Answer, key: &ApiKey, spoil_sign: bool) 
 }
 
 /// `err_code_des` for the codes the simulator sends, in the words of seed 001
-/// (ORDERNOTEXIST from seed 002, INVALID_TRANSACTIONID from the reverse docs).
+/// (ORDERNOTEXIST from the order query page, INVALID_TRANSACTIONID from the
+/// reverse page, INVALID_REQUEST and REFUNDNOTEXIST from 申请退款 and 查询退款).
 fn description(code: &'static str) -> &'static str {
     match code {
         "SYSTEMERROR" => "接口返回错误",
@@ -117,6 +118,8 @@ fn description(code: &'static str) -> &'static str {
         "APPID_MCHID_NOT_MATCH" => "appid和mch_id不匹配",
         "ORDERNOTEXIST" => "此交易订单号不存在",
         "INVALID_TRANSACTIONID" => "无效transaction_id",
+        "INVALID_REQUEST" => "参数错误",
+        "REFUNDNOTEXIST" => "退款订单查询失败",
         other => other,
     }
 }

@@ -121,6 +121,29 @@ pub fn reverse_request(merchant: &Merchant, out_trade_no: &OutTradeNo, nonce: &s
     query_request(merchant, out_trade_no, nonce)
 }
 
+/// A signed downloadbill (下载交易账单) request for the ALL bill of `date`
+/// (Beijing time), gzipped by WeChat when `gzip` (tar_type=GZIP). The answer
+/// is read by `client::GatewayClient::download_bill` and classified by
+/// [`super::bill::classify_download`].
+pub fn download_bill_request(merchant: &Merchant, date: time::Date, gzip: bool) -> Fields {
+    let mut fields = identity(merchant, &nonce());
+    fields
+        .set(
+            "bill_date",
+            format!(
+                "{:04}{:02}{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day()
+            ),
+        )
+        .set("bill_type", "ALL");
+    if gzip {
+        fields.set("tar_type", "GZIP");
+    }
+    signed(fields, merchant)
+}
+
 /// Why the outcome of a call is not known. Never a success, never a failure.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -670,6 +693,21 @@ mod tests {
         let fields = query_request(&hmac, &no, "n0nce");
         assert_eq!(fields.get("sign_type"), Some("HMAC-SHA256"));
         assert!(verify(&fields, &hmac.key, SignType::HmacSha256));
+    }
+
+    #[test]
+    fn the_bill_request_names_the_day_and_is_signed() {
+        let merchant = merchant();
+        let date = time::macros::date!(2025 - 03 - 01);
+        let fields = download_bill_request(&merchant, date, true);
+        assert_eq!(fields.get("bill_date"), Some("20250301"));
+        assert_eq!(fields.get("bill_type"), Some("ALL"));
+        assert_eq!(fields.get("tar_type"), Some("GZIP"));
+        assert_eq!(fields.get("appid"), Some(merchant.appid.as_str()));
+        assert_eq!(fields.get("nonce_str").map(str::len), Some(32));
+        assert!(verify(&fields, &merchant.key, merchant.sign_type));
+        let plain = download_bill_request(&merchant, date, false);
+        assert_eq!(plain.get("tar_type"), None);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! The gateway is not trusted to behave: redirects are never followed (a
 //! re-sent micropay would carry the customer's payment code to another host),
-//! and no answer is read past [`MAX_BODY`] bytes or past the request's
-//! deadline, so a hostile or broken server cannot exhaust a small till.
+//! and no answer is read past [`MAX_BODY`] bytes (the daily bill: past
+//! [`MAX_BILL_BODY`]) or past the request's deadline, so a hostile or broken
+//! server cannot exhaust a small till.
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub enum Endpoint {
     /// 申请退款: mutual TLS, like reverse.
     Refund,
     RefundQuery,
+    /// The daily bill: CSV text (or gzip) on success, not XML.
+    DownloadBill,
     /// WeChat's sandbox: fetches the key sandbox requests are signed with.
     SandboxSignKey,
 }
@@ -34,6 +37,7 @@ impl Endpoint {
             Endpoint::Reverse => "/secapi/pay/reverse",
             Endpoint::Refund => "/secapi/pay/refund",
             Endpoint::RefundQuery => "/pay/refundquery",
+            Endpoint::DownloadBill => "/pay/downloadbill",
             Endpoint::SandboxSignKey => "/pay/getsignkey",
         }
     }
@@ -42,6 +46,16 @@ impl Endpoint {
         matches!(self, Endpoint::Reverse | Endpoint::Refund)
     }
 }
+
+/// The largest daily bill read. XML answers stop at [`MAX_BODY`] (64 KiB),
+/// far too small for a bill: a busy day of 2 000 orders is about 600 KB of
+/// text, a month's legacy export more; 64 MiB leaves room and still bounds
+/// a hostile server.
+pub const MAX_BILL_BODY: usize = 64 * 1024 * 1024;
+
+/// The least time a bill download is given, whatever `read_timeout` (made
+/// for small XML answers) says: a bill of many MiB takes longer to arrive.
+pub const BILL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The path prefix of WeChat's old sandbox.
 pub const SANDBOX_PREFIX: &str = "/sandboxnew";
@@ -182,29 +196,60 @@ impl GatewayClient {
         if !status.is_success() {
             // The page only feeds a short snippet: a huge one is not read.
             let body = self
-                .read_capped(endpoint, response)
+                .read_capped(endpoint, response, MAX_BODY)
                 .await
                 .unwrap_or_default();
             return Err(http_error(endpoint, status.as_u16(), &body));
         }
-        let body = self.read_capped(endpoint, response).await?;
+        let body = self.read_capped(endpoint, response, MAX_BODY).await?;
         Ok(xml::decode(&body)?)
     }
 
-    /// The body, refused before reading when it announces more than
-    /// [`MAX_BODY`] bytes, and read chunk by chunk up to that limit otherwise
-    /// (a chunked or close-delimited answer announces nothing). The client's
-    /// total deadline bounds the time spent here.
+    /// Posts a signed downloadbill request ([`super::api::download_bill_request`])
+    /// and returns the answer's raw bytes: the bill's CSV text, gzipped or not,
+    /// or WeChat's XML failure — [`super::bill::classify_download`] tells
+    /// which. Read up to [`MAX_BILL_BODY`], within the larger of the read
+    /// timeout and [`BILL_TIMEOUT`].
+    pub async fn download_bill(&self, fields: &Fields) -> Result<Vec<u8>, Unclear> {
+        let endpoint = Endpoint::DownloadBill;
+        let response = self
+            .plain
+            .post(self.url(endpoint))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .timeout(self.read_timeout.max(BILL_TIMEOUT))
+            .body(xml::encode(fields))
+            .send()
+            .await
+            .map_err(|e| self.transport(endpoint, &e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect(endpoint, &response));
+        }
+        if !status.is_success() {
+            let body = self
+                .read_capped(endpoint, response, MAX_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(http_error(endpoint, status.as_u16(), &body));
+        }
+        self.read_capped(endpoint, response, MAX_BILL_BODY).await
+    }
+
+    /// The body, refused before reading when it announces more than `cap`
+    /// bytes ([`MAX_BODY`] for XML answers), and read chunk by chunk up to
+    /// that limit otherwise (a chunked or close-delimited answer announces
+    /// nothing). The request's total deadline bounds the time spent here.
     async fn read_capped(
         &self,
         endpoint: Endpoint,
         mut response: reqwest::Response,
+        cap: usize,
     ) -> Result<Vec<u8>, Unclear> {
         if let Some(length) = response.content_length()
-            && length > MAX_BODY as u64
+            && length > cap as u64
         {
             return Err(Unclear::Untrusted(format!(
-                "the answer from {} announces {length} bytes, more than the {MAX_BODY} accepted; it was not read",
+                "the answer from {} announces {length} bytes, more than the {cap} accepted; it was not read",
                 endpoint.path()
             )));
         }
@@ -214,9 +259,9 @@ impl GatewayClient {
             .await
             .map_err(|e| self.transport(endpoint, &e))?
         {
-            if body.len() + chunk.len() > MAX_BODY {
+            if body.len() + chunk.len() > cap {
                 return Err(Unclear::Untrusted(format!(
-                    "the answer from {} is longer than the {MAX_BODY} bytes accepted; reading stopped there",
+                    "the answer from {} is longer than the {cap} bytes accepted; reading stopped there",
                     endpoint.path()
                 )));
             }
@@ -291,10 +336,14 @@ impl GatewayClient {
             ));
         }
         let what = if e.is_timeout() {
+            let deadline = match endpoint {
+                Endpoint::DownloadBill => self.read_timeout.max(BILL_TIMEOUT),
+                _ => self.read_timeout,
+            };
             format!(
                 "no answer from {} within {} ms",
                 endpoint.path(),
-                self.read_timeout.as_millis()
+                deadline.as_millis()
             )
         } else if e.is_body() || e.is_decode() {
             format!(
