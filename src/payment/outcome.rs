@@ -134,9 +134,14 @@ impl Final {
                             "Reversed because {why}; the customer had paid and was refunded. Ask them to pay again"
                         )
                     }
-                    (_, true) => format!("{why}，订单已撤销，未扣款；请用户重新支付"),
+                    // After a reverse WeChat's query says REVOKED whether or not the
+                    // customer had paid (only the bill tells): either way they keep
+                    // their money.
+                    (_, true) => format!(
+                        "{why}，订单已撤销，顾客不会被扣款（若已扣款，将原路退回）；请用户重新支付"
+                    ),
                     (_, false) => format!(
-                        "Reversed because {why}; nothing was charged. Ask them to pay again"
+                        "Reversed because {why}; the customer keeps their money (any payment is returned). Ask them to pay again"
                     ),
                 }
             }
