@@ -102,7 +102,12 @@ pub fn to_text(date: &str, till: &str, source: &str, result: &Reconciliation) ->
         totals.journal_refunded,
         signed_yuan(totals.journal_net())
     );
-    if result.other_tills.is_empty() {
+    if totals.bill_rows == 0 && result.other_tills.is_empty() {
+        let _ = writeln!(
+            out,
+            "  the bill has no rows: WeChat had no trade of the merchant that day (No Bill Exist)"
+        );
+    } else if result.other_tills.is_empty() {
         let _ = writeln!(out, "  other tills: none on the bill");
     } else {
         let _ = writeln!(out, "  other tills (not this journal's, totalled apart):");
