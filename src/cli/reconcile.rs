@@ -3,31 +3,20 @@
 //! matching is `crate::reconcile`; this reads the bill and the journal,
 //! records the result in the journal, and reports it.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 
 use super::journal::{parse_date, write_atomically};
 use super::{Exit, err};
 use crate::config::Settings;
-use crate::journal::{
-    BillSource, EventRecord, JournalError, NewReconciliation, OrderRow, day_bounds,
-};
+use crate::journal::{BillSource, EventRecord, JournalError, NewReconciliation};
 use crate::payment::Event;
-use crate::reconcile::{JournalDay, Reconciliation, reconcile, report};
+use crate::reconcile::{JournalDay, Reconciliation, read, reconcile, report};
 use crate::startup::{self, Running};
 use crate::wechat::api::download_bill_request;
 use crate::wechat::bill::{Bill, BillAnswer, MAX_BILL_TEXT, classify_download, parse_bill};
-
-/// WeChat's bills are days in Beijing time, whatever `till.time_zone` says.
-const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
-    Ok(offset) => offset,
-    Err(_) => panic!("UTC+8 is an offset"),
-};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub struct ReconcileArgs {
     /// YYYY-MM-DD.
@@ -183,81 +172,20 @@ async fn download(running: &Running, date: Date) -> Result<Bill, (Exit, String)>
     }
 }
 
-/// This till's side of the day: its orders and refunds of the day and the
-/// day before (a charge or refund near midnight may be on either bill), and
-/// any other the bill names.
+/// This till's side of the day, read on the journal's writer thread.
 async fn load(
     running: &Running,
     date: Date,
     till: &str,
     bill: &Bill,
 ) -> Result<JournalDay, JournalError> {
-    let (from_ms, to_ms) = day_bounds(date, BEIJING);
-    let mine = bill
-        .rows
-        .iter()
-        .filter(|r| r.device_info.as_deref() == Some(till));
-    let named_orders: Vec<String> = mine.clone().map(|r| r.out_trade_no.clone()).collect();
-    let named_refunds: Vec<String> = mine.filter_map(|r| r.out_refund_no.clone()).collect();
+    let bounds = read::bill_day(date);
+    let named = read::named(bill, till);
     let till = till.to_string();
     running
         .engine
         .journal
-        .run(move |j| {
-            let mut orders: Vec<OrderRow> = j
-                .orders_between(from_ms - DAY_MS, to_ms)?
-                .into_iter()
-                .filter(|o| o.till_id.as_str() == till)
-                .collect();
-            let mut known: HashSet<String> =
-                orders.iter().map(|o| o.out_trade_no.to_string()).collect();
-            for no in named_orders {
-                if !known.contains(&no)
-                    && let Some(order) = j.order_by_trade_no(&no)?
-                    && order.till_id.as_str() == till
-                {
-                    known.insert(no);
-                    orders.push(order);
-                }
-            }
-            let mut refunds = j.refunds_between(from_ms - DAY_MS, to_ms)?;
-            let seen: HashSet<String> = refunds.iter().map(|r| r.out_refund_no.clone()).collect();
-            for no in named_refunds {
-                if !seen.contains(&no)
-                    && let Some(refund) = j.refund_by_no(&no)?
-                {
-                    refunds.push(refund);
-                }
-            }
-            // Each refund with its order's number; other tills' left out.
-            let mut numbers: HashMap<i64, Option<String>> = orders
-                .iter()
-                .map(|o| (o.id.0, Some(o.out_trade_no.to_string())))
-                .collect();
-            let mut day_refunds = Vec::with_capacity(refunds.len());
-            for refund in refunds {
-                let no = match numbers.get(&refund.order_id.0) {
-                    Some(no) => no.clone(),
-                    None => {
-                        let no = j
-                            .order_by_id(refund.order_id)?
-                            .filter(|o| o.till_id.as_str() == till)
-                            .map(|o| o.out_trade_no.to_string());
-                        numbers.insert(refund.order_id.0, no.clone());
-                        no
-                    }
-                };
-                if let Some(no) = no {
-                    day_refunds.push((no, refund));
-                }
-            }
-            Ok(JournalDay {
-                from_ms,
-                to_ms,
-                orders,
-                refunds: day_refunds,
-            })
-        })
+        .run(move |j| read::journal_day(j, bounds, &till, &named))
         .await
 }
 

@@ -2,10 +2,10 @@
 //! till's orders WeChat charged as the journal says, and every place where
 //! the two disagree, each with what a person should do about it.
 //!
-//! Pure: the journal's orders and refunds of the day (read by the caller) and
-//! the parsed bill in, a [`Reconciliation`] out. Nothing here reads a file,
-//! asks WeChat or writes the journal; `scanpay reconcile` does, and records
-//! the result.
+//! Pure: the journal's orders and refunds of the day (read by [`read`]) and
+//! the parsed bill in, a [`Reconciliation`] out. Nothing else here reads a
+//! file, asks WeChat or writes the journal; `scanpay reconcile` does, and
+//! records the result.
 //!
 //! **Whose rows.** The bill covers every till of the merchant: a row is this
 //! till's when its 设备号 (device_info) is this till's id. Other tills' rows
@@ -37,6 +37,7 @@ use crate::domain::Fen;
 use crate::journal::{OrderId, OrderRow, OrderState, RefundRow, RefundState};
 use crate::wechat::bill::{Bill, BillRow, TradeState};
 
+pub mod read;
 pub mod report;
 
 /// A refund opened this close to the end of the day may be accepted after
@@ -87,6 +88,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order README lists them.
+    pub const ALL: [Kind; 10] = [
+        Kind::ChargedNotPaid,
+        Kind::ChargeNotInJournal,
+        Kind::PaidNotInBill,
+        Kind::AmountMismatch,
+        Kind::PaidButRevoked,
+        Kind::RevokedNotReversed,
+        Kind::RefundNotInBill,
+        Kind::RefundNotInJournal,
+        Kind::RefundAmountMismatch,
+        Kind::UnknownRow,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ChargedNotPaid => "charged_not_paid",
