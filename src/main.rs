@@ -32,6 +32,7 @@ Examples:
   scanpay pay --amount 12.34 --auth-code 134539517967686076
   scanpay config                       the settings in effect; `scanpay config --defaults` all of them
   scanpay check                        prove the merchant's key, ids and certificate, moving no money
+  scanpay reconcile --date 2026-11-22  the day's books against WeChat's daily bill (exit 7: discrepancies)
 
 Exit codes of `scanpay pay`:
   0 paid · 1 internal error (journal) · 2 bad input, nothing sent · 3 configuration error, nothing sent
