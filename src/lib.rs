@@ -2,8 +2,9 @@
 //!
 //! `domain` holds the validated values, `wechat` the wire protocol,
 //! `payment` the state machine and its driver, `journal` the write-ahead
-//! SQLite record, `simulator` the built-in gateway, and `config`, `startup`,
-//! `cli`, `logging` wire them into the program.
+//! SQLite record, `reconcile` the day's books against WeChat's bill,
+//! `simulator` the built-in gateway, and `config`, `startup`, `cli`,
+//! `logging` wire them into the program.
 
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod fault;
 pub mod journal;
 pub mod logging;
 pub mod payment;
+pub mod reconcile;
 pub mod scanner;
 pub mod simulator;
 pub mod startup;

@@ -32,6 +32,7 @@ Examples:
   scanpay pay --amount 12.34 --auth-code 134539517967686076
   scanpay config                       the settings in effect; `scanpay config --defaults` all of them
   scanpay check                        prove the merchant's key, ids and certificate, moving no money
+  scanpay reconcile --date 2026-11-22  the day's books against WeChat's daily bill (exit 7: discrepancies)
 
 Exit codes of `scanpay pay`:
   0 paid · 1 internal error (journal) · 2 bad input, nothing sent · 3 configuration error, nothing sent
@@ -97,6 +98,20 @@ unpaid order, over a year old, more than remains, the 51st refund) · 3 configur
 4 refused by WeChat (the message says what to do, e.g. top up the merchant balance) ·
 6 still processing or unclear: journaled, `scanpay replay` follows it up · 8 the journal
 could not record it, nothing sent · 1 internal";
+
+const RECONCILE_HELP: &str = "\
+Examples:
+  scanpay reconcile --date 2026-11-22                  download the day's bill and match it
+  scanpay reconcile --date 2026-11-22 --json -o 2026-11-22.json
+  scanpay reconcile --date 2026-11-22 --bill 账单.csv   a bill saved from the merchant platform
+
+The bill is the day in Beijing time (UTC+8). Its rows whose 设备号 is this till's id are
+matched against this till's journal; other tills' rows are totalled apart. WeChat builds a
+day's bill from 09:00 the next day: an earlier try answers exit 4, try again later.
+
+Exit codes: 0 the books agree · 7 discrepancies (each with what to do) · 4 WeChat has no
+bill yet (Bill Creating) or refused the request · 2 bad input (the date, --bill, --output) ·
+3 configuration · 1 internal (the journal, the network)";
 
 const SIMULATE_HELP: &str = "\
 Examples:
@@ -249,6 +264,24 @@ enum Command {
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Match the day's books against WeChat's daily bill (下载交易账单): charges
+    /// the till gave up on, paid orders WeChat lacks, amounts and refunds.
+    #[command(after_help = RECONCILE_HELP)]
+    Reconcile {
+        /// The bill's day, YYYY-MM-DD (Beijing time).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+        /// A bill saved from the merchant platform (CSV, or gzip) instead of downloading it.
+        #[arg(long, value_name = "FILE")]
+        bill: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write the report (JSON with --json) to FILE, complete or not at all.
+        /// An existing FILE must be a regular file; it is replaced.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     #[command(after_help = SIMULATE_HELP)]
@@ -436,6 +469,20 @@ fn main() -> ExitCode {
                         e.exit()
                     }
                 }
+            }
+            Command::Reconcile {
+                date,
+                bill,
+                json,
+                output,
+            } => {
+                let args = cli::reconcile::ReconcileArgs {
+                    date,
+                    bill,
+                    json,
+                    output,
+                };
+                cli::reconcile::run(args, settings).await
             }
             Command::Journal { check: true, .. } => cli::journal::check(&settings.journal_path),
             Command::Journal {

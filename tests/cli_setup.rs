@@ -47,6 +47,7 @@ const SUBCOMMANDS: &[&str] = &[
     "scan-test",
     "journal",
     "replay",
+    "reconcile",
     "simulate",
     "config",
     "check",

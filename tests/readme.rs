@@ -54,3 +54,15 @@ fn the_readme_documents_every_export_column() {
         );
     }
 }
+
+#[test]
+fn the_readme_explains_every_kind_of_discrepancy() {
+    let readme = include_str!("../README.md");
+    for kind in scanpay::reconcile::Kind::ALL {
+        assert!(
+            readme.contains(&format!("| `{}` |", kind.as_str())),
+            "README.md lacks the discrepancy kind {}",
+            kind.as_str()
+        );
+    }
+}

@@ -300,7 +300,7 @@ fn check_target(path: &Path) -> Result<Option<fs::Permissions>, ExportError> {
 /// Writes into a temporary file next to `path` and renames it into place only
 /// once complete and on disk, so a failed or interrupted export never leaves a
 /// file that looks finished (nor touches an earlier export at `path`).
-fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(
         BufWriter<File>,

@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod journal;
 pub mod pay;
+pub mod reconcile;
 pub mod refund;
 pub mod replay;
 mod scan;
@@ -55,6 +56,9 @@ pub enum Exit {
     /// Unclear after every attempt, or the journal failed after a request
     /// left: a person must look (see `scanpay journal`), `scanpay replay` settles it.
     NeedsAttention = 6,
+    /// `scanpay reconcile`: the journal and WeChat's bill disagree; the
+    /// report says what to do about each discrepancy.
+    Discrepancies = 7,
     /// The journal could not record the payment (busy, full, read-only)
     /// before anything was sent: nobody was charged; fix it and pay again.
     JournalUnavailable = 8,

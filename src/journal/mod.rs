@@ -11,6 +11,7 @@
 
 mod error;
 pub mod owner;
+mod reconciliations;
 mod refunds;
 mod report;
 mod schema;
@@ -26,6 +27,7 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::domain::{Fen, OutTradeNo, TillId};
 use crate::payment::Event;
 
+pub use reconciliations::{BillSource, NewReconciliation, ReconciliationRow};
 pub use refunds::{
     MAX_REFUNDS_PER_ORDER, RefundClaim, RefundEnd, RefundRefusal, RefundRow, RefundState,
 };

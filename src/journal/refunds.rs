@@ -114,9 +114,9 @@ pub enum RefundRefusal {
     TooMany(String),
 }
 
-const SELECT_REFUNDS: &str = "SELECT id, order_id, out_refund_no, refund_fee, reason, created_at_ms, state, refund_id, err_code, message FROM refunds";
+pub(super) const SELECT_REFUNDS: &str = "SELECT id, order_id, out_refund_no, refund_fee, reason, created_at_ms, state, refund_id, err_code, message FROM refunds";
 
-fn refund_row(row: &Row) -> rusqlite::Result<RefundRow> {
+pub(super) fn refund_row(row: &Row) -> rusqlite::Result<RefundRow> {
     Ok(RefundRow {
         id: row.get(0)?,
         order_id: OrderId(row.get(1)?),

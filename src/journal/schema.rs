@@ -112,6 +112,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX refunds_by_order ON refunds (order_id);
     CREATE INDEX refunds_by_state ON refunds (state, created_at_ms);
     "#,
+    // 5: each reconciliation of a day against WeChat's bill (下载交易账单),
+    // with its whole result, so the journal screen can tell whether a day was
+    // reconciled and how it came out. Appended, never rewritten: a day
+    // reconciled again gets a new row, and the newest one counts.
+    r#"
+    CREATE TABLE reconciliations (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        bill_date     TEXT    NOT NULL CHECK (length(bill_date) = 10), -- YYYY-MM-DD, Beijing time
+        at_ms         INTEGER NOT NULL, -- unix ms, UTC
+        source        TEXT    NOT NULL CHECK (source IN ('downloaded', 'file')),
+        matched       INTEGER NOT NULL CHECK (matched >= 0),
+        discrepancies INTEGER NOT NULL CHECK (discrepancies >= 0),
+        result        TEXT    NOT NULL CHECK (json_valid(result))
+    ) STRICT;
+
+    CREATE INDEX reconciliations_by_date ON reconciliations (bill_date, id);
+
+    CREATE TRIGGER reconciliations_no_update BEFORE UPDATE ON reconciliations
+    BEGIN SELECT RAISE(ABORT, 'journal reconciliations are append-only'); END;
+    "#,
 ];
 
 /// Looks at a file before anything is written to it: it must be empty or a

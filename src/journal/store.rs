@@ -631,7 +631,7 @@ pub(super) fn parsed<T>(
     })
 }
 
-fn order_row(row: &Row) -> rusqlite::Result<OrderRow> {
+pub(super) fn order_row(row: &Row) -> rusqlite::Result<OrderRow> {
     Ok(OrderRow {
         id: OrderId(row.get(0)?),
         out_trade_no: parsed(row, 1, |s| OutTradeNo::parse(s).ok())?,

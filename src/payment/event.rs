@@ -92,6 +92,15 @@ pub enum Event {
         out_refund_no: String,
         outcome: RefundFinal,
     },
+    /// The daily bill of `bill_date` (YYYY-MM-DD) shows this reversed order
+    /// charged and returned (a REVOKED row): the customer had paid just as
+    /// the reverse arrived. Recorded by `scanpay reconcile`; the order stays
+    /// reversed, and nobody keeps money.
+    ReversedAfterPayment {
+        bill_date: String,
+        total_fee: u64,
+        transaction_id: Option<String>,
+    },
 }
 
 /// A classified refund or refundquery answer.
@@ -116,7 +125,8 @@ impl Event {
             Event::Resumed { .. }
             | Event::Note { .. }
             | Event::RefundOpened { .. }
-            | Event::RefundFinished { .. } => K::Note,
+            | Event::RefundFinished { .. }
+            | Event::ReversedAfterPayment { .. } => K::Note,
             Event::RefundRequest { .. } => K::Request,
             Event::RefundAnswer { .. } => K::Answer,
         }

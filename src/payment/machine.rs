@@ -259,7 +259,9 @@ impl Machine {
             | Event::RefundOpened { .. }
             | Event::RefundRequest { .. }
             | Event::RefundAnswer { .. }
-            | Event::RefundFinished { .. } => {}
+            | Event::RefundFinished { .. }
+            // Learnt from the bill, after the order's end.
+            | Event::ReversedAfterPayment { .. } => {}
         }
     }
 

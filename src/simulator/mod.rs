@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::wechat::api::Merchant;
 use crate::wechat::{ApiKey, SignType};
 
-pub use bill::{ALL_HEADER, SUMMARY_HEADER};
+pub use bill::{ALL_HEADER, BillLine, BillState, SUMMARY_HEADER, render as render_bill};
 pub use faults::Fault;
 pub use ledger::{CallRecord, LedgerEntry, LedgerRefund, MAX_REFUNDS_PER_ORDER};
 pub use scenarios::{refund_scenario_table, scenario_table};

@@ -16,7 +16,7 @@ use time::Date;
 use super::amount::AmountField;
 use super::words;
 use crate::domain::{AuthCode, Fen};
-use crate::journal::{DayReport, EventRow, OrderRow, OrderState};
+use crate::journal::{DayReport, EventRow, OrderRow, OrderState, ReconciliationRow};
 use crate::payment::recovery::Recovered;
 use crate::payment::{Final, PaymentRequest, PaymentResult, Progress, Status};
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
@@ -70,6 +70,9 @@ pub enum Msg {
     },
     Network(bool),
     DayLoaded(Result<DayReport, String>),
+    /// The newest reconciliation against WeChat's bill of a day (`None`:
+    /// never reconciled), read with the day.
+    DayReconciled(Date, Option<ReconciliationRow>),
     /// An order interrupted by a crash was resolved (or could not be).
     Recovered {
         out_trade_no: String,
@@ -235,6 +238,9 @@ pub struct App {
     /// `scanpay journal`: the journal screen alone, with no till behind it
     /// (no payments, scanner or gateway); leaving it quits.
     pub journal_only: bool,
+    /// Whether the journal screen's day was reconciled (`scanpay
+    /// reconcile`), once read: the day, and its newest reconciliation.
+    pub reconciled: Option<(Date, Option<ReconciliationRow>)>,
     decoder: WedgeDecoder,
     keyboard_scans: Pipeline,
 }
@@ -266,6 +272,7 @@ impl App {
             size: (110, 32),
             quit: false,
             journal_only: false,
+            reconciled: None,
             decoder,
             keyboard_scans,
         }
@@ -366,6 +373,7 @@ impl App {
                     journal.selected = 0;
                 }
             }
+            Msg::DayReconciled(day, row) => self.reconciled = Some((day, row)),
             Msg::Recovered {
                 out_trade_no,
                 outcome,

@@ -65,6 +65,22 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
     }
 }
 
+/// Whether `day` was reconciled against WeChat's bill, once that is read.
+fn reconciled(app: &App, day: time::Date) -> Option<String> {
+    let (read_day, row) = app.reconciled.as_ref()?;
+    if *read_day != day {
+        return None;
+    }
+    Some(match row {
+        None => app.t("对账：未对账", "not reconciled").to_string(),
+        Some(row) if row.discrepancies == 0 => app
+            .t("对账：已对账，一致", "reconciled: the books agree")
+            .to_string(),
+        Some(row) if app.zh() => format!("对账：{} 处不一致", row.discrepancies),
+        Some(row) => format!("reconciled: {} discrepancies", row.discrepancies),
+    })
+}
+
 pub fn state_name(app: &App, state: OrderState) -> &'static str {
     match state {
         OrderState::Open => app.t("进行中", "open"),
@@ -118,6 +134,10 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         journal.visible().len(),
         app.t("笔订单", "orders")
     );
+    let heading = match reconciled(app, report.day) {
+        Some(text) => format!("{heading} · {text}"),
+        None => heading,
+    };
     frame.render_widget(Paragraph::new(heading).bold(), title);
     let s = &report.summary;
     let totals_line = Line::from(vec![

@@ -311,6 +311,12 @@ impl Loop<'_> {
                 tokio::task::spawn_blocking(move || {
                     let report = reports.read(|journal| journal.day(day, offset));
                     let _ = tx.send(Msg::DayLoaded(report));
+                    // The header's "reconciled?" only; a journal that cannot
+                    // tell shows nothing.
+                    let bill_date = day.to_string();
+                    if let Ok(row) = reports.read(|journal| journal.reconciliation_of(&bill_date)) {
+                        let _ = tx.send(Msg::DayReconciled(day, row));
+                    }
                 });
             }
             Command::LoadOrder(order) => {

@@ -1358,3 +1358,45 @@ fn a_zh_till_shows_no_english_word_besides_codes_and_names() {
         );
     }
 }
+
+#[test]
+fn the_journal_header_tells_whether_the_day_was_reconciled() {
+    let day = time::Date::from_calendar_date(2026, time::Month::November, 23).unwrap();
+    let row = |discrepancies| crate::journal::ReconciliationRow {
+        bill_date: day.to_string(),
+        at_ms: 0,
+        source: "downloaded".into(),
+        matched: 12,
+        discrepancies,
+    };
+    for (language, reconciled, shown) in [
+        (Language::English, None, "not reconciled"),
+        (
+            Language::English,
+            Some(row(2)),
+            "reconciled: 2 discrepancies",
+        ),
+        (
+            Language::English,
+            Some(row(0)),
+            "reconciled: the books agree",
+        ),
+        (Language::Chinese, Some(row(0)), "已对账，一致"),
+        (Language::Chinese, Some(row(3)), "3 处不一致"),
+    ] {
+        let mut till = Till::new(language);
+        till.key(0, KeyCode::F(12));
+        let Screen::Journal(journal) = &mut till.app.screen else {
+            panic!("journal not open")
+        };
+        journal.day = day;
+        till.send(Msg::DayLoaded(Ok(report(day))));
+        assert!(!till.render(120, 30).contains("reconciled"), "not read yet");
+        till.send(Msg::DayReconciled(day, reconciled));
+        let screen = till.render(120, 30).replace(' ', "");
+        assert!(screen.contains(&shown.replace(' ', "")), "{screen}");
+        // Another day's answer, arriving late, says nothing about this one.
+        till.send(Msg::DayReconciled(day.next_day().unwrap(), None));
+        assert!(!till.render(120, 30).contains("not reconciled") || shown == "not reconciled");
+    }
+}
