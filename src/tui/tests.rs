@@ -424,7 +424,9 @@ fn report(day: time::Date) -> DayReport {
             needs_attention: 1,
             open: 0,
             hourly_paid,
+            ..DaySummary::default()
         },
+        refunds: Default::default(),
     }
 }
 
@@ -1040,6 +1042,7 @@ fn one_minute() -> DayReport {
             ..DaySummary::default()
         },
         orders,
+        refunds: Default::default(),
     }
 }
 
