@@ -183,3 +183,85 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
     screen.press(b"q");
     assert!(screen.wait_exit("q").success());
 }
+
+/// The manager's refund at the till: pay against a `scanpay simulate`
+/// process, open the journal, select the order, `r`, Enter for the whole
+/// remainder, `y` to confirm; the screen says Refunded, the day shows it,
+/// and the simulator's ledger has exactly that refund.
+#[test]
+fn a_paid_order_is_refunded_from_the_journal_screen() {
+    use common::process::{KEY, ledger, start_gateway};
+    let gateway = start_gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SCANPAY_TILL_LANGUAGE", "en"),
+        ("SCANPAY_TILL_ID", "T01"),
+        ("SCANPAY_GATEWAY_MODE", "wechat"),
+        ("SCANPAY_GATEWAY_BASE_URL", gateway.base_url.as_str()),
+        ("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f"),
+        ("SCANPAY_MERCHANT_MCH_ID", "10000100"),
+        ("SCANPAY_API_KEY", KEY),
+        ("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "2000"),
+        ("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100"),
+        ("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50"),
+    ];
+    let mut screen = start_till(dir.path(), &env);
+    screen.wait_for("Type the amount");
+    for key in ["1", "2", ".", "3", "4"] {
+        screen.press(key.as_bytes());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    screen.wait_for("Scan the customer's WeChat payment code");
+    screen.press(b"134539517967686076\r");
+    let paid = screen.wait_for("PAID");
+    let order_no = paid
+        .split_whitespace()
+        .skip_while(|w| *w != "order")
+        .nth(1)
+        .expect("the result names the order")
+        .to_string();
+
+    screen.press(b"j");
+    let journal = screen.wait_for("takings per hour");
+    assert!(journal.contains(&order_no), "{journal}");
+    screen.press(b"r");
+    let form = screen.wait_for("refundable ¥12.34");
+    assert!(form.contains("default: all that remains"), "{form}");
+    screen.press(b"\r");
+    let confirm = screen.wait_for("Enter or y refunds");
+    assert!(
+        confirm.contains(&format!("Refund ¥12.34 of order {order_no}")),
+        "{confirm}"
+    );
+    screen.press(b"y");
+    let done = screen.wait_for("Refunded ·");
+    assert!(done.contains(&format!("{order_no}R01")), "{done}");
+    screen.press(b"\r");
+    // The day read again: the order refunded, the takings net of it.
+    let day = screen.wait_for("net ¥0.00");
+    assert!(day.contains("refunded 1 ¥12.34"), "{day}");
+    assert!(day.contains("today 1 paid ¥12.34 · net ¥0.00"), "{day}");
+    // A second r: nothing is left to refund.
+    screen.press(b"r");
+    screen.wait_for("¥0.00 left to refund");
+    for _ in 0..2 {
+        screen.press(b"\x1b");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    screen.wait_for("Type the amount");
+    screen.press(b"q");
+    assert!(screen.wait_exit("q").success());
+
+    let refunds: Vec<_> = ledger(&gateway)
+        .into_iter()
+        .filter(|e| e.out_trade_no == order_no && !e.foreign)
+        .flat_map(|e| e.refunds)
+        .map(|r| (r.out_refund_no, r.refund_fee))
+        .collect();
+    assert_eq!(refunds, [(format!("{order_no}R01"), 1234)]);
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    let order = journal.order_by_trade_no(&order_no).unwrap().unwrap();
+    let journaled = journal.refunds_of(order.id).unwrap();
+    assert_eq!(journaled.len(), 1);
+    assert_eq!(journaled[0].state, scanpay::journal::RefundState::Refunded);
+}
