@@ -40,7 +40,7 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
     screen.wait_for("Scan the customer's WeChat payment code");
     // The scanner: 18 digits and CR in one write, as a terminal hands them over.
     screen.press(b"134539517967686076\r");
-    let paid = screen.wait_for("PAID");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
     assert!(paid.contains("¥12.34"), "{paid}");
     assert!(
         !paid.contains("134539517967686076"),
@@ -54,7 +54,7 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
         .to_string();
 
     screen.press(b"j");
-    let journal = screen.wait_for("takings per hour");
+    let journal = screen.wait_for_all(&["takings per hour", &order_no]);
     assert!(
         journal.contains(&order_no) && journal.contains("paid 1 ¥12.34"),
         "{journal}"
@@ -149,7 +149,7 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
         }
         screen.wait_for("请扫描顾客的微信付款码");
         screen.press(format!("{code}\r").as_bytes());
-        let paid = screen.wait_for("支付成功");
+        let paid = screen.wait_for_all(&["支付成功", "订单号 T01"]);
         assert_eq!(english_words(&paid), Vec::<String>::new(), "{paid}");
         let id = paid
             .split_whitespace()
@@ -160,7 +160,10 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
         transactions.push(id);
     }
     screen.press(b"j");
-    let journal = screen.wait_for("每小时收款");
+    // The last order's row ends with its transaction's tail: once that is
+    // on screen, the rows above it are too.
+    let last = &transactions[2];
+    let journal = screen.wait_for_all(&["每小时收款", &last[last.len() - 8..]]);
     let rows: Vec<&str> = journal.lines().filter(|l| l.contains("成功")).collect();
     assert_eq!(rows.len(), 4, "a totals line and three orders:\n{journal}");
     for (seq, id) in ["000001", "000002", "000003"].iter().zip(&transactions) {
@@ -213,7 +216,7 @@ fn a_paid_order_is_refunded_from_the_journal_screen() {
     }
     screen.wait_for("Scan the customer's WeChat payment code");
     screen.press(b"134539517967686076\r");
-    let paid = screen.wait_for("PAID");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
     let order_no = paid
         .split_whitespace()
         .skip_while(|w| *w != "order")
@@ -222,23 +225,26 @@ fn a_paid_order_is_refunded_from_the_journal_screen() {
         .to_string();
 
     screen.press(b"j");
-    let journal = screen.wait_for("takings per hour");
+    let journal = screen.wait_for_all(&["takings per hour", &order_no]);
     assert!(journal.contains(&order_no), "{journal}");
     screen.press(b"r");
-    let form = screen.wait_for("refundable ¥12.34");
+    let form = screen.wait_for_all(&["refundable ¥12.34", "Enter next"]);
     assert!(form.contains("default: all that remains"), "{form}");
     screen.press(b"\r");
-    let confirm = screen.wait_for("Enter or y refunds");
+    let confirm = screen.wait_for_all(&["Enter or y refunds", "n change the amount · Esc"]);
     assert!(
         confirm.contains(&format!("Refund ¥12.34 of order {order_no}")),
         "{confirm}"
     );
     screen.press(b"y");
-    let done = screen.wait_for("Refunded ·");
+    let done = screen.wait_for_all(&["Refunded ·", "Enter or Esc closes"]);
     assert!(done.contains(&format!("{order_no}R01")), "{done}");
     screen.press(b"\r");
     // The day read again: the order refunded, the takings net of it.
-    let day = screen.wait_for("net ¥0.00");
+    let day = screen.wait_for_all(&[
+        "refunded 1 ¥12.34 · net ¥0.00",
+        "today 1 paid ¥12.34 · net ¥0.00",
+    ]);
     assert!(day.contains("refunded 1 ¥12.34"), "{day}");
     assert!(day.contains("today 1 paid ¥12.34 · net ¥0.00"), "{day}");
     // A second r: nothing is left to refund.
