@@ -115,7 +115,7 @@ fn main() {
         &status_cold,
     );
 
-    let busy = journal.day(busiest, BEIJING).unwrap().orders;
+    let busy = journal.day(busiest, BEIJING).unwrap();
     let mut csv = Vec::new();
     let write = time_each(&[busiest; SAMPLES], |_| {
         csv.clear();
@@ -131,9 +131,9 @@ fn main() {
     let out = dir.path().join("day.csv");
     let export = time_each(&sample_days, |day| {
         let journal = Journal::open_read_only(&path).unwrap();
-        let orders = journal.day(day, BEIJING).unwrap().orders;
+        let report = journal.day(day, BEIJING).unwrap();
         let mut file = BufWriter::new(std::fs::File::create(&out).unwrap());
-        write_csv(&orders, BEIJING, &mut file).unwrap();
+        write_csv(&report, BEIJING, &mut file).unwrap();
         file.into_inner().unwrap().sync_all().unwrap();
     });
     report(

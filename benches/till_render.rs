@@ -109,6 +109,7 @@ fn busy_day(orders: usize) -> DayReport {
         day,
         orders,
         summary,
+        refunds: Default::default(),
     }
 }
 
@@ -129,6 +130,7 @@ fn frames(c: &mut Criterion) {
         selected: 1500,
         detail: None,
         scroll: 0,
+        refund: None,
     }));
     c.bench_function("journal day view frame, 3000 orders (110x32)", |b| {
         b.iter(|| terminal.draw(|f| render(&journal, f)).unwrap().area)

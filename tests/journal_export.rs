@@ -5,7 +5,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use scanpay::domain::{AuthCode, Fen, TillId};
 use scanpay::journal::{
     DaySummary, EXPORT_COLUMNS, EventRecord, ExportFormat, ExportWriter, FinalRecord, Journal,
-    NewOrder, OrderState, UTF8_BOM, day_bounds, excel_cell, write_csv, write_json,
+    NewOrder, OrderState, RefundEnd, RefundState, RefundTotals, UTF8_BOM, day_bounds, excel_cell,
+    write_csv, write_json,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -87,16 +88,16 @@ impl Fixture {
 }
 
 fn csv_of(journal: &Journal, day: time::Date) -> String {
-    let orders = journal.day(day, BEIJING).unwrap().orders;
+    let report = journal.day(day, BEIJING).unwrap();
     let mut out = Vec::new();
-    write_csv(&orders, BEIJING, &mut out).unwrap();
+    write_csv(&report, BEIJING, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
 fn json_of(journal: &Journal, day: time::Date) -> String {
-    let orders = journal.day(day, BEIJING).unwrap().orders;
+    let report = journal.day(day, BEIJING).unwrap();
     let mut out = Vec::new();
-    write_json(&orders, BEIJING, &mut out).unwrap();
+    write_json(&report, BEIJING, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -191,6 +192,10 @@ fn the_summary_counts_every_state_and_sums_paid_takings_per_local_hour() {
         needs_attention: 1,
         open: 1,
         hourly_paid,
+        refunded_count: 0,
+        refunded_total: Fen(0),
+        refund_pending_count: 0,
+        refund_pending_total: Fen(0),
     };
     let report = f.journal.day(day, BEIJING).unwrap();
     assert_eq!(report.summary, expected);
@@ -223,7 +228,7 @@ fn csv_has_the_documented_header_and_exact_rows() {
 
     let text = csv_of(&f.journal, day);
     assert!(text.starts_with(
-        "out_trade_no,created_at,till_id,amount,state,transaction_id,err_code,message,body,auth_code,finished_at\n"
+        "out_trade_no,created_at,till_id,amount,state,transaction_id,err_code,message,body,auth_code,finished_at,refunded\n"
     ));
     let (header, rows) = parse_csv(&text);
     assert_eq!(header, EXPORT_COLUMNS);
@@ -245,6 +250,7 @@ fn csv_has_the_documented_header_and_exact_rows() {
                 "Coffee",
                 masked,
                 "2026-11-22T14:03:09+08:00",
+                "0.00",
             ],
             vec![
                 no(1).as_str(),
@@ -258,6 +264,7 @@ fn csv_has_the_documented_header_and_exact_rows() {
                 "两杯咖啡, \"大杯\"\nto go",
                 masked,
                 "2026-11-22T15:00:02+08:00",
+                "0.00",
             ],
             vec![
                 no(2).as_str(),
@@ -271,6 +278,7 @@ fn csv_has_the_documented_header_and_exact_rows() {
                 "Coffee",
                 masked,
                 "",
+                "0.00",
             ],
         ]
     );
@@ -421,10 +429,10 @@ fn a_read_only_open_never_creates_a_journal() {
 }
 
 fn excel_of(journal: &Journal, day: time::Date) -> Vec<u8> {
-    let orders = journal.day(day, BEIJING).unwrap().orders;
+    let report = journal.day(day, BEIJING).unwrap();
     let mut export =
         ExportWriter::with_excel(ExportFormat::Csv, true, BEIJING, Vec::new()).unwrap();
-    export.write(&orders).unwrap();
+    export.write(&report.orders, &report.refunds).unwrap();
     export.finish().unwrap()
 }
 
@@ -466,4 +474,177 @@ fn the_excel_export_has_a_bom_and_keeps_ids_as_text() {
     assert_eq!(excel_cell("", true), "");
     assert_eq!(excel_cell("42", false), "42");
     assert_eq!(excel_cell("-1", false), "=\"-1\"");
+}
+
+/// A refund of `order` opened at `at` and left in `state` (pending stays as opened).
+fn refund(
+    journal: &mut Journal,
+    order: &scanpay::journal::OrderRow,
+    yuan: &str,
+    state: RefundState,
+    at: OffsetDateTime,
+) {
+    let fee = Fen::parse_yuan(yuan).unwrap();
+    let note = |text: &str| EventRecord {
+        at,
+        since_t0_ms: None,
+        summary: text.into(),
+        event: scanpay::payment::Event::Note { text: text.into() },
+    };
+    let row = journal
+        .open_refund(order, fee, None, |_| note("refund opened"), at)
+        .unwrap()
+        .unwrap();
+    if state == RefundState::Pending {
+        return;
+    }
+    let end = RefundEnd {
+        state,
+        refund_id: (state == RefundState::Refunded).then(|| "50000000012026112212345678".into()),
+        err_code: None,
+        message: None,
+        at: at + Duration::seconds(3),
+    };
+    journal
+        .finish_refund(&row, &end, &note("refund finished"))
+        .unwrap();
+}
+
+#[test]
+fn the_export_says_what_each_order_had_refunded_and_the_day_nets_its_refunds() {
+    let mut f = Fixture::new();
+    let day = date!(2026 - 11 - 22);
+    f.order(datetime!(2026-11-21 20:00 +8), "50.00", OrderState::Paid);
+    f.order(datetime!(2026-11-22 09:00 +8), "100.00", OrderState::Paid);
+    f.order(datetime!(2026-11-22 10:00 +8), "30.00", OrderState::Paid);
+    f.order(datetime!(2026-11-22 11:00 +8), "8.00", OrderState::Paid);
+    f.order(datetime!(2026-11-22 12:00 +8), "5.00", OrderState::Paid);
+    let yesterday = f.journal.day(date!(2026 - 11 - 21), BEIJING).unwrap();
+    let orders = f.journal.day(day, BEIJING).unwrap().orders;
+    let at = datetime!(2026-11-22 15:00 +8);
+    // The first order of the day: two refunds confirmed (and a third one
+    // tomorrow), one refused, one closed, one still processing: the export
+    // counts the confirmed ones, whenever they were made.
+    for (yuan, state) in [
+        ("10.00", RefundState::Refunded),
+        ("2.50", RefundState::Refunded),
+        ("5.00", RefundState::Refused),
+        ("6.00", RefundState::Closed),
+        ("7.00", RefundState::Processing),
+    ] {
+        refund(&mut f.journal, &orders[0], yuan, state, at);
+    }
+    // The second: whole, confirmed; the third: asked, not answered yet
+    // (nothing refunded); the fourth: none.
+    refund(
+        &mut f.journal,
+        &orders[1],
+        "30.00",
+        RefundState::Refunded,
+        at,
+    );
+    refund(&mut f.journal, &orders[2], "1.00", RefundState::Pending, at);
+    // Yesterday's order refunded today counts in today's refunds, in
+    // yesterday's export row.
+    refund(
+        &mut f.journal,
+        &yesterday.orders[0],
+        "4.00",
+        RefundState::Refunded,
+        at,
+    );
+    // Tomorrow's refund of today's order: not today's.
+    let tomorrow = datetime!(2026-11-23 09:00 +8);
+    refund(
+        &mut f.journal,
+        &orders[0],
+        "1.00",
+        RefundState::Refunded,
+        tomorrow,
+    );
+
+    let (header, rows) = parse_csv(&csv_of(&f.journal, day));
+    assert_eq!(header.last().unwrap(), "refunded");
+    let refunded: Vec<_> = rows.iter().map(|r| r.last().unwrap().as_str()).collect();
+    assert_eq!(refunded, ["13.50", "30.00", "0.00", "0.00"]);
+    let json: Vec<Value> = serde_json::from_str(&json_of(&f.journal, day)).unwrap();
+    assert_eq!(json[0]["refunded"], "13.50");
+    assert_eq!(json[2]["refunded"], "0.00");
+    let (_, rows) = parse_csv(&csv_of(&f.journal, date!(2026 - 11 - 21)));
+    assert_eq!(rows[0].last().unwrap(), "4.00");
+    // --excel keeps the column, as a plain amount.
+    let excel = excel_of(&f.journal, day);
+    let (_, rows) = parse_csv(std::str::from_utf8(&excel[UTF8_BOM.len()..]).unwrap());
+    assert_eq!(rows[0].last().unwrap(), "13.50");
+
+    let report = f.journal.day(day, BEIJING).unwrap();
+    let s = report.summary;
+    assert_eq!((s.paid_count, s.paid_total), (4, Fen(14_300)));
+    // Issued today: 10.00 + 2.50 + 30.00 + yesterday's 4.00.
+    assert_eq!((s.refunded_count, s.refunded_total), (4, Fen(4_650)));
+    assert_eq!(s.net_fen(), 9_650);
+    assert_eq!(s.net_yuan(), "96.50");
+    // Processing 7.00 and pending 1.00: not issued until WeChat confirms.
+    assert_eq!(
+        (s.refund_pending_count, s.refund_pending_total),
+        (2, Fen(800))
+    );
+    let (from, to) = day_bounds(day, BEIJING);
+    assert_eq!(f.journal.summary_between(from, to).unwrap(), s);
+    // Per order: what remains refundable counts every refund that holds money.
+    let first = report.refunds.of(report.orders[0].id);
+    assert_eq!(first.count, 6);
+    assert_eq!(first.refunded, Fen(1_250 + 100));
+    assert_eq!(first.held, Fen(1_250 + 700 + 100));
+    assert_eq!(
+        first.remaining(report.orders[0].total_fee),
+        Fen(10_000 - 2_050)
+    );
+    assert_eq!(
+        report.refunds.of(report.orders[3].id),
+        RefundTotals::default()
+    );
+    // A day of refunds alone: its net takings are below zero.
+    let next = f.journal.day(date!(2026 - 11 - 23), BEIJING).unwrap();
+    assert_eq!(next.summary.net_yuan(), "-1.00");
+}
+
+/// A journal written before refunds existed (schema version 3) has no
+/// refunds table: read-only, it still shows and exports, refunding nothing.
+#[test]
+fn a_version_3_journal_without_refunds_still_exports_read_only() {
+    let mut f = Fixture::new();
+    let day = date!(2026 - 11 - 22);
+    f.order(datetime!(2026-11-22 09:00 +8), "12.34", OrderState::Paid);
+    let path = f.dir.path().join("journal.sqlite3");
+    let Fixture { dir, journal, .. } = f;
+    drop(journal);
+    let old = Connection::open(&path).unwrap();
+    old.execute_batch(
+        "DROP INDEX refunds_by_order; DROP INDEX refunds_by_state; DROP TABLE refunds; \
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(old);
+    let before = std::fs::read(&path).unwrap();
+    let reader = Journal::open_read_only(&path).unwrap();
+    let (header, rows) = parse_csv(&csv_of(&reader, day));
+    assert_eq!(header, EXPORT_COLUMNS);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][3], "12.34");
+    assert_eq!(rows[0].last().unwrap(), "0.00");
+    let report = reader.day(day, BEIJING).unwrap();
+    assert_eq!(report.summary.refunded_total, Fen(0));
+    assert_eq!(report.summary.net_yuan(), "12.34");
+    assert!(report.refunds.is_empty());
+    assert!(reader.refunds_of(report.orders[0].id).unwrap().is_empty());
+    let (from, to) = day_bounds(day, BEIJING);
+    assert_eq!(reader.summary_between(from, to).unwrap(), report.summary);
+    drop(reader);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "read-only: untouched"
+    );
+    drop(dir);
 }

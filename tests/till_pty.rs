@@ -40,7 +40,7 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
     screen.wait_for("Scan the customer's WeChat payment code");
     // The scanner: 18 digits and CR in one write, as a terminal hands them over.
     screen.press(b"134539517967686076\r");
-    let paid = screen.wait_for("PAID");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
     assert!(paid.contains("¥12.34"), "{paid}");
     assert!(
         !paid.contains("134539517967686076"),
@@ -54,7 +54,7 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
         .to_string();
 
     screen.press(b"j");
-    let journal = screen.wait_for("takings per hour");
+    let journal = screen.wait_for_all(&["takings per hour", &order_no]);
     assert!(
         journal.contains(&order_no) && journal.contains("paid 1 ¥12.34"),
         "{journal}"
@@ -149,7 +149,7 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
         }
         screen.wait_for("请扫描顾客的微信付款码");
         screen.press(format!("{code}\r").as_bytes());
-        let paid = screen.wait_for("支付成功");
+        let paid = screen.wait_for_all(&["支付成功", "订单号 T01"]);
         assert_eq!(english_words(&paid), Vec::<String>::new(), "{paid}");
         let id = paid
             .split_whitespace()
@@ -160,7 +160,10 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
         transactions.push(id);
     }
     screen.press(b"j");
-    let journal = screen.wait_for("每小时收款");
+    // The last order's row ends with its transaction's tail: once that is
+    // on screen, the rows above it are too.
+    let last = &transactions[2];
+    let journal = screen.wait_for_all(&["每小时收款", &last[last.len() - 8..]]);
     let rows: Vec<&str> = journal.lines().filter(|l| l.contains("成功")).collect();
     assert_eq!(rows.len(), 4, "a totals line and three orders:\n{journal}");
     for (seq, id) in ["000001", "000002", "000003"].iter().zip(&transactions) {
@@ -182,4 +185,89 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
     std::thread::sleep(Duration::from_millis(150));
     screen.press(b"q");
     assert!(screen.wait_exit("q").success());
+}
+
+/// The manager's refund at the till: pay against a `scanpay simulate`
+/// process, open the journal, select the order, `r`, Enter for the whole
+/// remainder, `y` to confirm; the screen says Refunded, the day shows it,
+/// and the simulator's ledger has exactly that refund.
+#[test]
+fn a_paid_order_is_refunded_from_the_journal_screen() {
+    use common::process::{KEY, ledger, start_gateway};
+    let gateway = start_gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SCANPAY_TILL_LANGUAGE", "en"),
+        ("SCANPAY_TILL_ID", "T01"),
+        ("SCANPAY_GATEWAY_MODE", "wechat"),
+        ("SCANPAY_GATEWAY_BASE_URL", gateway.base_url.as_str()),
+        ("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f"),
+        ("SCANPAY_MERCHANT_MCH_ID", "10000100"),
+        ("SCANPAY_API_KEY", KEY),
+        ("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "2000"),
+        ("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100"),
+        ("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50"),
+    ];
+    let mut screen = start_till(dir.path(), &env);
+    screen.wait_for("Type the amount");
+    for key in ["1", "2", ".", "3", "4"] {
+        screen.press(key.as_bytes());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    screen.wait_for("Scan the customer's WeChat payment code");
+    screen.press(b"134539517967686076\r");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
+    let order_no = paid
+        .split_whitespace()
+        .skip_while(|w| *w != "order")
+        .nth(1)
+        .expect("the result names the order")
+        .to_string();
+
+    screen.press(b"j");
+    let journal = screen.wait_for_all(&["takings per hour", &order_no]);
+    assert!(journal.contains(&order_no), "{journal}");
+    screen.press(b"r");
+    let form = screen.wait_for_all(&["refundable ¥12.34", "Enter next"]);
+    assert!(form.contains("default: all that remains"), "{form}");
+    screen.press(b"\r");
+    let confirm = screen.wait_for_all(&["Enter or y refunds", "n change the amount · Esc"]);
+    assert!(
+        confirm.contains(&format!("Refund ¥12.34 of order {order_no}")),
+        "{confirm}"
+    );
+    screen.press(b"y");
+    let done = screen.wait_for_all(&["Refunded ·", "Enter or Esc closes"]);
+    assert!(done.contains(&format!("{order_no}R01")), "{done}");
+    screen.press(b"\r");
+    // The day read again: the order refunded, the takings net of it.
+    let day = screen.wait_for_all(&[
+        "refunded 1 ¥12.34 · net ¥0.00",
+        "today 1 paid ¥12.34 · net ¥0.00",
+    ]);
+    assert!(day.contains("refunded 1 ¥12.34"), "{day}");
+    assert!(day.contains("today 1 paid ¥12.34 · net ¥0.00"), "{day}");
+    // A second r: nothing is left to refund.
+    screen.press(b"r");
+    screen.wait_for("¥0.00 left to refund");
+    for _ in 0..2 {
+        screen.press(b"\x1b");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    screen.wait_for("Type the amount");
+    screen.press(b"q");
+    assert!(screen.wait_exit("q").success());
+
+    let refunds: Vec<_> = ledger(&gateway)
+        .into_iter()
+        .filter(|e| e.out_trade_no == order_no && !e.foreign)
+        .flat_map(|e| e.refunds)
+        .map(|r| (r.out_refund_no, r.refund_fee))
+        .collect();
+    assert_eq!(refunds, [(format!("{order_no}R01"), 1234)]);
+    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
+    let order = journal.order_by_trade_no(&order_no).unwrap().unwrap();
+    let journaled = journal.refunds_of(order.id).unwrap();
+    assert_eq!(journaled.len(), 1);
+    assert_eq!(journaled[0].state, scanpay::journal::RefundState::Refunded);
 }

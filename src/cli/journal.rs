@@ -245,10 +245,11 @@ impl Days {
         let days = std::iter::successors(Some(self.first), |day| day.next_day());
         for day in days.take_while(|day| *day <= self.last) {
             let (from, to) = day_bounds(day, self.offset);
-            let orders = journal
-                .orders_between(from, to)
-                .map_err(|cause| ExportError::Read { day, cause })?;
-            export.write(&orders).map_err(&failed)?;
+            let read = |cause| ExportError::Read { day, cause };
+            let orders = journal.orders_between(from, to).map_err(read)?;
+            // One aggregate query per day, however many orders it has.
+            let refunds = journal.refunds_of_orders_between(from, to).map_err(read)?;
+            export.write(&orders, &refunds).map_err(&failed)?;
             count += orders.len();
         }
         Ok((count, export.finish().map_err(failed)?))

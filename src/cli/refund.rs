@@ -7,14 +7,10 @@ use time::OffsetDateTime;
 
 use super::{Exit, err, out};
 use crate::domain::{Fen, check_body};
-use crate::journal::{EventRecord, OrderRow, OrderState, RefundRefusal, unix_ms};
-use crate::payment::Event;
-use crate::payment::refund::{RefundFinal, RefundMachine};
-use crate::payment::refunding::{RefundResult, refund_timings};
+use crate::journal::{OrderRow, RefundTotals, refundable, unix_ms};
+use crate::payment::refund::RefundFinal;
+use crate::payment::refunding::{RefundError, RefundResult};
 use crate::startup::Running;
-
-/// WeChat refunds an order within a year of its payment.
-const REFUND_WITHIN_MS: i64 = 365 * 24 * 60 * 60 * 1000;
 
 pub struct RefundArgs {
     pub order: String,
@@ -51,8 +47,17 @@ fn refused(args: &RefundArgs, exit: Exit, message: String) -> Exit {
 pub async fn run(args: RefundArgs, running: Running) -> Exit {
     let journal = &running.engine.journal;
     let no = args.order.clone();
-    let order = match journal.run(move |j| j.order_by_trade_no(&no)).await {
-        Ok(Some(order)) => order,
+    let found = journal
+        .run(move |j| match j.order_by_trade_no(&no)? {
+            Some(order) => {
+                let totals = RefundTotals::of(&j.refunds_of(order.id)?);
+                Ok(Some((order, totals)))
+            }
+            None => Ok(None),
+        })
+        .await;
+    let (order, totals) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let message = format!(
                 "no order {} in the journal: check the number (`scanpay journal` lists them)",
@@ -62,8 +67,9 @@ pub async fn run(args: RefundArgs, running: Running) -> Exit {
         }
         Err(e) => return refused(&args, Exit::Internal, e.to_string()),
     };
-    if let Err(message) = refundable(&order, unix_ms(OffsetDateTime::now_utc())) {
-        return refused(&args, Exit::BadInput, message);
+    // The journal screen makes the same checks (journal::refundable).
+    if let Err(refusal) = refundable(&order, &totals, unix_ms(OffsetDateTime::now_utc())) {
+        return refused(&args, Exit::BadInput, refusal.to_string());
     }
     let amount = match &args.amount {
         None => None,
@@ -77,85 +83,18 @@ pub async fn run(args: RefundArgs, running: Running) -> Exit {
     {
         return refused(&args, Exit::BadInput, format!("--reason: {e}"));
     }
-    // Without --amount: all that remains, read inside the same transaction.
-    let reason = args.reason.clone();
-    let opened_order = order.clone();
-    let opened = journal
-        .run(move |j| {
-            let used: u64 = j
-                .refunds_of(opened_order.id)?
-                .iter()
-                .filter(|r| r.state.holds_money())
-                .map(|r| r.refund_fee.0)
-                .sum();
-            let fee = amount.unwrap_or(Fen(opened_order.total_fee.0.saturating_sub(used)));
-            if fee.0 == 0 {
-                return Ok(Err(RefundRefusal::TooMuch {
-                    no: opened_order.out_trade_no.to_string(),
-                    total: opened_order.total_fee,
-                    used: Fen(used),
-                    remaining: Fen(0),
-                }));
-            }
-            let now = OffsetDateTime::now_utc();
-            let reason_text = reason.clone();
-            j.open_refund(
-                &opened_order,
-                fee,
-                reason.as_deref(),
-                |out_refund_no| EventRecord {
-                    at: now,
-                    since_t0_ms: None,
-                    summary: format!("refund {out_refund_no} opened: {fee} yuan"),
-                    event: Event::RefundOpened {
-                        out_refund_no: out_refund_no.to_string(),
-                        refund_fee: fee.0,
-                        reason: reason_text,
-                    },
-                },
-                now,
-            )
-        })
-        .await;
-    let refund = match opened {
-        Ok(Ok(refund)) => refund,
-        Ok(Err(refusal)) => return refused(&args, Exit::BadInput, refusal.to_string()),
-        Err(e) => {
-            return refused(
-                &args,
-                Exit::JournalUnavailable,
-                format!("{e}: nothing was sent"),
-            );
-        }
-    };
-    let machine = RefundMachine::new(refund_timings(&running.engine.timings));
-    match running.engine.drive_refund(&order, refund, machine).await {
+    match running
+        .engine
+        .refund(&order, amount, args.reason.clone())
+        .await
+    {
         Ok(result) => report(&args, &order, &result),
-        Err(e) => {
-            let message = format!(
-                "{e} — the refund is journaled under its number; `scanpay replay` follows it up and never refunds twice"
-            );
-            refused(&args, Exit::NeedsAttention, message)
+        Err(e @ RefundError::Refused(_)) => refused(&args, Exit::BadInput, e.to_string()),
+        Err(e @ RefundError::NotOpened(_)) => {
+            refused(&args, Exit::JournalUnavailable, e.to_string())
         }
+        Err(e @ RefundError::Interrupted(_)) => refused(&args, Exit::NeedsAttention, e.to_string()),
     }
-}
-
-/// Why `order` cannot be refunded at all, if it cannot.
-fn refundable(order: &OrderRow, now_ms: i64) -> Result<(), String> {
-    if order.state != OrderState::Paid {
-        return Err(format!(
-            "order {} is {}, not paid: only a paid order can be refunded",
-            order.out_trade_no,
-            order.state.as_str()
-        ));
-    }
-    if now_ms.saturating_sub(order.created_at_ms) > REFUND_WITHIN_MS {
-        return Err(format!(
-            "order {} was paid more than a year ago: WeChat refunds only within a year; settle it with the customer another way",
-            order.out_trade_no
-        ));
-    }
-    Ok(())
 }
 
 fn report(args: &RefundArgs, order: &OrderRow, result: &RefundResult) -> Exit {

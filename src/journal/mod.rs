@@ -29,11 +29,12 @@ use crate::payment::Event;
 
 pub use reconciliations::{BillSource, NewReconciliation, ReconciliationRow};
 pub use refunds::{
-    MAX_REFUNDS_PER_ORDER, RefundClaim, RefundEnd, RefundRefusal, RefundRow, RefundState,
+    MAX_REFUNDS_PER_ORDER, REFUND_WITHIN_MS, RefundClaim, RefundEnd, RefundRefusal, RefundRow,
+    RefundState, RefundTotals, check_refund, refundable,
 };
 pub use report::{
-    DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, UTF8_BOM, day_bounds,
-    excel_cell, write_csv, write_json,
+    DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, OrderRefunds, UTF8_BOM,
+    day_bounds, excel_cell, write_csv, write_json,
 };
 pub use store::{Claim, Journal, unix_ms};
 pub use writer::JournalWriter;

@@ -6,12 +6,16 @@ use time::OffsetDateTime;
 
 use super::error::classify;
 use super::owner;
+use super::schema;
 use super::store::{Checked, begin, execute, parsed, signed, unix_ms, unsigned};
 use super::{EventRecord, Journal, JournalError, OrderId, OrderRow, OrderState};
 use crate::domain::Fen;
 
 /// WeChat takes at most this many refunds of one order.
 pub const MAX_REFUNDS_PER_ORDER: usize = 50;
+
+/// WeChat refunds an order within a year of its payment.
+pub const REFUND_WITHIN_MS: i64 = 365 * 24 * 60 * 60 * 1000;
 
 /// Where a refund stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +104,10 @@ pub enum RefundRefusal {
     #[error("order {0} is {1}, not paid: only a paid order can be refunded")]
     NotPaid(String, OrderState),
     #[error(
+        "order {0} was paid more than a year ago: WeChat refunds only within a year; settle it with the customer another way"
+    )]
+    TooOld(String),
+    #[error(
         "order {no} has ¥{remaining} left to refund (¥{total} paid, ¥{used} refunded or being refunded); ask for at most that"
     )]
     TooMuch {
@@ -112,6 +120,104 @@ pub enum RefundRefusal {
         "order {0} has had {MAX_REFUNDS_PER_ORDER} refunds, WeChat's limit: refund the rest on the merchant platform"
     )]
     TooMany(String),
+}
+
+/// What an order's refunds add up to: the export's `refunded`, what remains
+/// refundable, and how many of WeChat's 50 are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefundTotals {
+    /// Refunds of any state: each used one of the order's 50.
+    pub count: usize,
+    /// Confirmed by WeChat (state refunded): money back with the customer.
+    pub refunded: Fen,
+    /// Every refund that holds money ([`RefundState::holds_money`]): the
+    /// refunded ones and those not yet decided, or settled by hand (CHANGE).
+    pub held: Fen,
+}
+
+impl RefundTotals {
+    pub fn of(refunds: &[RefundRow]) -> Self {
+        let mut totals = Self::default();
+        for refund in refunds {
+            totals.add(refund.state, refund.refund_fee);
+        }
+        totals
+    }
+
+    pub(super) fn add(&mut self, state: RefundState, fee: Fen) {
+        self.add_many(state, 1, fee);
+    }
+
+    /// `count` refunds of `state` together worth `total`.
+    pub(super) fn add_many(&mut self, state: RefundState, count: usize, total: Fen) {
+        self.count += count;
+        if state == RefundState::Refunded {
+            self.refunded.0 += total.0;
+        }
+        if state.holds_money() {
+            self.held.0 += total.0;
+        }
+    }
+
+    /// What is still refundable of an order of `total`.
+    pub fn remaining(&self, total: Fen) -> Fen {
+        Fen(total.0.saturating_sub(self.held.0))
+    }
+
+    /// Held but not (yet) confirmed: pending, processing, unclear or CHANGE.
+    pub fn unconfirmed(&self) -> Fen {
+        Fen(self.held.0.saturating_sub(self.refunded.0))
+    }
+}
+
+/// Whether `order`, whose refunds add up to `totals`, can be refunded at all
+/// at `now_ms`: paid, within a year, something left and fewer than 50
+/// refunds. Returns what remains refundable. The checks of `scanpay refund`
+/// and of the journal screen, and again of [`Journal::open_refund`] inside
+/// its transaction.
+pub fn refundable(
+    order: &OrderRow,
+    totals: &RefundTotals,
+    now_ms: i64,
+) -> Result<Fen, RefundRefusal> {
+    let no = || order.out_trade_no.to_string();
+    if order.state != OrderState::Paid {
+        return Err(RefundRefusal::NotPaid(no(), order.state));
+    }
+    if now_ms.saturating_sub(order.created_at_ms) > REFUND_WITHIN_MS {
+        return Err(RefundRefusal::TooOld(no()));
+    }
+    if totals.count >= MAX_REFUNDS_PER_ORDER {
+        return Err(RefundRefusal::TooMany(no()));
+    }
+    let remaining = totals.remaining(order.total_fee);
+    if remaining.0 == 0 {
+        return Err(too_much(order, totals));
+    }
+    Ok(remaining)
+}
+
+/// [`refundable`], and `amount` within what remains.
+pub fn check_refund(
+    order: &OrderRow,
+    totals: &RefundTotals,
+    amount: Fen,
+    now_ms: i64,
+) -> Result<(), RefundRefusal> {
+    let remaining = refundable(order, totals, now_ms)?;
+    if amount.0 == 0 || amount > remaining {
+        return Err(too_much(order, totals));
+    }
+    Ok(())
+}
+
+fn too_much(order: &OrderRow, totals: &RefundTotals) -> RefundRefusal {
+    RefundRefusal::TooMuch {
+        no: order.out_trade_no.to_string(),
+        total: order.total_fee,
+        used: totals.held,
+        remaining: totals.remaining(order.total_fee),
+    }
 }
 
 pub(super) const SELECT_REFUNDS: &str = "SELECT id, order_id, out_refund_no, refund_fee, reason, created_at_ms, state, refund_id, err_code, message FROM refunds";
@@ -140,8 +246,19 @@ pub enum RefundClaim {
 }
 
 impl Journal {
+    /// Whether this journal has the refunds table (schema version 4): a
+    /// read-only connection to an older journal has none, and no refunds.
+    pub(super) fn knows_refunds(&self) -> Result<bool, JournalError> {
+        schema::user_version(&self.conn)
+            .map(|version| version >= 4)
+            .map_err(|e| classify(&self.path, e))
+    }
+
     /// The refunds of `order`, oldest first.
     pub fn refunds_of(&self, order: OrderId) -> Result<Vec<RefundRow>, JournalError> {
+        if !self.knows_refunds()? {
+            return Ok(Vec::new());
+        }
         self.conn
             .prepare_cached(&format!("{SELECT_REFUNDS} WHERE order_id = ?1 ORDER BY id"))
             .and_then(|mut select| select.query_map([order.0], refund_row)?.collect())
@@ -183,11 +300,7 @@ impl Journal {
             .optional()
             .map_err(db)?
             .ok_or(JournalError::UnknownOrder(order.id.0))?;
-        let no = order.out_trade_no.to_string();
         let state = OrderState::parse(&state).unwrap_or(OrderState::Open);
-        if state != OrderState::Paid {
-            return Ok(Err(RefundRefusal::NotPaid(no, state)));
-        }
         let earlier: Vec<(i64, String)> = tx
             .prepare("SELECT refund_fee, state FROM refunds WHERE order_id = ?1")
             .and_then(|mut select| {
@@ -196,23 +309,20 @@ impl Journal {
                     .collect()
             })
             .map_err(db)?;
-        if earlier.len() >= MAX_REFUNDS_PER_ORDER {
-            return Ok(Err(RefundRefusal::TooMany(no)));
+        let mut totals = RefundTotals::default();
+        for (fee, state) in &earlier {
+            // An unreadable state holds money: never refund beyond the order.
+            let state = RefundState::parse(state).unwrap_or(RefundState::Unclear);
+            totals.add(state, Fen(fee.unsigned_abs()));
         }
-        let used = Fen(earlier
-            .iter()
-            .filter(|(_, state)| RefundState::parse(state).is_some_and(RefundState::holds_money))
-            .map(|(fee, _)| fee.unsigned_abs())
-            .sum());
-        let remaining = Fen(order.total_fee.0.saturating_sub(used.0));
-        if refund_fee.0 > remaining.0 {
-            return Ok(Err(RefundRefusal::TooMuch {
-                no,
-                total: order.total_fee,
-                used,
-                remaining,
-            }));
+        let fresh = OrderRow {
+            state,
+            ..order.clone()
+        };
+        if let Err(refusal) = check_refund(&fresh, &totals, refund_fee, unix_ms(now)) {
+            return Ok(Err(refusal));
         }
+        let no = order.out_trade_no.to_string();
         let out_refund_no = format!("{no}R{:02}", earlier.len() + 1);
         let record = event(&out_refund_no);
         let checked = Checked::new(&record)?;

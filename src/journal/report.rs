@@ -5,6 +5,7 @@
 //! and an order belongs to the day and hour it was created in, so a sale rung
 //! up at 23:59 and confirmed after midnight counts on the day it was made.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,9 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::error::classify;
 use super::store::{BUSY_TIMEOUT, parsed, unsigned};
-use super::{Journal, JournalError, OrderRow, OrderState, schema};
+use super::{
+    Journal, JournalError, OrderId, OrderRow, OrderState, RefundState, RefundTotals, schema,
+};
 use crate::domain::{Fen, mask};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -27,6 +30,21 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const SUMMARY_BETWEEN: &str = "\
     SELECT (created_at_ms - ?1) / 3600000 % 24, state, count(*), sum(total_fee) \
     FROM orders WHERE created_at_ms >= ?1 AND created_at_ms < ?2 GROUP BY 1, 2";
+
+/// The refunds of the orders created in `[?1, ?2)`, per order and state: one
+/// pass over the day's range of `orders_by_created`, each order's refunds
+/// found through `refunds_by_order`.
+const REFUNDS_OF_ORDERS_BETWEEN: &str = "\
+    SELECT r.order_id, r.state, count(*), sum(r.refund_fee) \
+    FROM orders o JOIN refunds r ON r.order_id = o.id \
+    WHERE o.created_at_ms >= ?1 AND o.created_at_ms < ?2 GROUP BY r.order_id, r.state";
+
+/// The refunds opened in `[?1, ?2)`, of orders of any day, that are issued
+/// (refunded) or still to be confirmed, per state, through `refunds_by_state`.
+const REFUNDS_BETWEEN: &str = "\
+    SELECT state, count(*), sum(refund_fee) FROM refunds \
+    WHERE state IN ('refunded', 'pending', 'processing', 'unclear') \
+    AND created_at_ms >= ?1 AND created_at_ms < ?2 GROUP BY state";
 
 const NEEDS_ATTENTION: &str = "SELECT count(*), max(created_at_ms) FROM orders WHERE state = ?1";
 
@@ -44,6 +62,27 @@ pub struct DayReport {
     /// Oldest first.
     pub orders: Vec<OrderRow>,
     pub summary: DaySummary,
+    /// What the refunds of each of these orders add up to.
+    pub refunds: OrderRefunds,
+}
+
+/// Each order's [`RefundTotals`]; an order without refunds has none here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderRefunds(BTreeMap<OrderId, RefundTotals>);
+
+impl OrderRefunds {
+    /// The totals of `order`'s refunds: zero when it has none.
+    pub fn of(&self, order: OrderId) -> RefundTotals {
+        self.0.get(&order).copied().unwrap_or_default()
+    }
+
+    pub fn insert(&mut self, order: OrderId, totals: RefundTotals) {
+        self.0.insert(order, totals);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Orders per final state and the day's takings. Only paid orders carry money:
@@ -60,9 +99,45 @@ pub struct DaySummary {
     pub open: u64,
     /// Takings per local hour: `[0]` is 00:00–00:59 of the day the orders were created.
     pub hourly_paid: [Fen; 24],
+    /// Refunds issued this day: opened this day (of an order of any day)
+    /// and confirmed by WeChat.
+    pub refunded_count: u64,
+    pub refunded_total: Fen,
+    /// Refunds opened this day that WeChat has not confirmed yet (pending,
+    /// processing or unclear): not issued, and not taken off the takings.
+    pub refund_pending_count: u64,
+    pub refund_pending_total: Fen,
 }
 
 impl DaySummary {
+    /// The day's takings net of the refunds issued that day, in fen: below
+    /// zero on a day that refunded more of earlier days than it took.
+    pub fn net_fen(&self) -> i64 {
+        let signed = |fen: Fen| i64::try_from(fen.0).unwrap_or(i64::MAX);
+        signed(self.paid_total).saturating_sub(signed(self.refunded_total))
+    }
+
+    /// [`DaySummary::net_fen`] in yuan with two decimals: "12.34", "-5.00".
+    pub fn net_yuan(&self) -> String {
+        let net = self.net_fen();
+        let sign = if net < 0 { "-" } else { "" };
+        format!("{sign}{}", Fen(net.unsigned_abs()))
+    }
+
+    fn add_refunds(&mut self, state: RefundState, count: u64, total: Fen) {
+        match state {
+            RefundState::Refunded => {
+                self.refunded_count += count;
+                self.refunded_total.0 += total.0;
+            }
+            state if state.unresolved() => {
+                self.refund_pending_count += count;
+                self.refund_pending_total.0 += total.0;
+            }
+            _ => {}
+        }
+    }
+
     fn add(&mut self, state: OrderState, hour: usize, count: u64, total: Fen) {
         match state {
             OrderState::Paid => {
@@ -151,11 +226,84 @@ impl Journal {
             let hour = hour_of(order.created_at_ms, from);
             summary.add(order.state, hour, 1, order.total_fee);
         }
+        self.add_refunds_between(from, to, &mut summary)?;
+        let refunds = self.refunds_of_orders_between(from, to)?;
         Ok(DayReport {
             day,
             orders,
             summary,
+            refunds,
         })
+    }
+
+    /// What the refunds of each order created in `[from_ms, to_ms)` add up
+    /// to, in one query (for the export's `refunded` and the day view).
+    /// Nothing on a journal older than the refunds table.
+    pub fn refunds_of_orders_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<OrderRefunds, JournalError> {
+        let mut refunds = OrderRefunds::default();
+        if !self.knows_refunds()? {
+            return Ok(refunds);
+        }
+        let groups: Vec<(i64, RefundState, u64, Fen)> = self
+            .conn
+            .prepare_cached(REFUNDS_OF_ORDERS_BETWEEN)
+            .and_then(|mut select| {
+                select
+                    .query_map([from_ms, to_ms], |row| {
+                        Ok((
+                            row.get(0)?,
+                            parsed(row, 1, RefundState::parse)?,
+                            unsigned(2, row.get(2)?)?,
+                            Fen(unsigned(3, row.get(3)?)?),
+                        ))
+                    })?
+                    .collect()
+            })
+            .map_err(|e| classify(&self.path, e))?;
+        for (order, state, count, total) in groups {
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            refunds
+                .0
+                .entry(OrderId(order))
+                .or_default()
+                .add_many(state, count, total);
+        }
+        Ok(refunds)
+    }
+
+    /// Adds the refunds opened in `[from_ms, to_ms)` to `summary`.
+    fn add_refunds_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        summary: &mut DaySummary,
+    ) -> Result<(), JournalError> {
+        if !self.knows_refunds()? {
+            return Ok(());
+        }
+        let groups: Vec<(RefundState, u64, Fen)> = self
+            .conn
+            .prepare_cached(REFUNDS_BETWEEN)
+            .and_then(|mut select| {
+                select
+                    .query_map([from_ms, to_ms], |row| {
+                        Ok((
+                            parsed(row, 0, RefundState::parse)?,
+                            unsigned(1, row.get(1)?)?,
+                            Fen(unsigned(2, row.get(2)?)?),
+                        ))
+                    })?
+                    .collect()
+            })
+            .map_err(|e| classify(&self.path, e))?;
+        for (state, count, total) in groups {
+            summary.add_refunds(state, count, total);
+        }
+        Ok(())
     }
 
     /// The summary of orders created in `[from_ms, to_ms)`, by SQL aggregates
@@ -171,6 +319,7 @@ impl Journal {
         for (hour, state, count, total) in groups {
             summary.add(state, hour, count, total);
         }
+        self.add_refunds_between(from_ms, to_ms, &mut summary)?;
         Ok(summary)
     }
 
@@ -318,7 +467,7 @@ fn summary_group(row: &rusqlite::Row) -> rusqlite::Result<(usize, OrderState, u6
 
 /// The export's columns, in order: CSV's header and JSON's keys. Scripts and
 /// spreadsheets rely on them, so a column is only ever added at the end.
-pub const EXPORT_COLUMNS: [&str; 11] = [
+pub const EXPORT_COLUMNS: [&str; 12] = [
     "out_trade_no",
     "created_at",
     "till_id",
@@ -330,6 +479,7 @@ pub const EXPORT_COLUMNS: [&str; 11] = [
     "body",
     "auth_code",
     "finished_at",
+    "refunded",
 ];
 
 /// One exported order; the field order is [`EXPORT_COLUMNS`].
@@ -347,6 +497,8 @@ struct Line<'a> {
     body: &'a str,
     auth_code: String,
     finished_at: Option<String>,
+    /// Yuan confirmed refunded of this order ("0.00" when none).
+    refunded: String,
 }
 
 /// Local ISO-8601 to the second with the store's offset: 2026-11-22T14:03:07+08:00.
@@ -371,7 +523,7 @@ fn local_time(ms: i64, offset: UtcOffset) -> io::Result<String> {
 
 impl<'a> Line<'a> {
     /// The row for `--excel`, in [`EXPORT_COLUMNS`] order.
-    fn excel_record(&self) -> [String; 11] {
+    fn excel_record(&self) -> [String; 12] {
         let text = |value: &str| excel_cell(value, false);
         let id = |value: Option<&str>| excel_cell(value.unwrap_or(""), true);
         [
@@ -387,10 +539,11 @@ impl<'a> Line<'a> {
             text(self.body),
             text(&self.auth_code),
             text(self.finished_at.as_deref().unwrap_or("")),
+            self.refunded.clone(),
         ]
     }
 
-    fn of(order: &'a OrderRow, offset: UtcOffset) -> io::Result<Self> {
+    fn of(order: &'a OrderRow, refunded: Fen, offset: UtcOffset) -> io::Result<Self> {
         Ok(Self {
             out_trade_no: order.out_trade_no.as_str(),
             created_at: local_time(order.created_at_ms, offset)?,
@@ -408,6 +561,7 @@ impl<'a> Line<'a> {
                 .finished_at_ms
                 .map(|ms| local_time(ms, offset))
                 .transpose()?,
+            refunded: refunded.to_string(),
         })
     }
 }
@@ -498,9 +652,10 @@ impl<W: Write> ExportWriter<W> {
         Ok(Self { offset, sink })
     }
 
-    pub fn write(&mut self, orders: &[OrderRow]) -> io::Result<()> {
+    /// Writes `orders`, each with what `refunds` says was refunded of it.
+    pub fn write(&mut self, orders: &[OrderRow], refunds: &OrderRefunds) -> io::Result<()> {
         for order in orders {
-            let line = Line::of(order, self.offset)?;
+            let line = Line::of(order, refunds.of(order.id).refunded, self.offset)?;
             match &mut self.sink {
                 Sink::Csv { csv, excel: false } => csv.serialize(line)?,
                 Sink::Csv { csv, excel: true } => csv.write_record(line.excel_record())?,
@@ -527,24 +682,24 @@ impl<W: Write> ExportWriter<W> {
     }
 }
 
-/// Writes `orders` as CSV (see [`EXPORT_COLUMNS`]), times at `offset`.
-pub fn write_csv(orders: &[OrderRow], offset: UtcOffset, w: impl Write) -> io::Result<()> {
-    write_export(ExportFormat::Csv, orders, offset, w)
+/// Writes a day's orders as CSV (see [`EXPORT_COLUMNS`]), times at `offset`.
+pub fn write_csv(report: &DayReport, offset: UtcOffset, w: impl Write) -> io::Result<()> {
+    write_export(ExportFormat::Csv, report, offset, w)
 }
 
-/// Writes `orders` as a JSON array of objects keyed by [`EXPORT_COLUMNS`].
-pub fn write_json(orders: &[OrderRow], offset: UtcOffset, w: impl Write) -> io::Result<()> {
-    write_export(ExportFormat::Json, orders, offset, w)
+/// Writes a day's orders as a JSON array of objects keyed by [`EXPORT_COLUMNS`].
+pub fn write_json(report: &DayReport, offset: UtcOffset, w: impl Write) -> io::Result<()> {
+    write_export(ExportFormat::Json, report, offset, w)
 }
 
 fn write_export(
     format: ExportFormat,
-    orders: &[OrderRow],
+    report: &DayReport,
     offset: UtcOffset,
     w: impl Write,
 ) -> io::Result<()> {
     let mut export = ExportWriter::new(format, offset, w)?;
-    export.write(orders)?;
+    export.write(&report.orders, &report.refunds)?;
     export.finish().map(drop)
 }
 
@@ -695,5 +850,27 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("SCAN orders"), "{plan}");
+    }
+
+    #[test]
+    fn the_refund_totals_search_their_indexes_and_never_scan_a_table() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let by_state = plan(&journal, REFUNDS_BETWEEN);
+        assert!(
+            by_state.contains("SEARCH refunds USING INDEX refunds_by_state"),
+            "{by_state}"
+        );
+        assert!(!by_state.contains("SCAN"), "{by_state}");
+        let by_order = plan(&journal, REFUNDS_OF_ORDERS_BETWEEN);
+        assert!(
+            by_order.contains("SEARCH o USING") && by_order.contains("orders_by_created"),
+            "{by_order}"
+        );
+        assert!(by_order.contains("refunds_by_order"), "{by_order}");
+        assert!(
+            !by_order.contains("SCAN o") && !by_order.contains("SCAN r"),
+            "{by_order}"
+        );
     }
 }

@@ -13,7 +13,10 @@ use super::event::{Event, JournalFields, RefundReply};
 use super::refund::{RefundCall, RefundFinal, RefundMachine, RefundStep, RefundTimings};
 use crate::domain::Fen;
 use crate::fault;
-use crate::journal::{EventRecord, OrderRow, RefundEnd, RefundRow, RefundState};
+use crate::journal::{
+    EventRecord, JournalError, OrderRow, RefundEnd, RefundRefusal, RefundRow, RefundState,
+    RefundTotals, refundable, unix_ms,
+};
 use crate::wechat::api::{self, Expected};
 use crate::wechat::client::Endpoint;
 use crate::wechat::messages::Language;
@@ -84,7 +87,81 @@ pub fn refund_message(outcome: &RefundFinal, language: Language) -> String {
     }
 }
 
+/// Why [`Engine::refund`] refunded nothing, or could not see it through.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    /// Refused before anything was journaled or sent.
+    #[error("{0}")]
+    Refused(RefundRefusal),
+    /// The journal could not record the refund, so nothing was sent.
+    #[error("{0}: nothing was sent")]
+    NotOpened(JournalError),
+    /// Journaled, then a step could not be recorded.
+    #[error(
+        "{0} — the refund is journaled under its number; `scanpay replay` follows it up and never refunds twice"
+    )]
+    Interrupted(EngineError),
+}
+
 impl Engine {
+    /// Refunds `amount` of a paid `order` (all that remains refundable when
+    /// `None`): the checks of [`refundable`] and the out_refund_no are made
+    /// in one journal transaction before anything is sent, then the refund
+    /// is driven to where WeChat leaves it. What `scanpay refund` and the
+    /// journal screen both run.
+    pub async fn refund(
+        &self,
+        order: &OrderRow,
+        amount: Option<Fen>,
+        reason: Option<String>,
+    ) -> Result<RefundResult, RefundError> {
+        let opened_order = order.clone();
+        let opened = self
+            .journal
+            .run(move |j| {
+                let now = OffsetDateTime::now_utc();
+                // Without an amount: all that remains, read inside the same
+                // transaction's journal thread as the open.
+                let fee = match amount {
+                    Some(fee) => fee,
+                    None => {
+                        let totals = RefundTotals::of(&j.refunds_of(opened_order.id)?);
+                        match refundable(&opened_order, &totals, unix_ms(now)) {
+                            Ok(remaining) => remaining,
+                            Err(refusal) => return Ok(Err(refusal)),
+                        }
+                    }
+                };
+                let reason_text = reason.clone();
+                j.open_refund(
+                    &opened_order,
+                    fee,
+                    reason.as_deref(),
+                    |out_refund_no| EventRecord {
+                        at: now,
+                        since_t0_ms: None,
+                        summary: format!("refund {out_refund_no} opened: {fee} yuan"),
+                        event: Event::RefundOpened {
+                            out_refund_no: out_refund_no.to_string(),
+                            refund_fee: fee.0,
+                            reason: reason_text,
+                        },
+                    },
+                    now,
+                )
+            })
+            .await;
+        let refund = match opened {
+            Ok(Ok(refund)) => refund,
+            Ok(Err(refusal)) => return Err(RefundError::Refused(refusal)),
+            Err(e) => return Err(RefundError::NotOpened(e)),
+        };
+        let machine = RefundMachine::new(refund_timings(&self.timings));
+        self.drive_refund(order, refund, machine)
+            .await
+            .map_err(RefundError::Interrupted)
+    }
+
     /// Drives a refund this process owns to where WeChat leaves it: `machine`
     /// is new for a refund just opened, taken over for one replay follows up.
     pub async fn drive_refund(

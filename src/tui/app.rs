@@ -16,8 +16,11 @@ use time::Date;
 use super::amount::AmountField;
 use super::words;
 use crate::domain::{AuthCode, Fen};
-use crate::journal::{DayReport, EventRow, OrderRow, OrderState, ReconciliationRow};
+use crate::journal::{
+    DayReport, EventRow, OrderRow, OrderState, ReconciliationRow, RefundRefusal, RefundTotals,
+};
 use crate::payment::recovery::Recovered;
+use crate::payment::refunding::RefundResult;
 use crate::payment::{Final, PaymentRequest, PaymentResult, Progress, Status};
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
 use crate::scanner::{Driver, DriverStatus, Pipeline, Rejection, ScanEvent};
@@ -64,6 +67,8 @@ pub enum Msg {
     Today {
         paid: u64,
         total: Fen,
+        /// Refunds issued today (confirmed), of orders of any day.
+        refunded: Fen,
         /// Orders of any day that need a person, and the newest one's day.
         attention: u64,
         attention_day: Option<Date>,
@@ -79,6 +84,22 @@ pub enum Msg {
         outcome: Result<Recovered, String>,
     },
     OrderLoaded(Result<(OrderRow, Vec<EventRow>), String>),
+    /// A refund asked for on the journal screen ended (or did not start).
+    RefundDone(Result<RefundResult, RefundFailed>),
+}
+
+/// Why a refund asked for on the journal screen did not get an answer from
+/// WeChat; the loop logs the detail, the screen words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundFailed {
+    /// Refused by the journal's checks before anything was sent (another
+    /// refund of the order got there first, say).
+    Refused(RefundRefusal),
+    /// The journal could not record it: nothing was sent.
+    NotSent,
+    /// Journaled and maybe sent, then a step could not be recorded:
+    /// `scanpay replay` follows it up under the same number.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +108,11 @@ pub enum Command {
     Cancel,
     LoadDay(Date),
     LoadOrder(OrderRow),
+    /// Refund `amount` of a paid order (till mode only).
+    Refund {
+        order: OrderRow,
+        amount: Fen,
+    },
     RefreshToday,
     Bell,
     Quit,
@@ -173,6 +199,32 @@ pub struct JournalScreen {
     pub detail: Option<Result<(OrderRow, Vec<EventRow>), String>>,
     /// The first timeline row shown in the detail.
     pub scroll: usize,
+    /// The refund form, over the list or the detail.
+    pub refund: Option<RefundForm>,
+}
+
+/// Refunding one paid order from the journal screen: the amount (the
+/// refundable remainder unless typed), a confirmation, then the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundForm {
+    pub order: OrderRow,
+    /// What the order's refunds added up to when the form opened.
+    pub totals: RefundTotals,
+    pub remaining: Fen,
+    /// Empty means all that remains.
+    pub amount: AmountField,
+    pub step: RefundStep,
+    /// Why the typed amount cannot be refunded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundStep {
+    Amount,
+    /// Enter or `y` refunds this, Esc cancels.
+    Confirm(Fen),
+    Running(Fen),
+    Done(Result<RefundResult, RefundFailed>),
 }
 
 impl JournalScreen {
@@ -227,7 +279,8 @@ pub struct App {
     pub notice: Option<Notice>,
     pub scanner: DriverStatus,
     pub network: Network,
-    pub today: Option<(u64, Fen)>,
+    /// Today's paid orders, takings, and refunds issued.
+    pub today: Option<(u64, Fen, Fen)>,
     /// Orders needing a person (any day) and the newest one's day.
     pub attention: (u64, Option<Date>),
     /// The store's local date, as the loop last said.
@@ -351,10 +404,11 @@ impl App {
             Msg::Today {
                 paid,
                 total,
+                refunded,
                 attention,
                 attention_day,
             } => {
-                self.today = Some((paid, total));
+                self.today = Some((paid, total, refunded));
                 self.attention = (attention, attention_day);
             }
             Msg::Network(up) => {
@@ -369,8 +423,13 @@ impl App {
                     if report.as_ref().is_ok_and(|r| r.day != journal.day) {
                         return commands; // an older request answered late
                     }
+                    // The same day read again (after a refund): the same
+                    // order stays selected.
+                    let kept = journal.visible().get(journal.selected).map(|o| o.id);
                     journal.report = Some(report);
-                    journal.selected = 0;
+                    journal.selected = kept
+                        .and_then(|id| journal.visible().iter().position(|o| o.id == id))
+                        .unwrap_or(0);
                 }
             }
             Msg::DayReconciled(day, row) => self.reconciled = Some((day, row)),
@@ -419,6 +478,7 @@ impl App {
                     journal.scroll = 0;
                 }
             }
+            Msg::RefundDone(result) => self.refund_done(result, &mut commands),
         }
         commands
     }
@@ -681,6 +741,7 @@ impl App {
             selected: 0,
             detail: None,
             scroll: 0,
+            refund: None,
         }));
         vec![Command::LoadDay(day)]
     }

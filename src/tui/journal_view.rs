@@ -6,14 +6,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Bar, BarChart, BarGroup, Block, BorderType, Cell, Paragraph, Row, Table, Wrap,
+    Bar, BarChart, BarGroup, Block, BorderType, Cell, Clear, Paragraph, Row, Table, Wrap,
 };
 
-use super::app::{App, JournalScreen};
+use super::app::{App, JournalScreen, RefundForm, RefundStep, Tone};
 use crate::domain::Fen;
-use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState};
+use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState, RefundTotals};
 use crate::payment::Event;
-use crate::payment::event::Answer;
+use crate::payment::event::{Answer, RefundReply};
+use crate::payment::refund::{RefundAnswer, RefundFinal, RefundQueryAnswer, RefundStatus};
 use crate::wechat::api::{MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear};
 
 /// Rows above and below the body (status lines, help line).
@@ -34,10 +35,28 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
     ])
     .areas(frame.area());
     super::till::status_lines(app, frame, header);
-    let keys = if journal.detail.is_some() {
+    let keys = if let Some(form) = &journal.refund {
+        match form.step {
+            RefundStep::Amount => app.t(
+                " 数字 输入退款金额 · Backspace 删除 · Enter 下一步 · Esc 取消",
+                " digits the amount · Backspace delete · Enter next · Esc cancel",
+            ),
+            RefundStep::Confirm(_) => app.t(
+                " Enter 或 y 确认退款 · n 修改金额 · Esc 取消",
+                " Enter or y refunds · n change the amount · Esc cancel",
+            ),
+            RefundStep::Running(_) => app.t(" 正在退款，请稍候…", " Refunding, please wait…"),
+            RefundStep::Done(_) => app.t(" Enter 或 Esc 关闭", " Enter or Esc closes"),
+        }
+    } else if journal.detail.is_some() && app.journal_only {
         app.t(
             " ↑↓ PgUp PgDn Home End 滚动时间线 · Esc 返回列表",
             " ↑↓ PgUp PgDn Home End scroll the timeline · Esc back to the list",
+        )
+    } else if journal.detail.is_some() {
+        app.t(
+            " ↑↓ PgUp PgDn Home End 滚动时间线 · r 退款 · Esc 返回列表",
+            " ↑↓ PgUp PgDn Home End scroll the timeline · r refund · Esc back to the list",
         )
     } else if app.journal_only {
         app.t(
@@ -46,11 +65,26 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
         )
     } else {
         app.t(
-            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · Esc 返回收银",
-            " ←→ day · t today · f filter · a attention · ↑↓ select · Enter detail · Esc back to the till",
+            " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · r 退款 · Esc 返回收银",
+            " ←→ day · t today · f filter · a attention · ↑↓ select · Enter detail · r refund · Esc till",
         )
     };
-    frame.render_widget(Paragraph::new(keys).dark_gray(), help);
+    // A notice (why an order cannot be refunded, say) takes the help line
+    // until it times out.
+    match &app.notice {
+        Some(notice) => {
+            let style = match notice.tone {
+                Tone::Info => Style::new().cyan(),
+                Tone::Warning => Style::new().yellow().bold(),
+                Tone::Error => Style::new().red().bold(),
+            };
+            frame.render_widget(
+                Paragraph::new(format!(" {}", notice.text)).style(style),
+                help,
+            );
+        }
+        None => frame.render_widget(Paragraph::new(keys).dark_gray(), help),
+    }
     match (&journal.detail, &journal.report) {
         (Some(Ok((order, events))), _) => detail(app, journal, order, events, frame, body),
         (Some(Err(e)), _) | (None, Some(Err(e))) => {
@@ -63,6 +97,139 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
         ),
         (None, Some(Ok(report))) => day(app, journal, report, frame, body),
     }
+    if let Some(form) = &journal.refund {
+        refund_form(app, form, frame, body);
+    }
+}
+
+/// The refund form, over the middle of the list or the timeline.
+fn refund_form(app: &App, form: &RefundForm, frame: &mut Frame, area: Rect) {
+    let width = area.width.saturating_sub(4).min(76);
+    let height = 9.min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let order = &form.order;
+    let mut lines = vec![
+        Line::from(format!(
+            " {} {} · {} ¥{} · {} ¥{}",
+            app.t("订单号", "order"),
+            order.out_trade_no,
+            app.t("已付", "paid"),
+            order.total_fee,
+            app.t("已退", "refunded"),
+            form.totals.refunded
+        )),
+        Line::from(vec![
+            Span::raw(format!(" {} ", app.t("可退金额", "refundable"))),
+            Span::raw(format!("¥{}", form.remaining)).bold(),
+        ]),
+        Line::from(""),
+    ];
+    match &form.step {
+        RefundStep::Amount => {
+            let typed = if form.amount.is_empty() {
+                Span::raw(format!(
+                    "{}{}",
+                    form.remaining,
+                    app.t("（默认：全部可退金额）", " (default: all that remains)")
+                ))
+                .dark_gray()
+            } else {
+                Span::raw(format!("{}▏", form.amount.text())).bold()
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!(
+                    " {} ¥",
+                    app.t("退款金额（元）：", "Refund (yuan):")
+                )),
+                typed,
+            ]));
+            match &form.error {
+                Some(error) => lines.push(Line::from(format!(" {error}")).yellow().bold()),
+                None => lines.push(Line::from("")),
+            }
+            lines.push(
+                Line::from(
+                    app.t(" Enter 下一步 · Esc 取消", " Enter next · Esc cancel")
+                        .to_string(),
+                )
+                .dark_gray(),
+            );
+        }
+        RefundStep::Confirm(amount) => {
+            lines.push(
+                Line::from(format!(
+                    " {} ¥{} {} {}？",
+                    app.t("确认退款", "Refund"),
+                    amount,
+                    app.t("给订单", "of order"),
+                    order.out_trade_no
+                ))
+                .bold()
+                .yellow(),
+            );
+            lines.push(Line::from(""));
+            lines.push(Line::from(
+                app.t(
+                    " Enter 或 y 确认退款 · n 修改金额 · Esc 取消",
+                    " Enter or y refunds · n change the amount · Esc cancel",
+                )
+                .to_string(),
+            ));
+        }
+        RefundStep::Running(amount) => {
+            lines.push(
+                Line::from(format!(" {} ¥{}…", app.t("正在退款", "Refunding"), amount))
+                    .bold()
+                    .cyan(),
+            );
+        }
+        RefundStep::Done(result) => {
+            let (text, style) = match result {
+                Ok(result) => {
+                    let style = match &result.outcome {
+                        RefundFinal::Refunded { .. } => Style::new().green().bold(),
+                        RefundFinal::Refused(_) | RefundFinal::Closed => Style::new().red().bold(),
+                        _ => Style::new().yellow().bold(),
+                    };
+                    let text = format!(
+                        " {} · ¥{} · {} {}",
+                        result.message,
+                        result.amount,
+                        app.t("退款单号", "refund"),
+                        result.out_refund_no
+                    );
+                    (text, style)
+                }
+                Err(failed) => (
+                    format!(" {}", app.refund_failed_words(failed)),
+                    Style::new().red().bold(),
+                ),
+            };
+            lines.push(Line::from(text).style(style));
+            lines.push(Line::from(""));
+            lines.push(
+                Line::from(
+                    app.t(" Enter 或 Esc 关闭", " Enter or Esc closes")
+                        .to_string(),
+                )
+                .dark_gray(),
+            );
+        }
+    }
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(format!(" {} ", app.t("退款", "Refund"))),
+        ),
+        popup,
+    );
 }
 
 /// Whether `day` was reconciled against WeChat's bill, once that is read.
@@ -112,9 +279,12 @@ fn local_time(app: &App, ms: i64) -> String {
 }
 
 fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame, area: Rect) {
+    let s = &report.summary;
+    // The day's refunds, when it had any, on a line of their own.
+    let refunds = refund_totals(app, s);
     let [title, totals, chart, table] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(if refunds.is_empty() { 1 } else { 2 }),
         Constraint::Length(7),
         Constraint::Min(3),
     ])
@@ -139,7 +309,6 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         None => heading,
     };
     frame.render_widget(Paragraph::new(heading).bold(), title);
-    let s = &report.summary;
     let totals_line = Line::from(vec![
         Span::styled(
             format!(
@@ -183,9 +352,38 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
             s.open
         )),
     ]);
-    frame.render_widget(Paragraph::new(totals_line), totals);
+    let mut lines = vec![totals_line];
+    if !refunds.is_empty() {
+        lines.push(Line::from(refunds).yellow());
+    }
+    frame.render_widget(Paragraph::new(lines), totals);
     hourly(app, &s.hourly_paid, frame, chart);
     orders(app, journal, frame, table);
+}
+
+/// The day's refunds after its takings, when it had any: issued (confirmed)
+/// ones and the takings net of them, then those WeChat has not confirmed.
+fn refund_totals(app: &App, s: &crate::journal::DaySummary) -> String {
+    let mut text = String::new();
+    if s.refunded_count > 0 || s.refund_pending_count > 0 {
+        text.push_str(&format!(
+            " {} {} ¥{} · {} ¥{}",
+            app.t("退款", "refunded"),
+            s.refunded_count,
+            s.refunded_total,
+            app.t("净收", "net"),
+            s.net_yuan()
+        ));
+    }
+    if s.refund_pending_count > 0 {
+        text.push_str(&format!(
+            " · {} {} ¥{}",
+            app.t("退款中", "refunding"),
+            s.refund_pending_count,
+            s.refund_pending_total
+        ));
+    }
+    text
 }
 
 fn hourly(app: &App, takings: &[Fen; 24], frame: &mut Frame, area: Rect) {
@@ -244,6 +442,11 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     // apart, and shown whole when the terminal is wide enough.
     const TIME: usize = 8;
     const AMOUNT: usize = 10;
+    let refunds = |order: &OrderRow| match &journal.report {
+        Some(Ok(report)) => report.refunds.of(order.id),
+        _ => RefundTotals::default(),
+    };
+    let any_refunded = on_screen().any(|(_, o)| refunds(o).refunded.0 > 0);
     let state_w = [
         OrderState::Open,
         OrderState::Paid,
@@ -254,6 +457,10 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     ]
     .iter()
     .map(|s| Line::from(state_name(app, *s)).width())
+    .chain(
+        any_refunded
+            .then(|| Line::from(refunded_name(app, Fen(1), Fen(2)).unwrap_or_default()).width()),
+    )
     .max()
     .unwrap_or(8);
     let longest = |f: &dyn Fn(&OrderRow) -> usize, min: usize| {
@@ -285,8 +492,11 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
             Cell::from(local_time(app, order.created_at_ms)),
             Cell::from(tail(order.out_trade_no.as_str(), order_w)),
             Cell::from(format!("{:>10}", order.total_fee.to_string())),
-            Cell::from(state_name(app, order.state))
-                .style(Style::new().fg(state_color(order.state))),
+            match refunded_name(app, refunds(order).refunded, order.total_fee) {
+                Some(name) => Cell::from(name).style(Style::new().yellow()),
+                None => Cell::from(state_name(app, order.state))
+                    .style(Style::new().fg(state_color(order.state))),
+            },
             Cell::from(head(order.err_code.as_deref().unwrap_or_default(), code_w)),
             Cell::from(tail(
                 order.transaction_id.as_deref().unwrap_or_default(),
@@ -326,6 +536,38 @@ fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
     frame.render_widget(table, area);
 }
 
+/// A paid order's state in the list once refunds were confirmed: whole or in part.
+fn refunded_name(app: &App, refunded: Fen, total: Fen) -> Option<&'static str> {
+    match refunded {
+        Fen(0) => None,
+        refunded if refunded >= total => Some(app.t("已退款", "refunded")),
+        _ => Some(app.t("部分退款", "part refunded")),
+    }
+}
+
+/// A paid order's refunds in its detail: confirmed, still unconfirmed, and
+/// what remains refundable.
+fn refund_facts(app: &App, order: &OrderRow, totals: &RefundTotals) -> String {
+    if order.state != OrderState::Paid {
+        return String::new();
+    }
+    let mut text = format!(
+        " {} ¥{} · {} ¥{}",
+        app.t("已退", "refunded"),
+        totals.refunded,
+        app.t("可退", "refundable"),
+        totals.remaining(order.total_fee)
+    );
+    let unconfirmed = totals.unconfirmed();
+    if unconfirmed.0 > 0 {
+        text.push_str(&format!(
+            " · {} ¥{unconfirmed}",
+            app.t("退款中", "refunding")
+        ));
+    }
+    text
+}
+
 fn detail(
     app: &App,
     journal: &JournalScreen,
@@ -336,6 +578,10 @@ fn detail(
 ) {
     let [facts, timeline] =
         Layout::vertical([Constraint::Length(FACTS), Constraint::Min(3)]).areas(area);
+    let totals = match &journal.report {
+        Some(Ok(report)) => report.refunds.of(order.id),
+        _ => RefundTotals::default(),
+    };
     let facts_lines = vec![
         Line::from(vec![
             Span::raw(format!(
@@ -369,7 +615,13 @@ fn detail(
             app.t("代码", "code"),
             order.err_code.as_deref().unwrap_or("—")
         )),
-        Line::from(format!(" {}", order.message.as_deref().unwrap_or(""))),
+        Line::from(vec![
+            Span::raw(refund_facts(app, order, &totals)).yellow(),
+            Span::raw(match (order.state, order.message.as_deref()) {
+                (OrderState::Paid, Some(message)) => format!(" · {message}"),
+                (_, message) => format!(" {}", message.unwrap_or("")),
+            }),
+        ]),
     ];
     frame.render_widget(
         Paragraph::new(facts_lines)
@@ -535,6 +787,62 @@ fn what_happened(app: &App, row: &EventRow) -> String {
             }
         }
         Event::Note { text } => format!("备注：{text}"),
+        Event::RefundOpened {
+            out_refund_no,
+            refund_fee,
+            reason,
+        } => match reason {
+            Some(reason) => format!(
+                "申请退款 {out_refund_no}：¥{}（原因：{reason}）",
+                Fen(*refund_fee)
+            ),
+            None => format!("申请退款 {out_refund_no}：¥{}", Fen(*refund_fee)),
+        },
+        Event::RefundRequest {
+            out_refund_no,
+            call,
+            ..
+        } => match call {
+            crate::payment::refund::RefundCall::Refund { attempt } => {
+                format!("已发送退款请求 {out_refund_no}（第 {attempt} 次）")
+            }
+            crate::payment::refund::RefundCall::Query => {
+                format!("已发送退款查询 {out_refund_no}")
+            }
+        },
+        Event::RefundAnswer { answer, .. } => match answer {
+            RefundReply::Refund(RefundAnswer::Accepted { refund_id }) => {
+                format!("退款应答：已受理，微信退款单号 {refund_id}")
+            }
+            RefundReply::Refund(RefundAnswer::Again(u)) => {
+                format!("退款应答：需用同一退款单号重试（{}）", unclear(u))
+            }
+            RefundReply::Refund(RefundAnswer::Refused(r)) if r.code == "NOTENOUGH" => {
+                "退款应答：被拒绝（NOTENOUGH：商户账户余额不足）".into()
+            }
+            RefundReply::Refund(RefundAnswer::Refused(r)) => {
+                format!("退款应答：被拒绝（{}）", r.code)
+            }
+            RefundReply::Query(RefundQueryAnswer::Status { status, .. }) => match status {
+                RefundStatus::Success => "退款查询应答：退款成功".into(),
+                RefundStatus::Processing => "退款查询应答：退款处理中".into(),
+                RefundStatus::Closed => "退款查询应答：退款已关闭（REFUNDCLOSE）".into(),
+                RefundStatus::Change => "退款查询应答：退款异常（CHANGE），请在商户平台处理".into(),
+            },
+            RefundReply::Query(RefundQueryAnswer::NotFound) => {
+                "退款查询应答：微信支付没有这笔退款（REFUNDNOTEXIST）".into()
+            }
+            RefundReply::Query(RefundQueryAnswer::Unknown(u)) => {
+                format!("退款查询应答：结果未明（{}）", unclear(u))
+            }
+        },
+        Event::RefundFinished {
+            out_refund_no,
+            outcome,
+        } => format!(
+            "退款结束 {out_refund_no}：{}",
+            crate::payment::refunding::refund_message(outcome, app.info.language)
+        ),
         _ => row.summary.clone(),
     }
 }

@@ -24,8 +24,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Gateway, Settings};
 use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
+use crate::payment::refunding::RefundError;
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
 use crate::startup::Running;
+use app::RefundFailed;
 pub use app::{App, Command, Msg, TillInfo};
 
 /// Why the screen could not run to the end; the caller maps it to an exit code.
@@ -302,6 +304,26 @@ impl Loop<'_> {
                     }
                 });
             }
+            Command::Refund { order, amount } => {
+                // The journal screen alone has no engine: it never asks.
+                let Some(running) = self.till else {
+                    tracing::error!("a refund was asked for without a till; ignored");
+                    return;
+                };
+                let engine = running.engine.clone();
+                tokio::spawn(async move {
+                    let result = engine.refund(&order, Some(amount), None).await;
+                    let result = result.map_err(|e| {
+                        tracing::warn!(order = %order.out_trade_no, error = %e, "the refund from the journal screen did not finish");
+                        match e {
+                            RefundError::Refused(refusal) => RefundFailed::Refused(refusal),
+                            RefundError::NotOpened(_) => RefundFailed::NotSent,
+                            RefundError::Interrupted(_) => RefundFailed::Interrupted,
+                        }
+                    });
+                    let _ = tx.send(Msg::RefundDone(result));
+                });
+            }
             Command::Cancel => {
                 if let Some(cancel) = &self.cancel {
                     let _ = cancel.send(true);
@@ -347,6 +369,7 @@ impl Loop<'_> {
                         let _ = tx.send(Msg::Today {
                             paid: summary.paid_count,
                             total: summary.paid_total,
+                            refunded: summary.refunded_total,
                             attention,
                             attention_day,
                         });

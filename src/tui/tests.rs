@@ -54,7 +54,7 @@ impl Till {
         let base = Instant::now();
         let mut app = App::new(info(language, driver), base, today());
         app.network = Network::Reachable;
-        app.today = Some((3, Fen(3702)));
+        app.today = Some((3, Fen(3702), Fen(0)));
         Till {
             app,
             base,
@@ -424,7 +424,9 @@ fn report(day: time::Date) -> DayReport {
             needs_attention: 1,
             open: 0,
             hourly_paid,
+            ..DaySummary::default()
         },
+        refunds: Default::default(),
     }
 }
 
@@ -562,6 +564,7 @@ fn snapshot_journal_day_and_order_detail() {
         selected: 1,
         detail: None,
         scroll: 0,
+        refund: None,
     }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
@@ -572,6 +575,7 @@ fn snapshot_journal_day_and_order_detail() {
         selected: 0,
         detail: None,
         scroll: 0,
+        refund: None,
     }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
@@ -647,6 +651,7 @@ fn snapshot_journal_day_and_order_detail() {
         selected: 3,
         detail: Some(Ok((order, events))),
         scroll: 0,
+        refund: None,
     }));
     snapshot("journal_order_detail_en", &till);
 }
@@ -975,6 +980,7 @@ fn orders_needing_attention_are_counted_and_a_opens_them() {
     till.send(Msg::Today {
         paid: 3,
         total: Fen(3702),
+        refunded: Fen(0),
         attention: 2,
         attention_day: Some(day),
     });
@@ -1040,6 +1046,7 @@ fn one_minute() -> DayReport {
             ..DaySummary::default()
         },
         orders,
+        refunds: Default::default(),
     }
 }
 
@@ -1051,6 +1058,7 @@ fn journal_on(till: &mut Till, report: DayReport, selected: usize) {
         selected,
         detail: None,
         scroll: 0,
+        refund: None,
     }));
 }
 
@@ -1160,6 +1168,7 @@ fn long_timeline(language: Language) -> Till {
         selected: 3,
         detail: Some(Ok((order, events))),
         scroll: 0,
+        refund: None,
     }));
     till
 }
@@ -1218,6 +1227,7 @@ fn english_words(screen: &str) -> Vec<String> {
         // names: the program, its commands, key caps
         "scanpay",
         "replay",
+        "refund",
         "Esc",
         "Backspace",
         "Enter",
@@ -1230,6 +1240,7 @@ fn english_words(screen: &str) -> Vec<String> {
         "data",
         "journal",
         "sqlite",
+        "UTC",
         "http",
         // codes
         "AZERTY",
@@ -1399,4 +1410,327 @@ fn the_journal_header_tells_whether_the_day_was_reconciled() {
         till.send(Msg::DayReconciled(day.next_day().unwrap(), None));
         assert!(!till.render(120, 30).contains("not reconciled") || shown == "not reconciled");
     }
+}
+
+// ---- refunds on the journal screen ----
+
+/// [`report`] after refunds: the 18.00 order refunded whole, the 22.00 one
+/// 5.00 confirmed and 2.00 still processing.
+fn report_with_refunds() -> DayReport {
+    use crate::journal::RefundTotals;
+    let mut day = report(today());
+    day.refunds.insert(
+        OrderId(1),
+        RefundTotals {
+            count: 1,
+            refunded: Fen(1800),
+            held: Fen(1800),
+        },
+    );
+    day.refunds.insert(
+        OrderId(2),
+        RefundTotals {
+            count: 3,
+            refunded: Fen(500),
+            held: Fen(700),
+        },
+    );
+    day.summary.refunded_count = 2;
+    day.summary.refunded_total = Fen(2300);
+    day.summary.refund_pending_count = 1;
+    day.summary.refund_pending_total = Fen(200);
+    day
+}
+
+fn journal_screen(till: &Till) -> &JournalScreen {
+    match &till.app.screen {
+        Screen::Journal(journal) => journal,
+        Screen::Till => panic!("the journal is not open"),
+    }
+}
+
+fn form(till: &Till) -> &super::app::RefundForm {
+    journal_screen(till)
+        .refund
+        .as_ref()
+        .expect("the refund form is open")
+}
+
+fn refunded(amount: Fen) -> crate::payment::refunding::RefundResult {
+    crate::payment::refunding::RefundResult {
+        out_refund_no: format!(
+            "{}R04",
+            order(2, "12:31:44", 2200, OrderState::Paid, None).out_trade_no
+        ),
+        amount,
+        outcome: crate::payment::refund::RefundFinal::Refunded {
+            refund_id: "50000000012026112312345678".into(),
+        },
+        message: "Refunded".into(),
+    }
+}
+
+#[test]
+fn r_asks_the_amount_then_a_confirmation_then_refunds_and_esc_cancels() {
+    use super::app::RefundStep;
+    let mut till = Till::new(Language::English);
+    journal_on(&mut till, report_with_refunds(), 1);
+    till.key(0, KeyCode::Char('r'));
+    assert_eq!(form(&till).remaining, Fen(1500), "22.00 less 5.00 and 2.00");
+    assert_eq!(form(&till).step, RefundStep::Amount);
+    // Enter on an empty amount: all that remains, to confirm.
+    till.key(100, KeyCode::Enter);
+    assert_eq!(form(&till).step, RefundStep::Confirm(Fen(1500)));
+    assert!(
+        till.take().is_empty(),
+        "nothing is refunded before the confirmation"
+    );
+    // Esc cancels, at either step.
+    till.key(200, KeyCode::Esc);
+    assert!(journal_screen(&till).refund.is_none());
+    till.key(300, KeyCode::Char('r'));
+    till.key(400, KeyCode::Esc);
+    assert!(journal_screen(&till).refund.is_none());
+    assert!(till.take().is_empty());
+
+    // A typed amount: above what remains is refused as it is typed.
+    till.key(500, KeyCode::Char('r'));
+    for (ms, c) in [(600, '2'), (700, '0')] {
+        till.key(ms, KeyCode::Char(c));
+    }
+    assert_eq!(form(&till).amount.text(), "2");
+    assert!(
+        form(&till)
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("at most the ¥15.00"),
+        "{:?}",
+        form(&till).error
+    );
+    for (ms, c) in [(800, '.'), (900, '5')] {
+        till.key(ms, KeyCode::Char(c));
+    }
+    till.key(1000, KeyCode::Enter);
+    assert_eq!(form(&till).step, RefundStep::Confirm(Fen(250)));
+    // n goes back to the amount, Enter again to the confirmation.
+    till.key(1100, KeyCode::Char('n'));
+    assert_eq!(form(&till).step, RefundStep::Amount);
+    till.key(1200, KeyCode::Enter);
+    till.key(1300, KeyCode::Char('y'));
+    let expected = order(2, "12:31:44", 2200, OrderState::Paid, None);
+    assert_eq!(
+        till.take(),
+        [Command::Refund {
+            order: expected,
+            amount: Fen(250)
+        }]
+    );
+    assert_eq!(form(&till).step, RefundStep::Running(Fen(250)));
+    till.key(1400, KeyCode::Esc);
+    assert!(
+        journal_screen(&till).refund.is_some(),
+        "the refund in flight stays on screen"
+    );
+    // The answer: shown, the day and today's totals read again.
+    till.send(Msg::RefundDone(Ok(refunded(Fen(250)))));
+    assert!(matches!(&form(&till).step, RefundStep::Done(Ok(_))));
+    let commands = till.take();
+    assert!(
+        commands.contains(&Command::LoadDay(today())),
+        "{commands:?}"
+    );
+    assert!(commands.contains(&Command::RefreshToday), "{commands:?}");
+    let screen = till.render(100, 30);
+    assert!(screen.contains("Refunded · ¥2.50"), "{screen}");
+    till.key(1500, KeyCode::Enter);
+    assert!(journal_screen(&till).refund.is_none());
+    // The day read again keeps the order selected.
+    till.send(Msg::DayLoaded(Ok(report_with_refunds())));
+    assert_eq!(journal_screen(&till).selected, 1);
+}
+
+#[test]
+fn an_order_that_cannot_be_refunded_says_why_and_opens_no_form() {
+    let mut till = Till::new(Language::English);
+    // The failed order: not paid.
+    journal_on(&mut till, report_with_refunds(), 2);
+    till.key(0, KeyCode::Char('r'));
+    assert!(journal_screen(&till).refund.is_none());
+    let said = notice(&till);
+    assert!(said.contains("only a paid order can be refunded"), "{said}");
+    assert!(till.render(100, 30).contains("only a paid order"));
+    // The order refunded whole: nothing left.
+    journal_on(&mut till, report_with_refunds(), 0);
+    till.key(100, KeyCode::Char('r'));
+    assert!(journal_screen(&till).refund.is_none());
+    assert!(
+        notice(&till).contains("¥0.00 left to refund"),
+        "{}",
+        notice(&till)
+    );
+    assert!(till.take().is_empty());
+
+    // `scanpay journal` alone has no till to refund with.
+    let base = Instant::now();
+    let (app, _) = App::journal_only(info(Language::English, Driver::Wedge), base, today());
+    let mut alone = Till {
+        app,
+        base,
+        commands: Vec::new(),
+    };
+    alone.send(Msg::DayLoaded(Ok(report_with_refunds())));
+    alone.key(0, KeyCode::Down);
+    alone.key(100, KeyCode::Char('r'));
+    assert!(journal_screen(&alone).refund.is_none());
+    let said = notice(&alone);
+    assert!(said.contains("scanpay refund --order"), "{said}");
+    assert!(alone.take().is_empty());
+}
+
+#[test]
+fn snapshot_journal_with_refunds_and_the_refund_form() {
+    let mut screens = Vec::new();
+    for language in [Language::English, Language::Chinese] {
+        let lang = match language {
+            Language::English => "en",
+            Language::Chinese => "zh",
+        };
+        let mut till = Till::new(language);
+        till.app.today = Some((3, Fen(3702), Fen(2300)));
+        journal_on(&mut till, report_with_refunds(), 1);
+        let day = till.render(100, 30);
+        insta::assert_snapshot!(format!("journal_day_refunds_{lang}"), day);
+        screens.push(day);
+        till.key(0, KeyCode::Char('r'));
+        for (ms, c) in [(100, '1'), (200, '0')] {
+            till.key(ms, KeyCode::Char(c));
+        }
+        let amount = till.render(100, 30);
+        insta::assert_snapshot!(format!("journal_refund_form_{lang}"), amount);
+        screens.push(amount);
+        till.key(300, KeyCode::Enter);
+        let confirm = till.render(100, 30);
+        insta::assert_snapshot!(format!("journal_refund_confirm_{lang}"), confirm);
+        screens.push(confirm);
+        till.key(400, KeyCode::Enter);
+        let mut done = refunded(Fen(1000));
+        if language == Language::Chinese {
+            done.message = "退款成功".into();
+        }
+        till.send(Msg::RefundDone(Ok(done)));
+        let result = till.render(100, 30);
+        insta::assert_snapshot!(format!("journal_refund_done_{lang}"), result);
+        screens.push(result);
+    }
+    for screen in &screens[4..] {
+        let words = english_words(screen);
+        assert!(
+            words.is_empty(),
+            "English on a zh screen: {words:?}\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn the_timeline_of_a_refunded_order_shows_its_refunds_in_chinese() {
+    use crate::payment::Event;
+    use crate::payment::event::RefundReply;
+    use crate::payment::refund::{
+        RefundAnswer, RefundCall, RefundFinal, RefundQueryAnswer, RefundStatus,
+    };
+    let mut till = Till::new(Language::Chinese);
+    let order = order(2, "12:31:44", 2200, OrderState::Paid, None);
+    let no = format!("{}R01", order.out_trade_no);
+    let events: Vec<EventRow> = [
+        (
+            EventKind::Note,
+            Event::RefundOpened {
+                out_refund_no: no.clone(),
+                refund_fee: 500,
+                reason: Some("退货".into()),
+            },
+        ),
+        (
+            EventKind::Request,
+            Event::RefundRequest {
+                out_refund_no: no.clone(),
+                call: RefundCall::Refund { attempt: 1 },
+                fields: Default::default(),
+            },
+        ),
+        (
+            EventKind::Answer,
+            Event::RefundAnswer {
+                out_refund_no: no.clone(),
+                answer: RefundReply::Refund(RefundAnswer::Accepted {
+                    refund_id: "50000000012026112312345678".into(),
+                }),
+                fields: None,
+            },
+        ),
+        (
+            EventKind::Request,
+            Event::RefundRequest {
+                out_refund_no: no.clone(),
+                call: RefundCall::Query,
+                fields: Default::default(),
+            },
+        ),
+        (
+            EventKind::Answer,
+            Event::RefundAnswer {
+                out_refund_no: no.clone(),
+                answer: RefundReply::Query(RefundQueryAnswer::Status {
+                    status: RefundStatus::Success,
+                    refund_id: None,
+                }),
+                fields: None,
+            },
+        ),
+        (
+            EventKind::Note,
+            Event::RefundFinished {
+                out_refund_no: no.clone(),
+                outcome: RefundFinal::Refunded {
+                    refund_id: "50000000012026112312345678".into(),
+                },
+            },
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (kind, event))| EventRow {
+        id: i as i64 + 10,
+        order_id: order.id,
+        at_ms: order.created_at_ms + 3_600_000 + i as i64 * 400,
+        since_t0_ms: None,
+        kind,
+        call: None,
+        summary: "refund in English".into(),
+        event,
+    })
+    .collect();
+    till.app.screen = Screen::Journal(Box::new(JournalScreen {
+        day: today(),
+        report: Some(Ok(report_with_refunds())),
+        filter: None,
+        selected: 1,
+        detail: Some(Ok((order, events))),
+        scroll: 0,
+        refund: None,
+    }));
+    let screen = till.render(100, 30);
+    for words in [
+        "申请退款",
+        "已发送退款请求",
+        "退款应答：已受理",
+        "退款查询应答：退款成功",
+        "退款成功",
+        "已退 ¥5.00 · 可退 ¥15.00 · 退款中",
+    ] {
+        assert!(screen.contains(words), "{words} missing:\n{screen}");
+    }
+    assert!(!screen.contains("English"), "{screen}");
+    insta::assert_snapshot!("journal_order_refunded_zh", screen);
 }

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph, Wrap};
 
 use super::app::{App, Done, Fault, Network, Paying, Phase, Tone};
 use super::big;
+use crate::domain::Fen;
 use crate::journal::OrderState;
 use crate::payment::{PaymentResult, Status};
 use crate::scanner::{Driver, DriverStatus};
@@ -84,6 +85,36 @@ pub fn driver_name(app: &App, driver: Driver) -> String {
     }
 }
 
+/// Today's paid orders and takings; once refunds were issued today, the
+/// takings net of them right after (the refunds themselves end the line).
+fn today_text(app: &App) -> String {
+    match app.today {
+        Some((paid, total, Fen(0))) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
+        Some((paid, total, refunded)) => {
+            let net = total.0 as i64 - refunded.0 as i64;
+            let sign = if net < 0 { "-" } else { "" };
+            format!(
+                "{paid} {} ¥{total} · {} ¥{sign}{}",
+                app.t("笔", "paid"),
+                app.t("净收", "net"),
+                Fen(net.unsigned_abs())
+            )
+        }
+        None => "…".into(),
+    }
+}
+
+/// Today's refunds, when there were any.
+fn today_refunds(app: &App) -> Option<Span<'static>> {
+    match app.today {
+        Some((_, _, refunded)) if refunded.0 > 0 => Some(Span::raw(format!(
+            " · {} ¥{refunded}",
+            app.t("今日退款", "refunded today")
+        ))),
+        _ => None,
+    }
+}
+
 /// Till, gateway, scanner, network, journal and today's takings.
 pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
     if app.journal_only {
@@ -99,10 +130,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
         Network::Reachable => (app.t("正常", "reachable"), Style::new().green()),
         Network::Unreachable => (app.t("不通", "unreachable"), Style::new().red().bold()),
     };
-    let today = match app.today {
-        Some((paid, total)) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
-        None => "…".into(),
-    };
+    let today = today_text(app);
     let first = Line::from(vec![
         Span::raw(" scanpay ").bold().reversed(),
         Span::raw(format!(
@@ -158,6 +186,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
         .into_iter()
         .chain(attention)
         .chain(recovery)
+        .chain(today_refunds(app))
         .collect::<Vec<_>>(),
     );
     frame.render_widget(
@@ -168,10 +197,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
 
 /// `scanpay journal`: no gateway, network or scanner to report, only what is read.
 fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
-    let today = match app.today {
-        Some((paid, total)) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
-        None => "…".into(),
-    };
+    let today = today_text(app);
     let first = Line::from(vec![
         Span::raw(" scanpay ").bold().reversed(),
         Span::raw(format!(
@@ -184,15 +210,20 @@ fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
             )
         )),
     ]);
-    let second = Line::from(vec![
-        Span::raw(format!(
-            " {} {} · {} ",
-            app.t("账本", "journal"),
-            app.info.journal_path,
-            app.t("今日", "today")
-        )),
-        Span::raw(today).bold(),
-    ]);
+    let second = Line::from(
+        vec![
+            Span::raw(format!(
+                " {} {} · {} ",
+                app.t("账本", "journal"),
+                app.info.journal_path,
+                app.t("今日", "today")
+            )),
+            Span::raw(today).bold(),
+        ]
+        .into_iter()
+        .chain(today_refunds(app))
+        .collect::<Vec<_>>(),
+    );
     frame.render_widget(
         Paragraph::new(vec![first, second]).style(Style::new().on_black()),
         area,

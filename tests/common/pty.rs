@@ -76,6 +76,24 @@ impl Terminal {
 
     /// Waits until the screen shows `needle`; fails with the screen (or the
     /// exit) if it never does.
+    /// Waits until the screen shows every one of `needles` at once: a frame
+    /// reaches the parser in pieces, so one needle near the top can be on
+    /// screen before the rows below it are.
+    pub fn wait_for_all(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.wait_for(needles[0]);
+            if needles.iter().all(|n| text.contains(n)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed all of {needles:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait_for(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -1,11 +1,14 @@
 //! The journal screen's keys: days (never past today), the state filter, the
-//! order list, and an order's timeline, which scrolls to its last event.
+//! order list, an order's timeline, which scrolls to its last event, and the
+//! refund of a paid order (`r`, in the list or the timeline).
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::{App, Command, FILTERS, Screen};
-use crate::journal::OrderState;
-use crate::tui::journal_view::timeline_rows;
+use super::{App, Command, FILTERS, RefundFailed, RefundForm, RefundStep, Screen, Tone};
+use crate::journal::{OrderRow, OrderState, RefundRefusal, check_refund, day_bounds, refundable};
+use crate::payment::refunding::RefundResult;
+use crate::tui::amount::{AmountField, Refused};
+use crate::tui::journal_view::{state_name, timeline_rows};
 
 /// Rows a PgUp/PgDn moves in the order list.
 const LIST_PAGE: usize = 20;
@@ -23,7 +26,18 @@ impl App {
             commands.push(Command::Quit);
             return;
         }
+        if journal.refund.is_some() {
+            self.refund_key(key, commands);
+            return;
+        }
         if let Some(detail) = &journal.detail {
+            if key.code == KeyCode::Char('r') {
+                if let Ok((order, _)) = detail {
+                    let order = order.clone();
+                    self.open_refund(order);
+                }
+                return;
+            }
             let events = detail.as_ref().map_or(0, |(_, events)| events.len());
             self.detail_key(key, events, page);
             return;
@@ -81,7 +95,204 @@ impl App {
                     commands.push(Command::LoadOrder((*order).clone()));
                 }
             }
+            KeyCode::Char('r') => {
+                if let Some(order) = journal.visible().get(journal.selected) {
+                    let order = (*order).clone();
+                    self.open_refund(order);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// `r` on an order: the refund form if it can be refunded (the checks of
+    /// `scanpay refund`, made again by the journal when the refund is
+    /// opened), else why not.
+    fn open_refund(&mut self, order: OrderRow) {
+        if self.journal_only {
+            let text = self.words("till.refund_needs_till", &[("order", &order.out_trade_no)]);
+            self.say(Tone::Warning, text);
+            return;
+        }
+        let Screen::Journal(journal) = &self.screen else {
+            return;
+        };
+        let totals = match &journal.report {
+            Some(Ok(report)) => report.refunds.of(order.id),
+            _ => return,
+        };
+        // The app reads no clock: the start of the store's today is "now"
+        // here, and the journal checks the year again with the real time.
+        let (today, _) = day_bounds(self.date, self.info.store_offset);
+        match refundable(&order, &totals, today) {
+            Ok(remaining) => {
+                if let Screen::Journal(journal) = &mut self.screen {
+                    journal.refund = Some(RefundForm {
+                        order,
+                        totals,
+                        remaining,
+                        amount: AmountField::default(),
+                        step: RefundStep::Amount,
+                        error: None,
+                    });
+                }
+            }
+            Err(refusal) => {
+                let text = self.refusal_words(&refusal);
+                self.say(Tone::Warning, text);
+            }
+        }
+    }
+
+    /// Keys while the refund form is open.
+    fn refund_key(&mut self, key: KeyEvent, commands: &mut Vec<Command>) {
+        let (today, _) = day_bounds(self.date, self.info.store_offset);
+        let Screen::Journal(journal) = &mut self.screen else {
+            return;
+        };
+        let Some(form) = &mut journal.refund else {
+            return;
+        };
+        match (&form.step, key.code) {
+            (RefundStep::Running(_), _) => {} // the answer closes nothing early
+            (RefundStep::Done(_), KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) => {
+                journal.refund = None;
+            }
+            (RefundStep::Done(_), _) => {}
+            (_, KeyCode::Esc) => journal.refund = None,
+            (RefundStep::Confirm(amount), KeyCode::Enter | KeyCode::Char('y')) => {
+                let amount = *amount;
+                commands.push(Command::Refund {
+                    order: form.order.clone(),
+                    amount,
+                });
+                form.step = RefundStep::Running(amount);
+            }
+            (RefundStep::Confirm(_), KeyCode::Char('n') | KeyCode::Backspace) => {
+                form.step = RefundStep::Amount;
+            }
+            (RefundStep::Confirm(_), _) => {}
+            (RefundStep::Amount, KeyCode::Enter) => {
+                let amount = if form.amount.is_empty() {
+                    Ok(form.remaining)
+                } else {
+                    form.amount.value().map_err(|_| None)
+                };
+                let checked = amount.and_then(|amount| {
+                    check_refund(&form.order, &form.totals, amount, today)
+                        .map(|()| amount)
+                        .map_err(Some)
+                });
+                match checked {
+                    Ok(amount) => {
+                        form.error = None;
+                        form.step = RefundStep::Confirm(amount);
+                    }
+                    Err(refusal) => {
+                        let remaining = form.remaining;
+                        let text = match refusal {
+                            Some(refusal) => self.refusal_words(&refusal),
+                            None => self.words("till.refund_amount", &[("remaining", &remaining)]),
+                        };
+                        if let Screen::Journal(journal) = &mut self.screen
+                            && let Some(form) = &mut journal.refund
+                        {
+                            form.error = Some(text);
+                        }
+                    }
+                }
+            }
+            (RefundStep::Amount, KeyCode::Backspace | KeyCode::Delete) => {
+                form.amount.backspace();
+                form.error = None;
+            }
+            (RefundStep::Amount, KeyCode::Char(c)) if c.is_ascii_digit() || c == '.' => {
+                let remaining = form.remaining;
+                match form.amount.type_char(c, remaining) {
+                    Ok(()) => form.error = None,
+                    Err(Refused::OverMaximum(_)) => {
+                        let text = self.words("till.refund_amount", &[("remaining", &remaining)]);
+                        if let Screen::Journal(journal) = &mut self.screen
+                            && let Some(form) = &mut journal.refund
+                        {
+                            form.error = Some(text);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            (RefundStep::Amount, _) => {}
+        }
+    }
+
+    /// A refund asked for here ended: its outcome in the form, and the day
+    /// (and the order's timeline) read again.
+    pub(super) fn refund_done(
+        &mut self,
+        result: Result<RefundResult, RefundFailed>,
+        commands: &mut Vec<Command>,
+    ) {
+        commands.push(Command::RefreshToday);
+        let Screen::Journal(journal) = &mut self.screen else {
+            return;
+        };
+        commands.push(Command::LoadDay(journal.day));
+        if let Some(Ok((order, _))) = &journal.detail {
+            commands.push(Command::LoadOrder(order.clone()));
+        }
+        match &mut journal.refund {
+            Some(form) => form.step = RefundStep::Done(result),
+            None => {
+                let text = match &result {
+                    Ok(result) => result.message.clone(),
+                    Err(failed) => self.refund_failed_words(failed),
+                };
+                self.say(Tone::Info, text);
+            }
+        }
+        self.ring(commands);
+    }
+
+    /// Why a refund was not made, in the screen's language.
+    pub fn refund_failed_words(&self, failed: &RefundFailed) -> String {
+        match failed {
+            RefundFailed::Refused(refusal) => self.refusal_words(refusal),
+            RefundFailed::NotSent => self.words("till.refund_not_sent", &[]),
+            RefundFailed::Interrupted => self.words("till.refund_interrupted", &[]),
+        }
+    }
+
+    /// A refusal of the refund checks, in the screen's language.
+    pub fn refusal_words(&self, refusal: &RefundRefusal) -> String {
+        #[allow(unreachable_patterns)] // the journal may learn new refusals
+        match refusal {
+            RefundRefusal::NotPaid(no, state) => self.words(
+                "till.refund_not_paid",
+                &[("order", no), ("state", &state_name(self, *state))],
+            ),
+            RefundRefusal::TooOld(no) => self.words("till.refund_too_old", &[("order", no)]),
+            RefundRefusal::TooMuch {
+                no,
+                total,
+                used,
+                remaining,
+            } => self.words(
+                "till.refund_too_much",
+                &[
+                    ("order", no),
+                    ("total", total),
+                    ("used", used),
+                    ("remaining", remaining),
+                ],
+            ),
+            RefundRefusal::TooMany(no) => self.words(
+                "till.refund_too_many",
+                &[
+                    ("order", no),
+                    ("max", &crate::journal::MAX_REFUNDS_PER_ORDER),
+                ],
+            ),
+            other => other.to_string(),
         }
     }
 
