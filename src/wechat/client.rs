@@ -185,6 +185,18 @@ impl GatewayClient {
         if let Some(case) = &self.negative_test {
             request = request.header("Wechatpay-Negative-Test", case);
         }
+        let body = self.answer(endpoint, request, MAX_BODY).await?;
+        Ok(xml::decode(&body)?)
+    }
+
+    /// Sends `request` and reads a successful answer's body up to `cap`; a
+    /// redirect, an HTTP error page or a transport failure is unclear.
+    async fn answer(
+        &self,
+        endpoint: Endpoint,
+        request: reqwest::RequestBuilder,
+        cap: usize,
+    ) -> Result<Vec<u8>, Unclear> {
         let response = request
             .send()
             .await
@@ -201,8 +213,7 @@ impl GatewayClient {
                 .unwrap_or_default();
             return Err(http_error(endpoint, status.as_u16(), &body));
         }
-        let body = self.read_capped(endpoint, response, MAX_BODY).await?;
-        Ok(xml::decode(&body)?)
+        self.read_capped(endpoint, response, cap).await
     }
 
     /// Posts a signed downloadbill request ([`super::api::download_bill_request`])
@@ -212,27 +223,13 @@ impl GatewayClient {
     /// timeout and [`BILL_TIMEOUT`].
     pub async fn download_bill(&self, fields: &Fields) -> Result<Vec<u8>, Unclear> {
         let endpoint = Endpoint::DownloadBill;
-        let response = self
+        let request = self
             .plain
             .post(self.url(endpoint))
             .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .timeout(self.read_timeout.max(BILL_TIMEOUT))
-            .body(xml::encode(fields))
-            .send()
-            .await
-            .map_err(|e| self.transport(endpoint, &e))?;
-        let status = response.status();
-        if status.is_redirection() {
-            return Err(redirect(endpoint, &response));
-        }
-        if !status.is_success() {
-            let body = self
-                .read_capped(endpoint, response, MAX_BODY)
-                .await
-                .unwrap_or_default();
-            return Err(http_error(endpoint, status.as_u16(), &body));
-        }
-        self.read_capped(endpoint, response, MAX_BILL_BODY).await
+            .body(xml::encode(fields));
+        self.answer(endpoint, request, MAX_BILL_BODY).await
     }
 
     /// The body, refused before reading when it announces more than `cap`
