@@ -14,6 +14,7 @@ pub mod owner;
 mod refunds;
 mod report;
 mod schema;
+mod shipping;
 mod store;
 mod writer;
 
@@ -33,6 +34,7 @@ pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, UTF8_BOM, day_bounds,
     excel_cell, write_csv, write_json,
 };
+pub use shipping::{ShipBatch, ShipEvent, ShipOrder, ShipRefund};
 pub use store::{Claim, Journal, unix_ms};
 pub use writer::JournalWriter;
 
