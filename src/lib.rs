@@ -3,7 +3,8 @@
 //! `domain` holds the validated values, `wechat` the wire protocol,
 //! `payment` the state machine and its driver, `journal` the write-ahead
 //! SQLite record, `simulator` the built-in gateway, and `config`, `startup`,
-//! `cli`, `logging` wire them into the program.
+//! `cli`, `logging` wire them into the program; `store` ships the journal
+//! to the store's PostgreSQL database.
 
 pub mod cli;
 pub mod config;
@@ -15,5 +16,6 @@ pub mod payment;
 pub mod scanner;
 pub mod simulator;
 pub mod startup;
+pub mod store;
 pub mod tui;
 pub mod wechat;
