@@ -22,7 +22,8 @@ use crate::wechat::{ApiKey, SignType};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const SECTIONS: &[&str] = &[
-    "till", "gateway", "merchant", "payment", "scanner", "wedge", "hid", "serial", "journal", "log",
+    "till", "gateway", "merchant", "payment", "scanner", "wedge", "hid", "serial", "journal",
+    "log", "store",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,40 @@ struct Raw {
     hid: HidSettings,
     serial: SerialSettings,
     log: RawLog,
+    store: RawStore,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    database_url: String,
+    password_file: String,
+    password_env: String,
+    batch_events: u32,
+    interval_ms: u64,
+}
+
+/// `[store]`: where this till's journal is shipped (`crate::store`).
+#[derive(Clone)]
+pub struct StoreSettings {
+    /// A `postgres://` URL without a password, checked by [`crate::store::check_url`].
+    pub database_url: String,
+    /// From `store.password_file` or the `store.password_env` variable.
+    pub password: Option<String>,
+    pub batch_events: u32,
+    pub interval: Duration,
+}
+
+// The password never reaches a log or an error message.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("database_url", &self.database_url)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("batch_events", &self.batch_events)
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +204,8 @@ pub struct Settings {
     /// Sales one key away: description and amount.
     pub presets: Vec<(String, Fen)>,
     pub bell: bool,
+    /// `None`: `store.database_url` is empty, nothing is shipped.
+    pub store: Option<StoreSettings>,
 }
 
 impl Settings {
@@ -446,7 +483,15 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, file: &Path) -> Result<()
 /// `SCANPAY_PAYMENT_DEADLINE_MS=30000` sets `payment.deadline_ms`. The value
 /// takes the type of the default (integer, boolean or text).
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    // The store's password variable (SCANPAY_STORE_PASSWORD) is a secret, not a setting.
+    let store_password_env = match table.get("store").and_then(|s| s.get("password_env")) {
+        Some(toml::Value::String(name)) => name.clone(),
+        _ => String::new(),
+    };
     for (name, value) in env {
+        if *name == store_password_env {
+            continue;
+        }
         let Some(rest) = name.strip_prefix("SCANPAY_") else {
             continue;
         };
@@ -610,7 +655,44 @@ fn resolve(raw: Raw, env: &[(String, String)]) -> Result<Settings, ConfigError> 
         scanner,
         presets,
         bell: raw.till.bell,
+        store: read_store(&raw.store, env)?,
     })
+}
+
+/// `[store]`, checked: a URL the shipper can use, and its password from a
+/// private file or the environment, never from the URL.
+fn read_store(
+    s: &RawStore,
+    env: &[(String, String)],
+) -> Result<Option<StoreSettings>, ConfigError> {
+    if s.database_url.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::store::check_url(&s.database_url).map_err(ConfigError)?;
+    if s.batch_events == 0 || s.interval_ms == 0 {
+        return err("store.batch_events and store.interval_ms must be more than 0");
+    }
+    let password = if !s.password_file.is_empty() {
+        let path = Path::new(&s.password_file);
+        check_private(path, "store.password_file")?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "store.password_file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        Some(text.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        env.iter()
+            .find(|(k, v)| *k == s.password_env && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    Ok(Some(StoreSettings {
+        database_url: s.database_url.trim().to_string(),
+        password,
+        batch_events: s.batch_events,
+        interval: Duration::from_millis(s.interval_ms),
+    }))
 }
 
 /// `gateway.base_url`, parsed as the client will read it: deciding what is

@@ -23,10 +23,13 @@ pub enum Point {
     RefundJournaled,
     /// A refund or refundquery answer arrived; it is not journaled.
     RefundAnswered,
+    /// A batch of events is committed in the store database and marked
+    /// shipped in the journal; the next batch has not been read.
+    StoreShipped,
 }
 
 impl Point {
-    pub const ALL: [Point; 7] = [
+    pub const ALL: [Point; 8] = [
         Point::OrderJournaled,
         Point::IntentJournaled,
         Point::AnswerReceived,
@@ -34,6 +37,7 @@ impl Point {
         Point::ReverseJournaled,
         Point::RefundJournaled,
         Point::RefundAnswered,
+        Point::StoreShipped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Point {
             Point::ReverseJournaled => "reverse-journaled",
             Point::RefundJournaled => "refund-journaled",
             Point::RefundAnswered => "refund-answered",
+            Point::StoreShipped => "store-shipped",
         }
     }
 }

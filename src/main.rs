@@ -149,6 +149,14 @@ One line per finding: ok, FAIL (with what to do) or skip.
 Exit codes: 0 every finding ok · 1 WeChat Pay could not be reached or gave no verdict ·
 3 a setting is wrong (the key, merchant.appid, merchant.mch_id, the client certificate).";
 
+const SYNC_HELP: &str = "\
+Sends every event of this till's journal that the store database ([store] database_url)
+does not have yet, in batches of store.batch_events, each in one transaction; safe to run
+at any time, from cron too, beside a running till. Prints
+`shipped N events, store is at event M for till T`.
+Exit codes: 0 the store has every event · 1 the store database is unreachable or refused
+a batch (the message says why) · 3 [store] is not set or is wrong.";
+
 #[derive(Subcommand)]
 enum Command {
     /// The till: amount, scan, payment, result; F2 opens the journal (the default).
@@ -283,6 +291,9 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Ship the journal to the store database once ([store] database_url) and report.
+    #[command(after_help = SYNC_HELP)]
+    Sync,
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     #[command(after_help = SIMULATE_HELP)]
     Simulate {
@@ -529,6 +540,7 @@ fn main() -> ExitCode {
                 fault,
             } => cli::simulate::run(listen, Duration::from_millis(slow_ms), fault).await,
             Command::Check => cli::check::run(settings).await,
+            Command::Sync => cli::sync::run(&settings).await,
             Command::Config { .. } => unreachable!("handled before the settings are loaded"),
         }
     });

@@ -379,7 +379,7 @@ async fn over_1000_yuan_asks_for_the_password_then_pays() {
 async fn cashier_cancel_while_the_customer_pays_reverses_no_earlier_than_15s() {
     let till = till().await;
     let result = till
-        .pay_with(41, code(), Some(Duration::from_millis(20)))
+        .pay_with(41, code(), Some(Duration::from_millis(10)))
         .await;
     assert_eq!(result.outcome, Final::Reversed(ReverseReason::Cancelled));
     assert_reversed_not_before_15s(&till, &result);

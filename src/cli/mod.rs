@@ -11,6 +11,7 @@ pub mod replay;
 mod scan;
 pub mod scan_test;
 pub mod simulate;
+pub mod sync;
 
 /// Prints a line on stdout, never failing: a reader that went away (`| head`,
 /// a closed pipe, a full disk) must not stop a payment half-way, as

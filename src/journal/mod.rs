@@ -15,6 +15,7 @@ mod reconciliations;
 mod refunds;
 mod report;
 mod schema;
+mod shipping;
 mod store;
 mod writer;
 
@@ -36,6 +37,7 @@ pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, OrderRefunds, UTF8_BOM,
     day_bounds, excel_cell, write_csv, write_json,
 };
+pub use shipping::{ShipBatch, ShipEvent, ShipOrder, ShipRefund};
 pub use store::{Claim, Journal, unix_ms};
 pub use writer::JournalWriter;
 

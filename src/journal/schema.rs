@@ -132,6 +132,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER reconciliations_no_update BEFORE UPDATE ON reconciliations
     BEGIN SELECT RAISE(ABORT, 'journal reconciliations are append-only'); END;
     "#,
+    // 6: how far the events were shipped to the store's database (src/store):
+    // every event with an id up to shipped_through is committed there. Written
+    // only after the store's commit, so a crash in between re-sends (which the
+    // store ignores) and never skips.
+    r#"
+    CREATE TABLE shipping (
+        only            INTEGER PRIMARY KEY CHECK (only = 1),
+        shipped_through INTEGER NOT NULL CHECK (shipped_through >= 0),
+        shipped_at_ms   INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Looks at a file before anything is written to it: it must be empty or a

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this
 
 pub mod hostile;
+pub mod postgres;
 pub mod process;
 pub mod pty;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use scanpay::domain::{AuthCode, Fen, TillId};
 use scanpay::journal::{EventRow, Journal, JournalWriter, OrderRow, OrderState};
-use scanpay::payment::{Engine, PaymentRequest, PaymentResult, Timings};
+use scanpay::payment::{Engine, PaymentRequest, PaymentResult, Progress, Status, Timings};
 use scanpay::simulator::{LedgerEntry, Simulator, SimulatorConfig};
 use scanpay::wechat::SignType;
 use scanpay::wechat::api::Merchant;
@@ -108,7 +109,9 @@ impl Till {
         self.pay_with(fen, code(), None).await
     }
 
-    /// Pays, pressing cancel after `cancel_after` if given.
+    /// Pays, pressing cancel `cancel_after` the micropay's answer (the
+    /// customer is then paying), if given: counted from the answer, not the
+    /// start, so a loaded machine cannot turn it into a cancel before sending.
     pub async fn pay_with(
         &self,
         fen: u64,
@@ -116,16 +119,24 @@ impl Till {
         cancel_after: Option<Duration>,
     ) -> PaymentResult {
         let (progress, mut updates) = mpsc::unbounded_channel();
-        tokio::spawn(async move { while updates.recv().await.is_some() {} });
         let (cancel, cancel_rx) = watch::channel(false);
-        if let Some(after) = cancel_after {
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = cancel.send(true);
-                // Keep the sender alive so the engine does not see it dropped.
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            });
-        }
+        tokio::spawn(async move {
+            let mut cancel = cancel_after.map(|after| (after, cancel));
+            while let Some(update) = updates.recv().await {
+                let answered = matches!(
+                    update,
+                    Progress::Status { ref status, .. } if *status != Status::Sending
+                );
+                if let Some((after, sender)) = cancel.take_if(|_| answered) {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = sender.send(true);
+                        // Keep the sender alive so the engine does not see it dropped.
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    });
+                }
+            }
+        });
         let request = PaymentRequest {
             amount: Fen(fen),
             body: "测试商品 <&>".into(),

@@ -1,0 +1,453 @@
+//! Many tills, one store: journals shipped to a real PostgreSQL server (the
+//! Debian package's, started in a temp dir by `common::postgres`).
+//!
+//! Every test ends with the same check: the store's orders are the union of
+//! the journals' orders, each exactly once and in its latest state, and the
+//! store holds every event of every journal once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::postgres::Postgres;
+use scanpay::domain::{AuthCode, Fen, TillId};
+use scanpay::journal::{
+    EventRecord, FinalRecord, Journal, JournalWriter, NewOrder, OrderId, OrderState,
+};
+use scanpay::payment::Event;
+use scanpay::store::{self, StoreError, Till};
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+const MCH_ID: &str = "1900000109";
+const CODE: &str = "134567890123456789";
+
+/// A till's journal, written quickly through the library.
+struct TillJournal {
+    till: TillId,
+    path: PathBuf,
+    writer: JournalWriter,
+    reader: Arc<Mutex<Journal>>,
+    installation_id: String,
+    made: usize,
+}
+
+impl TillJournal {
+    fn open(dir: &Path, id: &str) -> Self {
+        let path = dir.join(format!("{id}.sqlite3"));
+        let journal = Journal::open(&path).unwrap();
+        let installation_id = journal.installation_id().unwrap().to_string();
+        let writer = JournalWriter::spawn(journal);
+        let reader = Arc::new(Mutex::new(Journal::open_read_only(&path).unwrap()));
+        Self {
+            till: TillId::parse(id).unwrap(),
+            path,
+            writer,
+            reader,
+            installation_id,
+            made: 0,
+        }
+    }
+
+    fn ident(&self) -> Till {
+        Till {
+            installation_id: self.installation_id.clone(),
+            till_id: self.till.as_str().to_string(),
+            mch_id: MCH_ID.into(),
+        }
+    }
+
+    /// `n` orders of three events or more: opened, a note, and for two in
+    /// three a final state (the rest stay open, to be finished later).
+    fn orders(&mut self, n: usize) -> Vec<OrderId> {
+        let till = self.till.clone();
+        let first = self.made;
+        self.made += n;
+        self.writer
+            .run_blocking(move |j| {
+                let mut ids = Vec::new();
+                for i in first..first + n {
+                    let now = OffsetDateTime::now_utc();
+                    let new = NewOrder {
+                        till: &till,
+                        total_fee: Fen(100 + i as u64),
+                        body: "Coffee",
+                        auth_code_masked: AuthCode::parse(CODE).unwrap().masked(),
+                        now,
+                        local_offset: UtcOffset::from_hms(8, 0, 0).unwrap(),
+                    };
+                    let (id, _) = j.open_order(&new)?;
+                    j.append(id, &note(now, &format!("order {i}")))?;
+                    if i % 3 != 2 {
+                        finish(j, id, now)?;
+                    }
+                    ids.push(id);
+                }
+                Ok(ids)
+            })
+            .unwrap()
+    }
+
+    /// Finishes every order still open.
+    fn finish_open(&self) {
+        self.writer
+            .run_blocking(|j| {
+                for order in j.unfinished()? {
+                    finish(j, order.id, OffsetDateTime::now_utc())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn sync(&self, pg: &Postgres, batch: u32) -> Result<store::Report, StoreError> {
+        runtime().block_on(self.shipping(pg, batch))
+    }
+
+    /// One sync, as a task of its own.
+    fn shipping(
+        &self,
+        pg: &Postgres,
+        batch: u32,
+    ) -> impl std::future::Future<Output = Result<store::Report, StoreError>> + Send + 'static {
+        let (settings, reader, writer, till) = (
+            pg.settings(batch),
+            Arc::clone(&self.reader),
+            self.writer.clone(),
+            self.ident(),
+        );
+        async move { store::sync(&settings, &reader, &writer, &till).await }
+    }
+
+    /// The journal's orders: out_trade_no → state.
+    fn orders_now(&self) -> BTreeMap<String, String> {
+        let j = Journal::open_read_only(&self.path).unwrap();
+        j.orders_between(0, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.out_trade_no.as_str().to_string(), o.state.to_string()))
+            .collect()
+    }
+
+    fn event_count(&self) -> u64 {
+        self.reader.lock().unwrap().events_after(0).unwrap()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn note(at: OffsetDateTime, text: &str) -> EventRecord {
+    EventRecord {
+        at,
+        since_t0_ms: None,
+        summary: format!("note: {text}"),
+        event: Event::Note { text: text.into() },
+    }
+}
+
+fn finish(
+    j: &mut Journal,
+    id: OrderId,
+    at: OffsetDateTime,
+) -> Result<(), scanpay::journal::JournalError> {
+    let outcome = FinalRecord {
+        state: OrderState::Paid,
+        transaction_id: Some("4200001234202611221234567890".into()),
+        err_code: None,
+        message: Some("支付成功".into()),
+        at: at + Duration::milliseconds(1),
+    };
+    let event = EventRecord {
+        at: outcome.at,
+        since_t0_ms: Some(1),
+        summary: "finished: paid".into(),
+        event: Event::Finished {
+            state: "paid".into(),
+            err_code: None,
+            transaction_id: outcome.transaction_id.clone(),
+        },
+    };
+    j.finish(id, &outcome, &event)
+}
+
+/// The store's orders: out_trade_no → state.
+fn store_orders(pg: &Postgres) -> BTreeMap<String, String> {
+    pg.psql("SELECT out_trade_no, state FROM orders ORDER BY out_trade_no")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (no, state) = l.split_once('|').unwrap();
+            (no.to_string(), state.to_string())
+        })
+        .collect()
+}
+
+/// The store equals the union of the journals: every order once, in its
+/// latest state; every event once; each till's mark at its last event.
+fn assert_store_is_union(pg: &Postgres, tills: &[TillJournal]) {
+    let mut union = BTreeMap::new();
+    for till in tills {
+        for (no, state) in till.orders_now() {
+            assert!(
+                union.insert(no, state).is_none(),
+                "an order in two journals"
+            );
+        }
+    }
+    assert_eq!(store_orders(pg), union);
+    for till in tills {
+        let stored: u64 = pg
+            .psql(&format!(
+                "SELECT count(*) FROM events WHERE installation_id = '{}'",
+                till.installation_id
+            ))
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(stored, till.event_count(), "events of till {}", till.till);
+    }
+}
+
+/// Every till syncs at the same time.
+fn all_at_once(
+    pg: &Postgres,
+    tills: &[TillJournal],
+    batch: u32,
+) -> Vec<Result<store::Report, StoreError>> {
+    let shipping: Vec<_> = tills.iter().map(|t| t.shipping(pg, batch)).collect();
+    runtime().block_on(async move {
+        let tasks: Vec<_> = shipping.into_iter().map(tokio::spawn).collect();
+        let mut reports = Vec::new();
+        for task in tasks {
+            reports.push(task.await.unwrap());
+        }
+        reports
+    })
+}
+
+fn tills(dir: &Path, n: usize) -> Vec<TillJournal> {
+    (1..=n)
+        .map(|i| TillJournal::open(dir, &format!("T{i:02}")))
+        .collect()
+}
+
+#[test]
+fn two_tills_ship_and_catch_up_and_the_latest_state_wins() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tills = tills(dir.path(), 2);
+    for till in &mut tills {
+        till.orders(30);
+    }
+    for till in &tills {
+        let report = till.sync(&pg, 25).unwrap();
+        assert_eq!(report.shipped, till.event_count());
+        assert_eq!(report.behind, 0);
+    }
+    assert_store_is_union(&pg, &tills);
+    // Nothing new: nothing sent.
+    assert_eq!(tills[0].sync(&pg, 25).unwrap().shipped, 0);
+    // The open orders are finished, and more are taken: shipped, the store
+    // shows them paid (a later state overwrites an earlier one).
+    for till in &mut tills {
+        till.finish_open();
+        till.orders(5);
+    }
+    assert!(store_orders(&pg).values().any(|s| s == "open"));
+    for till in &tills {
+        till.sync(&pg, 25).unwrap();
+    }
+    assert_store_is_union(&pg, &tills);
+    // The journal's mark: everything shipped.
+    for till in &tills {
+        let mark = till.reader.lock().unwrap().shipped_through().unwrap();
+        assert_eq!(mark as u64, till.event_count());
+    }
+    assert_eq!(pg.psql("SELECT version FROM schema_version").trim(), "1");
+}
+
+#[test]
+fn ten_tills_at_once_with_the_database_killed_and_restarted_mid_way() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tills = tills(dir.path(), 10);
+    for till in &mut tills {
+        till.orders(20);
+    }
+    // All ten at once, the first time: the migrations run once.
+    for report in all_at_once(&pg, &tills, 10) {
+        assert_eq!(report.unwrap().behind, 0);
+    }
+    assert_store_is_union(&pg, &tills);
+
+    // The database dies: shipping fails, clearly, and payments go on.
+    pg.kill9();
+    for till in &mut tills {
+        till.orders(10);
+        till.finish_open();
+    }
+    let down = tills[0].sync(&pg, 10).unwrap_err();
+    assert!(
+        matches!(down, StoreError::Unreachable { .. }),
+        "{down:?}: {down}"
+    );
+    assert!(down.to_string().contains("cannot reach the store database"));
+    assert!(!down.to_string().contains(common::postgres::PASSWORD));
+    pg.restart();
+    for report in all_at_once(&pg, &tills, 7) {
+        report.unwrap();
+    }
+    assert_store_is_union(&pg, &tills);
+}
+
+#[test]
+fn the_database_killed_between_batches_of_one_sync() {
+    let pg = Arc::new(Postgres::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut till = TillJournal::open(dir.path(), "T01");
+    till.orders(400);
+    // The server is killed while the sync is shipping its batches of 5.
+    let killer = {
+        let pg = Arc::clone(&pg);
+        let journal = Journal::open_read_only(&till.path).unwrap();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if journal.shipped_through().unwrap() > 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            pg.kill9();
+        })
+    };
+    let first = till.sync(&pg, 5);
+    killer.join().unwrap();
+    let Err(e) = first else {
+        panic!("the sync finished before the kill; make the backlog larger");
+    };
+    assert!(
+        matches!(
+            e,
+            StoreError::Database { .. } | StoreError::Unreachable { .. }
+        ),
+        "{e:?}"
+    );
+    pg.restart();
+    let mark_before = till.reader.lock().unwrap().shipped_through().unwrap();
+    assert!(mark_before > 0, "a batch was shipped before the kill");
+    till.sync(&pg, 50).unwrap();
+    assert_store_is_union(&pg, std::slice::from_ref(&till));
+}
+
+#[test]
+fn an_event_sent_again_with_other_content_is_refused() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut till = TillJournal::open(dir.path(), "T01");
+    till.orders(3);
+    till.sync(&pg, 100).unwrap();
+    // A copy of the journal (same installation id) goes on its own way: its
+    // next events have the ids of the original's next events.
+    till.writer.close();
+    drop(till);
+    let copy_dir = tempfile::tempdir().unwrap();
+    for file in ["T01.sqlite3", "T01.sqlite3-wal"] {
+        if dir.path().join(file).exists() {
+            std::fs::copy(dir.path().join(file), copy_dir.path().join(file)).unwrap();
+        }
+    }
+    let mut original = TillJournal::open(dir.path(), "T01");
+    let mut copy = TillJournal::open(copy_dir.path(), "T01");
+    assert_eq!(original.installation_id, copy.installation_id);
+    original.made = 3;
+    copy.made = 3;
+    original.orders(1);
+    copy.writer
+        .run_blocking(|j| {
+            let open = j.unfinished()?;
+            j.claim(open[0].id)?;
+            j.append(open[0].id, &note(OffsetDateTime::now_utc(), "not the same"))
+        })
+        .unwrap();
+    original.sync(&pg, 100).unwrap();
+    let refused = copy.sync(&pg, 100).unwrap_err();
+    let text = refused.to_string();
+    assert!(matches!(refused, StoreError::Conflict { .. }), "{text}");
+    assert!(text.contains("till T01"), "{text}");
+    assert!(text.contains(&copy.installation_id), "{text}");
+    assert!(text.contains("event "), "{text}");
+    // Nothing of the refused batch was kept, and the copy's mark stayed.
+    assert_store_is_union(&pg, std::slice::from_ref(&original));
+}
+
+/// `scanpay sync` as installers and cron run it.
+fn sync_command(dir: &Path, url: &str, batch: u32) -> std::process::Command {
+    let mut cmd = common::process::binary();
+    cmd.arg("sync")
+        .env("SCANPAY_TILL_ID", "T01")
+        .env("SCANPAY_JOURNAL_PATH", dir.join("T01.sqlite3"))
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_STORE_DATABASE_URL", url)
+        .env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD)
+        .env("SCANPAY_STORE_BATCH_EVENTS", batch.to_string());
+    cmd
+}
+
+#[test]
+fn scanpay_sync_killed_mid_ship_then_run_again() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut till = TillJournal::open(dir.path(), "T01");
+    till.orders(100);
+    let events = till.event_count();
+    // Aborted (like kill -9) after its third batch of 20 was committed.
+    let out = sync_command(dir.path(), &pg.url(), 20)
+        .env("SCANPAY_FAULT", "store-shipped:3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let shipped: u64 = pg
+        .psql("SELECT shipped_through FROM tills")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(shipped, 60);
+    // Run again: the rest, nothing twice.
+    let out = sync_command(dir.path(), &pg.url(), 20).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "shipped {} events, store is at event {events} for till T01",
+            events - 60
+        )),
+        "{stdout}"
+    );
+    assert_store_is_union(&pg, std::slice::from_ref(&till));
+    // Unreachable: a clear message and exit 1.
+    drop(pg);
+    let out = sync_command(dir.path(), "postgres://scanpay@127.0.0.1:1/store", 20)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the store database at postgres://scanpay@127.0.0.1:1/store"),
+        "{stderr}"
+    );
+    // Not configured: exit 3.
+    let out = sync_command(dir.path(), "", 20).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
