@@ -1,7 +1,7 @@
 use std::fmt;
 
 /// A WeChat Pay payment code ("付款码"): 18 ASCII digits whose first two
-/// digits are 10–15 (seed 001, `auth_code`).
+/// digits are 10–15 (提交付款码支付, `auth_code`).
 ///
 /// `Display` and `Debug` print the masked form, so a code cannot reach a log
 /// or the journal by accident; only [`AuthCode::expose`] gives the digits, and
@@ -85,7 +85,7 @@ impl fmt::Debug for AuthCode {
 }
 
 /// True if `text` has a word (a run of ASCII letters and digits) that is a
-/// WeChat payment code: exactly 18 digits starting 10 to 15 (seed 001).
+/// WeChat payment code: exactly 18 digits starting 10 to 15 (提交付款码支付).
 ///
 /// Digits glued to letters are part of a longer token, not a code: a hex
 /// `sign` or a `nonce_str` holds an 18-digit run starting 10–15 once in tens of

@@ -1,7 +1,7 @@
 use std::fmt;
 
 /// The merchant's order number: at most 32 characters of `[0-9A-Za-z_-|*@]`,
-/// unique per merchant forever (seed 001, `out_trade_no`).
+/// unique per merchant forever (提交付款码支付, `out_trade_no`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OutTradeNo(String);
 

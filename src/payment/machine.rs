@@ -1,4 +1,4 @@
-//! The micropay state machine of seed 001, as a pure value: no clock, no IO.
+//! The micropay state machine of 提交付款码支付, as a pure value: no clock, no IO.
 //!
 //! Time is an input. Every instant is the time elapsed since t0, the moment
 //! the micropay request was sent. The driver asks [`Machine::step`] what to

@@ -1,4 +1,4 @@
-//! The five numbers of the documented state machine (seed 001 notes), plus
+//! The five numbers of the documented state machine (WeChat's 提交付款码支付 page, its notes), plus
 //! the reverse retry bound. Defaults are WeChat's; tests scale them down.
 
 use std::time::Duration;

@@ -192,7 +192,7 @@ pub struct MicropayRequest<'a> {
 }
 
 /// How a query or reverse names its order; `transaction_id` wins when both
-/// are sent (seed 004).
+/// are sent (微信公众号支付接口文档).
 #[derive(Clone, Copy, Debug)]
 pub enum OrderRef<'a> {
     TransactionId(&'a str),
@@ -247,7 +247,7 @@ impl State {
         }
     }
 
-    /// trade_state_desc, as WeChat words it (seed 000, 002).
+    /// trade_state_desc, as WeChat words it (微信扫码支付的响应; 统一下单).
     fn description(self) -> &'static str {
         match self {
             State::NotCreated => "订单未支付",

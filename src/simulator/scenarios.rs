@@ -45,7 +45,7 @@ pub enum Scenario {
 
 use Scenario::*;
 
-/// WeChat asks for the password above 1000 yuan (seed 001).
+/// WeChat asks for the password above 1000 yuan (提交付款码支付).
 const PASSWORD_ABOVE: u64 = 100_000;
 
 /// The fee table: the single source for [`Scenario::for_fee`] and the README.
@@ -95,7 +95,7 @@ pub fn scenario_table() -> &'static [(u64, &'static str, &'static str)] {
 pub const OTHER_PARTY_EXTRA_FEE: u64 = 1000;
 
 /// How the gateway refuses a micropay whose out_trade_no already holds
-/// another party's paid order (seed 001 lists both codes).
+/// another party's paid order (提交付款码支付 lists both codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taken {
     OutTradeNoUsed,

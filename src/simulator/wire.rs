@@ -98,7 +98,7 @@ pub fn reply(request: &Request, answer: Answer, key: &ApiKey, spoil_sign: bool) 
     xml_response(StatusCode::OK, &fields)
 }
 
-/// `err_code_des` for the codes the simulator sends, in the words of seed 001
+/// `err_code_des` for the codes the simulator sends, in the words of 提交付款码支付
 /// (ORDERNOTEXIST from the order query page, INVALID_TRANSACTIONID from the
 /// reverse page, INVALID_REQUEST and REFUNDNOTEXIST from 申请退款 and 查询退款).
 fn description(code: &'static str) -> &'static str {

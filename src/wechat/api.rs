@@ -2,7 +2,7 @@
 //! PROTOCOL.md. Classification is the only place that decides what an answer
 //! means; everything after it works with the enums below.
 //!
-//! Order of reading (seed 004 §3.1): `return_code`, then the signature and our
+//! Order of reading (微信公众号支付接口文档, 协议规则): `return_code`, then the signature and our
 //! identity, then `result_code` / `err_code`, then `trade_state`.
 
 use std::fmt;
@@ -24,7 +24,7 @@ pub struct Merchant {
     pub sign_type: SignType,
 }
 
-/// `body` limit in bytes: seed 001 says string(32), current docs 128; WeChat
+/// `body` limit in bytes: 提交付款码支付 says string(32), current docs 128; WeChat
 /// counts bytes, so a Chinese description is cut on a character boundary.
 pub const BODY_MAX_BYTES: usize = 128;
 

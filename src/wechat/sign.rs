@@ -1,4 +1,4 @@
-//! The v2 signature (seed 004 §3.2): every non-empty field except `sign`,
+//! The v2 signature (微信公众号支付接口文档, 签名算法): every non-empty field except `sign`,
 //! sorted by key, joined as `k=v&…`, then `&key=API_KEY`, hashed with MD5 or
 //! HMAC-SHA256 and written as uppercase hex.
 
@@ -156,7 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn the_micropay_example_of_seed_004_signs_to_its_true_md5() {
+    fn the_documented_micropay_example_signs_to_its_true_md5() {
         // Seed 004 §3.2 prints C380BEC2…, a placeholder it reuses everywhere;
         // this is the MD5 of the string it shows (checked with md5sum).
         let fields: Fields = [
