@@ -451,3 +451,52 @@ fn scanpay_sync_killed_mid_ship_then_run_again() {
     let out = sync_command(dir.path(), "", 20).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// The real till in a pty, configured with the store: a payment taken at the
+/// till reaches the store's orders by itself, with no `scanpay sync`.
+#[test]
+fn the_till_ships_a_payment_in_the_background() {
+    use common::pty::{CommandBuilder, Terminal};
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.cwd(dir.path());
+    cmd.env_remove("SCANPAY_CONFIG");
+    cmd.env("SCANPAY_JOURNAL_PATH", dir.path().join("journal.sqlite3"));
+    cmd.env("SCANPAY_LOG_DIR", dir.path().join("logs"));
+    cmd.env("SCANPAY_TILL_LANGUAGE", "en");
+    cmd.env("SCANPAY_STORE_DATABASE_URL", pg.url());
+    cmd.env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD);
+    cmd.env("SCANPAY_STORE_INTERVAL_MS", "200");
+    let mut screen = Terminal::spawn_sized(cmd, 140, 32);
+    screen.wait_for("Type the amount");
+    screen.press(b"1");
+    screen.wait_for("Scan the customer's WeChat payment code");
+    screen.press(b"134539517967686076\r");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
+    let order_no = paid
+        .split_whitespace()
+        .skip_while(|w| *w != "order")
+        .nth(1)
+        .expect("the result names the order")
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let row = loop {
+        let row = pg.psql(&format!(
+            "SELECT till_id, total_fee, state FROM orders WHERE out_trade_no = '{order_no}'"
+        ));
+        if row.contains("PAID") || row.contains("paid") {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {order_no} not in the store after 30 s: {row:?}\n{}",
+            screen.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(row.starts_with("T01|100|"), "{row}");
+    screen.press(b"q");
+    let status = screen.wait_exit("q");
+    assert!(status.success(), "{status:?}");
+}
