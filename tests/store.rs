@@ -453,7 +453,8 @@ fn scanpay_sync_killed_mid_ship_then_run_again() {
 }
 
 /// The real till in a pty, configured with the store: a payment taken at the
-/// till reaches the store's orders by itself, with no `scanpay sync`.
+/// till reaches the store's orders by itself, with no `scanpay sync`, and
+/// right after it ends (the interval is a minute).
 #[test]
 fn the_till_ships_a_payment_in_the_background() {
     use common::pty::{CommandBuilder, Terminal};
@@ -467,7 +468,7 @@ fn the_till_ships_a_payment_in_the_background() {
     cmd.env("SCANPAY_TILL_LANGUAGE", "en");
     cmd.env("SCANPAY_STORE_DATABASE_URL", pg.url());
     cmd.env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD);
-    cmd.env("SCANPAY_STORE_INTERVAL_MS", "200");
+    cmd.env("SCANPAY_STORE_INTERVAL_MS", "60000");
     let mut screen = Terminal::spawn_sized(cmd, 140, 32);
     screen.wait_for("Type the amount");
     screen.press(b"1");
@@ -496,6 +497,20 @@ fn the_till_ships_a_payment_in_the_background() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert!(row.starts_with("T01|100|"), "{row}");
+
+    // The database goes away: the next payment is taken as ever, and the
+    // status line says what waits.
+    pg.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(1600)); // past the duplicate-scan window
+    screen.press(b"2");
+    screen.wait_for("Scan the customer's WeChat payment code");
+    let started = std::time::Instant::now();
+    screen.press(b"134539517967686076\r");
+    let behind = screen.wait_for_all(&["PAID", "¥2.00", "store sync behind by"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{behind}"
+    );
     screen.press(b"q");
     let status = screen.wait_exit("q");
     assert!(status.success(), "{status:?}");

@@ -115,13 +115,14 @@ pub async fn run(running: Running) -> Result<(), TuiError> {
         reader
     };
     probe_network(running.settings.client.base_url.clone(), tx.clone());
-    ship_to_store(&running, tx.clone());
+    let ship_now = ship_to_store(&running, tx.clone());
     recover(&running, &mut app, tx.clone());
     let executor = Loop {
         till: Some(&running),
         reports: Reports::of(&running.settings),
         tx,
         cancel: None,
+        ship_now,
     };
     show(app, executor, rx, vec![Command::RefreshToday]).await
 }
@@ -140,6 +141,7 @@ pub async fn run_journal(settings: &Settings, day: time::Date) -> Result<(), Tui
         reports: Reports::of(settings),
         tx,
         cancel: None,
+        ship_now: None,
     };
     commands.insert(0, Command::RefreshToday);
     show(app, executor, rx, commands).await
@@ -271,6 +273,9 @@ struct Loop<'a> {
     reports: Reports,
     tx: mpsc::UnboundedSender<Msg>,
     cancel: Option<watch::Sender<bool>>,
+    /// Wakes the store shipper (`[store]` set): after a payment or refund
+    /// ends, so the store hears of it without waiting for the interval.
+    ship_now: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Loop<'_> {
@@ -349,6 +354,11 @@ impl Loop<'_> {
                 });
             }
             Command::RefreshToday => {
+                // Asked for whenever the day's figures change: a payment or
+                // refund ended, or one was recovered.
+                if let Some(ship_now) = &self.ship_now {
+                    ship_now.notify_one();
+                }
                 tokio::task::spawn_blocking(move || {
                     let today = store_date(offset);
                     let (from, to) = day_bounds(today, offset);
@@ -428,22 +438,26 @@ fn read_keys(tx: mpsc::UnboundedSender<Msg>) {
         .expect("the key reader thread starts");
 }
 
-/// With `[store]` set, ships the journal to the store database every
-/// `store.interval_ms`, on a connection of its own, and tells the screen how
+/// With `[store]` set, ships the journal to the store database at start,
+/// after each payment or refund, and every `store.interval_ms`, on a
+/// connection of its own, and tells the screen how
 /// many events are still to ship. Nothing here is on a payment's path: the
 /// events are read on a read-only journal connection, the journal's mark is
 /// one small write queued behind the payments', and a store that is down
 /// costs only a warning in the log and a growing count on the status line.
-fn ship_to_store(running: &Running, tx: mpsc::UnboundedSender<Msg>) {
-    let Some(settings) = running.settings.store.clone() else {
-        return;
-    };
+///
+/// Returns what wakes the shipper before the interval is up; `None`: no store.
+fn ship_to_store(
+    running: &Running,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    let settings = running.settings.store.clone()?;
     let path = running.settings.journal_path.clone();
     let reader = match Journal::open_read_only(&path) {
         Ok(reader) => reader,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the journal to ship it to the store; not shipping");
-            return;
+            return None;
         }
     };
     let till = crate::store::Till {
@@ -453,6 +467,8 @@ fn ship_to_store(running: &Running, tx: mpsc::UnboundedSender<Msg>) {
     };
     let reader = std::sync::Arc::new(std::sync::Mutex::new(reader));
     let writer = running.engine.journal.clone();
+    let ship_now = std::sync::Arc::new(tokio::sync::Notify::new());
+    let woken = std::sync::Arc::clone(&ship_now);
     tokio::spawn(async move {
         let mut store: Option<crate::store::Store> = None;
         let mut failing = false;
@@ -503,9 +519,13 @@ fn ship_to_store(running: &Running, tx: mpsc::UnboundedSender<Msg>) {
             if tx.send(Msg::StoreBehind(behind)).is_err() {
                 break;
             }
-            tokio::time::sleep(settings.interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(settings.interval) => {}
+                () = woken.notified() => {}
+            }
         }
     });
+    Some(ship_now)
 }
 
 /// Whether the gateway's host answers a TCP connect, every 15 s. A connect
