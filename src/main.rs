@@ -157,6 +157,15 @@ at any time, from cron too, beside a running till. Prints
 Exit codes: 0 the store has every event · 1 the store database is unreachable or refused
 a batch (the message says why) · 3 [store] is not set or is wrong.";
 
+const STORE_HELP: &str = "\
+Reads the store database ([store] database_url) that every till ships to, read-only, and
+prints the day: one line per till (orders, paid, takings, refunds issued that day, net,
+orders still open or needing a person, the store's event mark) and a total line.
+  scanpay store --date 2026-11-22
+  scanpay store --date 2026-11-22 --format json --output day.json
+Exit codes: 0 printed · 1 the store database is unreachable, not set up yet (run scanpay
+sync on a till first) or the output could not be written · 2 a bad date · 3 [store] is not set.";
+
 #[derive(Subcommand)]
 enum Command {
     /// The till: amount, scan, payment, result; F2 opens the journal (the default).
@@ -294,6 +303,20 @@ enum Command {
     /// Ship the journal to the store database once ([store] database_url) and report.
     #[command(after_help = SYNC_HELP)]
     Sync,
+    /// The day of every till from the store database ([store] database_url):
+    /// per till and in total, orders, takings and refunds. Read-only.
+    #[command(after_help = STORE_HELP)]
+    Store {
+        /// The day, YYYY-MM-DD (in till.time_zone).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+        /// csv (one line per till, then the total; yuan) or json (fen) [default: csv].
+        #[arg(long, value_enum)]
+        format: Option<cli::journal::Format>,
+        /// Write to FILE (complete or not at all) instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     #[command(after_help = SIMULATE_HELP)]
     Simulate {
@@ -541,6 +564,18 @@ fn main() -> ExitCode {
             } => cli::simulate::run(listen, Duration::from_millis(slow_ms), fault).await,
             Command::Check => cli::check::run(settings).await,
             Command::Sync => cli::sync::run(&settings).await,
+            Command::Store {
+                date,
+                format,
+                output,
+            } => {
+                let args = cli::store::StoreArgs {
+                    date,
+                    format: format.unwrap_or(cli::journal::Format::Csv),
+                    output,
+                };
+                cli::store::run(&settings, args).await
+            }
             Command::Config { .. } => unreachable!("handled before the settings are loaded"),
         }
     });

@@ -451,3 +451,179 @@ fn scanpay_sync_killed_mid_ship_then_run_again() {
     let out = sync_command(dir.path(), "", 20).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// The real till in a pty, configured with the store: a payment taken at the
+/// till reaches the store's orders by itself, with no `scanpay sync`, and
+/// right after it ends (the interval is a minute).
+#[test]
+fn the_till_ships_a_payment_in_the_background() {
+    use common::pty::{CommandBuilder, Terminal};
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.cwd(dir.path());
+    cmd.env_remove("SCANPAY_CONFIG");
+    cmd.env("SCANPAY_JOURNAL_PATH", dir.path().join("journal.sqlite3"));
+    cmd.env("SCANPAY_LOG_DIR", dir.path().join("logs"));
+    cmd.env("SCANPAY_TILL_LANGUAGE", "en");
+    cmd.env("SCANPAY_STORE_DATABASE_URL", pg.url());
+    cmd.env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD);
+    cmd.env("SCANPAY_STORE_INTERVAL_MS", "60000");
+    let mut screen = Terminal::spawn_sized(cmd, 140, 32);
+    screen.wait_for("Type the amount");
+    screen.press(b"1");
+    screen.wait_for("Scan the customer's WeChat payment code");
+    screen.press(b"134539517967686076\r");
+    let paid = screen.wait_for_all(&["PAID", "order T01"]);
+    let order_no = paid
+        .split_whitespace()
+        .skip_while(|w| *w != "order")
+        .nth(1)
+        .expect("the result names the order")
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let row = loop {
+        let row = pg.psql(&format!(
+            "SELECT till_id, total_fee, state FROM orders WHERE out_trade_no = '{order_no}'"
+        ));
+        if row.contains("PAID") || row.contains("paid") {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {order_no} not in the store after 30 s: {row:?}\n{}",
+            screen.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(row.starts_with("T01|100|"), "{row}");
+
+    // The database goes away: the next payment is taken as ever, and the
+    // status line says what waits.
+    pg.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(1600)); // past the duplicate-scan window
+    screen.press(b"2");
+    screen.wait_for("Scan the customer's WeChat payment code");
+    let started = std::time::Instant::now();
+    screen.press(b"134539517967686076\r");
+    let behind = screen.wait_for_all(&["PAID", "¥2.00", "store sync behind by"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{behind}"
+    );
+    screen.press(b"q");
+    let status = screen.wait_exit("q");
+    assert!(status.success(), "{status:?}");
+}
+
+/// `scanpay store` run as the manager does, against the store's database.
+fn store_command(pg: &Postgres, dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .current_dir(dir)
+        .env_remove("SCANPAY_CONFIG")
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_JOURNAL_PATH", dir.join("manager.sqlite3"))
+        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
+        .env("SCANPAY_STORE_DATABASE_URL", pg.url())
+        .env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD)
+        .arg("store")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn scanpay_store_shows_the_day_of_every_till_read_only() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let today = OffsetDateTime::now_utc()
+        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date()
+        .to_string();
+
+    // A store no till has shipped to: said, and left as it is (no schema made).
+    let empty = store_command(&pg, dir.path(), &["--date", &today]);
+    assert_eq!(empty.status.code(), Some(1), "{empty:?}");
+    let said = String::from_utf8_lossy(&empty.stderr);
+    assert!(said.contains("run scanpay sync on a till"), "{said}");
+    assert_eq!(
+        pg.psql("SELECT to_regclass('schema_version') IS NULL")
+            .trim(),
+        "t"
+    );
+
+    // Two tills: 4 and 5 orders, one in three left open.
+    let mut tills = tills(dir.path(), 2);
+    tills[0].orders(4);
+    tills[1].orders(5);
+    for till in &tills {
+        till.sync(&pg, 100).unwrap();
+    }
+    assert_store_is_union(&pg, &tills);
+
+    let csv = store_command(&pg, dir.path(), &["--date", &today]);
+    assert_eq!(csv.status.code(), Some(0), "{csv:?}");
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(
+        lines[0],
+        "till_id,installation_id,orders,paid,takings,refunds,refunded,net,unsettled,shipped_through"
+    );
+    let t1 = format!(
+        "T01,{},4,3,3.04,0,0.00,3.04,1,{}",
+        tills[0].installation_id,
+        tills[0].event_count()
+    );
+    let t2 = format!(
+        "T02,{},5,4,4.08,0,0.00,4.08,1,{}",
+        tills[1].installation_id,
+        tills[1].event_count()
+    );
+    assert_eq!(lines[1], t1);
+    assert_eq!(lines[2], t2);
+    assert_eq!(lines[3], "total,,9,7,7.12,0,0.00,7.12,2,0");
+
+    let out = dir.path().join("day.json");
+    let json = store_command(
+        &pg,
+        dir.path(),
+        &[
+            "--date",
+            &today,
+            "--format",
+            "json",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["date"], today.as_str());
+    assert_eq!(json["tills"].as_array().unwrap().len(), 2);
+    assert_eq!(json["total"]["paid"], 7);
+    assert_eq!(json["total"]["takings_fen"], 712);
+    assert_eq!(json["tills"][1]["till_id"], "T02");
+
+    // Another day: the tills, with nothing.
+    let other = store_command(&pg, dir.path(), &["--date", "2020-01-01"]);
+    let other = String::from_utf8(other.stdout).unwrap();
+    assert!(
+        other.ends_with("total,,0,0,0.00,0,0.00,0.00,0,0\n"),
+        "{other}"
+    );
+
+    // A bad date, and no store configured.
+    let bad = store_command(&pg, dir.path(), &["--date", "2026-13-01"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let none = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .current_dir(dir.path())
+        .env_remove("SCANPAY_CONFIG")
+        .env_remove("SCANPAY_STORE_DATABASE_URL")
+        .env("SCANPAY_LOG_DIR", dir.path().join("logs"))
+        .args(["store", "--date", &today])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(3), "{none:?}");
+}

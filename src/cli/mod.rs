@@ -11,6 +11,7 @@ pub mod replay;
 mod scan;
 pub mod scan_test;
 pub mod simulate;
+pub mod store;
 pub mod sync;
 
 /// Prints a line on stdout, never failing: a reader that went away (`| head`,

@@ -13,6 +13,7 @@
 //! is upserted from the journal's current rows: the latest state wins.
 
 mod schema;
+mod view;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::config::StoreSettings;
 use crate::journal::{Journal, JournalError, JournalWriter, ShipBatch, ShipEvent};
 
 pub use schema::MIGRATIONS;
+pub use view::{StoreDay, TillDay};
 
 /// How long connecting, and then each batch, may take before the store is
 /// taken for unreachable.
@@ -91,6 +93,10 @@ pub enum StoreError {
         "the store database's schema is version {found}, newer than this scanpay knows ({known}): upgrade scanpay on this till"
     )]
     TooNew { found: i32, known: usize },
+    #[error(
+        "the store database at {target} has schema version {found}, older than this scanpay's: run scanpay sync on a till (it brings the schema up to date) and ask again"
+    )]
+    NotReady { target: String, found: i32 },
     #[error("{0}")]
     Journal(#[from] JournalError),
 }
@@ -156,6 +162,60 @@ impl Store {
     /// Connects and migrates. The connection's task runs on the current
     /// runtime until the client is dropped.
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut store = Self::open(settings).await?;
+        let found = schema::migrate(&mut store.client)
+            .await
+            .map_err(|e| store.failed(&e))?;
+        if found > MIGRATIONS.len() as i32 {
+            return Err(StoreError::TooNew {
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Connects for reading only (`scanpay store`): no migration, and every
+    /// statement in a read-only session. A store no till has shipped to yet
+    /// is an error that says so.
+    pub async fn connect_read_only(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let store = Self::open(settings).await?;
+        store
+            .client
+            .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            .await
+            .map_err(|e| store.failed(&e))?;
+        let has_schema: bool = store
+            .client
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .await
+            .map_err(|e| store.failed(&e))?
+            .get(0);
+        let found: Option<i32> = if has_schema {
+            store
+                .client
+                .query_opt("SELECT version FROM schema_version", &[])
+                .await
+                .map_err(|e| store.failed(&e))?
+                .map(|r| r.get(0))
+        } else {
+            None
+        };
+        match found {
+            Some(v) if v > MIGRATIONS.len() as i32 => Err(StoreError::TooNew {
+                found: v,
+                known: MIGRATIONS.len(),
+            }),
+            Some(v) if v == MIGRATIONS.len() as i32 => Ok(store),
+            other => Err(StoreError::NotReady {
+                target: store.target.clone(),
+                found: other.unwrap_or(0),
+            }),
+        }
+    }
+
+    /// Connects, nothing more.
+    async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
         let target = target(settings);
         let mut config =
             check_url(&settings.database_url).map_err(|cause| StoreError::Unreachable {
@@ -184,17 +244,7 @@ impl Store {
                 tracing::warn!(error = %e, "store database connection ended");
             }
         });
-        let mut store = Self { client, target };
-        let found = schema::migrate(&mut store.client)
-            .await
-            .map_err(|e| store.failed(&e))?;
-        if found > MIGRATIONS.len() as i32 {
-            return Err(StoreError::TooNew {
-                found,
-                known: MIGRATIONS.len(),
-            });
-        }
-        Ok(store)
+        Ok(Self { client, target })
     }
 
     fn failed(&self, e: &tokio_postgres::Error) -> StoreError {

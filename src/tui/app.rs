@@ -74,6 +74,9 @@ pub enum Msg {
         attention_day: Option<Date>,
     },
     Network(bool),
+    /// Events of the journal not yet in the store database, as the
+    /// background shipper last counted (`[store]` set only).
+    StoreBehind(u64),
     DayLoaded(Result<DayReport, String>),
     /// The newest reconciliation against WeChat's bill of a day (`None`:
     /// never reconciled), read with the day.
@@ -279,6 +282,8 @@ pub struct App {
     pub notice: Option<Notice>,
     pub scanner: DriverStatus,
     pub network: Network,
+    /// Journal events not yet shipped to the store database (0: none, or no store).
+    pub store_behind: u64,
     /// Today's paid orders, takings, and refunds issued.
     pub today: Option<(u64, Fen, Fen)>,
     /// Orders needing a person (any day) and the newest one's day.
@@ -319,6 +324,7 @@ impl App {
             notice: None,
             scanner,
             network: Network::Unknown,
+            store_behind: 0,
             today: None,
             attention: (0, None),
             date,
@@ -418,6 +424,7 @@ impl App {
                     Network::Unreachable
                 }
             }
+            Msg::StoreBehind(n) => self.store_behind = n,
             Msg::DayLoaded(report) => {
                 if let Screen::Journal(journal) = &mut self.screen {
                     if report.as_ref().is_ok_and(|r| r.day != journal.day) {

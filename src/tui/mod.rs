@@ -115,12 +115,14 @@ pub async fn run(running: Running) -> Result<(), TuiError> {
         reader
     };
     probe_network(running.settings.client.base_url.clone(), tx.clone());
+    let ship_now = ship_to_store(&running, tx.clone());
     recover(&running, &mut app, tx.clone());
     let executor = Loop {
         till: Some(&running),
         reports: Reports::of(&running.settings),
         tx,
         cancel: None,
+        ship_now,
     };
     show(app, executor, rx, vec![Command::RefreshToday]).await
 }
@@ -139,6 +141,7 @@ pub async fn run_journal(settings: &Settings, day: time::Date) -> Result<(), Tui
         reports: Reports::of(settings),
         tx,
         cancel: None,
+        ship_now: None,
     };
     commands.insert(0, Command::RefreshToday);
     show(app, executor, rx, commands).await
@@ -270,6 +273,9 @@ struct Loop<'a> {
     reports: Reports,
     tx: mpsc::UnboundedSender<Msg>,
     cancel: Option<watch::Sender<bool>>,
+    /// Wakes the store shipper (`[store]` set): after a payment or refund
+    /// ends, so the store hears of it without waiting for the interval.
+    ship_now: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Loop<'_> {
@@ -348,6 +354,11 @@ impl Loop<'_> {
                 });
             }
             Command::RefreshToday => {
+                // Asked for whenever the day's figures change: a payment or
+                // refund ended, or one was recovered.
+                if let Some(ship_now) = &self.ship_now {
+                    ship_now.notify_one();
+                }
                 tokio::task::spawn_blocking(move || {
                     let today = store_date(offset);
                     let (from, to) = day_bounds(today, offset);
@@ -425,6 +436,96 @@ fn read_keys(tx: mpsc::UnboundedSender<Msg>) {
             }
         })
         .expect("the key reader thread starts");
+}
+
+/// With `[store]` set, ships the journal to the store database at start,
+/// after each payment or refund, and every `store.interval_ms`, on a
+/// connection of its own, and tells the screen how
+/// many events are still to ship. Nothing here is on a payment's path: the
+/// events are read on a read-only journal connection, the journal's mark is
+/// one small write queued behind the payments', and a store that is down
+/// costs only a warning in the log and a growing count on the status line.
+///
+/// Returns what wakes the shipper before the interval is up; `None`: no store.
+fn ship_to_store(
+    running: &Running,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    let settings = running.settings.store.clone()?;
+    let path = running.settings.journal_path.clone();
+    let reader = match Journal::open_read_only(&path) {
+        Ok(reader) => reader,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the journal to ship it to the store; not shipping");
+            return None;
+        }
+    };
+    let till = crate::store::Till {
+        installation_id: reader.installation_id().unwrap_or_default().to_string(),
+        till_id: running.settings.till.to_string(),
+        mch_id: running.settings.merchant.mch_id.clone(),
+    };
+    let reader = std::sync::Arc::new(std::sync::Mutex::new(reader));
+    let writer = running.engine.journal.clone();
+    let ship_now = std::sync::Arc::new(tokio::sync::Notify::new());
+    let woken = std::sync::Arc::clone(&ship_now);
+    tokio::spawn(async move {
+        let mut store: Option<crate::store::Store> = None;
+        let mut failing = false;
+        loop {
+            let shipped = async {
+                if store.is_none() {
+                    store = Some(crate::store::Store::connect(&settings).await?);
+                }
+                let connected = store.as_mut().expect("connected just above");
+                crate::store::ship_all(
+                    connected,
+                    &reader,
+                    &writer,
+                    &till,
+                    settings.batch_events as usize,
+                )
+                .await
+            }
+            .await;
+            let behind = match shipped {
+                Ok(report) => {
+                    if failing {
+                        tracing::info!(through = report.through, "shipping to the store again");
+                        failing = false;
+                    }
+                    report.behind
+                }
+                Err(e) => {
+                    // Connect afresh next time; say it once per outage.
+                    store = None;
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot ship the journal to the store now; trying again every interval");
+                        failing = true;
+                    }
+                    let reader = std::sync::Arc::clone(&reader);
+                    tokio::task::spawn_blocking(move || {
+                        let journal = reader.lock().unwrap_or_else(|e| e.into_inner());
+                        journal
+                            .shipped_through()
+                            .and_then(|mark| journal.events_after(mark))
+                    })
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(0)
+                }
+            };
+            if tx.send(Msg::StoreBehind(behind)).is_err() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(settings.interval) => {}
+                () = woken.notified() => {}
+            }
+        }
+    });
+    Some(ship_now)
 }
 
 /// Whether the gateway's host answers a TCP connect, every 15 s. A connect

@@ -1734,3 +1734,28 @@ fn the_timeline_of_a_refunded_order_shows_its_refunds_in_chinese() {
     assert!(!screen.contains("English"), "{screen}");
     insta::assert_snapshot!("journal_order_refunded_zh", screen);
 }
+
+#[test]
+fn snapshot_store_sync_behind() {
+    for (language, name, words) in [
+        (
+            Language::English,
+            "till_store_behind_en",
+            "store sync behind by 17 events",
+        ),
+        (
+            Language::Chinese,
+            "till_store_behind_zh",
+            "门店同步落后 17 条",
+        ),
+    ] {
+        let mut till = Till::new(language);
+        assert!(!till.render(140, 30).contains(words));
+        till.send(Msg::StoreBehind(17));
+        let screen = till.render(140, 30);
+        assert!(screen.contains(words), "{screen}");
+        insta::assert_snapshot!(name, screen);
+        till.send(Msg::StoreBehind(0));
+        assert!(!till.render(140, 30).contains(words));
+    }
+}

@@ -167,6 +167,19 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
                 .bold(),
         ),
     };
+    let store = match app.store_behind {
+        0 => None,
+        n => Some(
+            Span::raw(format!(
+                " · {}",
+                app.t(
+                    &format!("门店同步落后 {n} 条"),
+                    &format!("store sync behind by {n} events")
+                )
+            ))
+            .yellow(),
+        ),
+    };
     let second = Line::from(
         vec![
             Span::raw(format!(
@@ -187,6 +200,7 @@ pub fn status_lines(app: &App, frame: &mut Frame, area: Rect) {
         .chain(attention)
         .chain(recovery)
         .chain(today_refunds(app))
+        .chain(store)
         .collect::<Vec<_>>(),
     );
     frame.render_widget(
