@@ -470,17 +470,7 @@ fn the_till_ships_a_payment_in_the_background() {
     cmd.env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD);
     cmd.env("SCANPAY_STORE_INTERVAL_MS", "60000");
     let mut screen = Terminal::spawn_sized(cmd, 140, 32);
-    screen.wait_for("Type the amount");
-    screen.press(b"1");
-    screen.wait_for("Scan the customer's WeChat payment code");
-    screen.press(b"134539517967686076\r");
-    let paid = screen.wait_for_all(&["PAID", "order T01"]);
-    let order_no = paid
-        .split_whitespace()
-        .skip_while(|w| *w != "order")
-        .nth(1)
-        .expect("the result names the order")
-        .to_string();
+    let order_no = screen.sell("1", "134539517967686076");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let row = loop {
         let row = pg.psql(&format!(

@@ -209,20 +209,7 @@ fn a_paid_order_is_refunded_from_the_journal_screen() {
         ("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50"),
     ];
     let mut screen = start_till(dir.path(), &env);
-    screen.wait_for("Type the amount");
-    for key in ["1", "2", ".", "3", "4"] {
-        screen.press(key.as_bytes());
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    screen.wait_for("Scan the customer's WeChat payment code");
-    screen.press(b"134539517967686076\r");
-    let paid = screen.wait_for_all(&["PAID", "order T01"]);
-    let order_no = paid
-        .split_whitespace()
-        .skip_while(|w| *w != "order")
-        .nth(1)
-        .expect("the result names the order")
-        .to_string();
+    let order_no = screen.sell("12.34", "134539517967686076");
 
     screen.press(b"j");
     let journal = screen.wait_for_all(&["takings per hour", &order_no]);

@@ -116,6 +116,25 @@ impl Terminal {
         }
     }
 
+    /// At an English till: types `amount` a key at a time, scans `code` as a
+    /// keyboard-wedge scanner would (one burst and CR), waits for PAID, and
+    /// returns the order number the result names.
+    pub fn sell(&mut self, amount: &str, code: &str) -> String {
+        self.wait_for("Type the amount");
+        for key in amount.chars() {
+            self.press(key.to_string().as_bytes());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        self.wait_for("Scan the customer's WeChat payment code");
+        self.press(format!("{code}\r").as_bytes());
+        let paid = self.wait_for_all(&["PAID", "order T01"]);
+        paid.split_whitespace()
+            .skip_while(|w| *w != "order")
+            .nth(1)
+            .expect("the result names the order")
+            .to_string()
+    }
+
     /// Waits for the program to end (`what` names the trigger for the message).
     pub fn wait_exit(&mut self, what: &str) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
