@@ -271,22 +271,5 @@ fn generate(path: &std::path::Path, first: Date, per_day: usize) -> Vec<Day> {
 }
 
 fn line(device: &str, no: &str, time: OffsetDateTime, state: BillState, fee: u64) -> BillLine {
-    BillLine {
-        time,
-        device_info: device.into(),
-        transaction_id: format!("4200{no}"),
-        out_trade_no: no.into(),
-        openid: "oUser".into(),
-        state,
-        settlement_fee: fee,
-        coupon_fee: 0,
-        refund_id: String::new(),
-        out_refund_no: String::new(),
-        refund_fee: 0,
-        refund_status: "",
-        body: "咖啡".into(),
-        attach: String::new(),
-        total_fee: fee,
-        refund_requested: 0,
-    }
+    BillLine::charge(device, no, format!("4200{no}"), time, state, fee)
 }

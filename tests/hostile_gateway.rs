@@ -11,13 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::hostile::{Hostile, counting_listener, hostile, pay_at, scanpay};
-use common::{Till, client_settings, demo_merchant, scaled, start_simulator};
-use scanpay::domain::{Fen, OutTradeNo, TillId};
-use scanpay::journal::{EventKind, Journal, JournalWriter, OrderState};
-use scanpay::payment::Engine;
+use common::{Till, client_settings, demo_merchant, start_simulator};
+use scanpay::domain::{Fen, OutTradeNo};
+use scanpay::journal::{EventKind, OrderState};
 use scanpay::wechat::api::{Expected, MicropayOutcome, Unclear, classify_micropay};
 use scanpay::wechat::client::{Endpoint, GatewayClient};
-use scanpay::wechat::messages::Language;
 use scanpay::wechat::{Fields, SignType};
 
 fn gateway(base_url: String) -> GatewayClient {
@@ -37,23 +35,7 @@ fn some_request() -> Fields {
 /// A till whose engine talks to `base_url`; `simulator` is only there to
 /// see whether anything reached it.
 async fn till_at(base_url: String, simulator: scanpay::simulator::Simulator) -> Till {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
-    let engine = Engine {
-        gateway: gateway(base_url),
-        merchant: demo_merchant(SignType::Md5),
-        journal: JournalWriter::spawn(journal),
-        timings: scaled(),
-        till: TillId::parse("T01").unwrap(),
-        spbill_create_ip: "127.0.0.1".into(),
-        store_offset: time::UtcOffset::from_hms(8, 0, 0).unwrap(),
-        language: Language::Chinese,
-    };
-    Till {
-        simulator,
-        engine,
-        dir,
-    }
+    common::till_on(simulator, gateway(base_url), demo_merchant(SignType::Md5))
 }
 
 #[tokio::test]

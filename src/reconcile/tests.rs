@@ -86,24 +86,7 @@ fn journal_day(sales: &[Sale]) -> JournalDay {
 }
 
 fn line(device: &str, no: &str, time: i64, state: BillState, fee: u64) -> BillLine {
-    BillLine {
-        time: at(time),
-        device_info: device.into(),
-        transaction_id: "4200000000000".into(),
-        out_trade_no: no.into(),
-        openid: "oUser".into(),
-        state,
-        settlement_fee: fee,
-        coupon_fee: 0,
-        refund_id: String::new(),
-        out_refund_no: String::new(),
-        refund_fee: 0,
-        refund_status: "",
-        body: "咖啡".into(),
-        attach: String::new(),
-        total_fee: fee,
-        refund_requested: 0,
-    }
+    BillLine::charge(device, no, "4200000000000".into(), at(time), state, fee)
 }
 
 /// The bill a faithful WeChat writes for `day`, with `others` (fee, state)

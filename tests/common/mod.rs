@@ -73,10 +73,16 @@ pub async fn till_with(merchant: Merchant, adjust: impl FnOnce(&mut ClientSettin
     let simulator = start_simulator().await;
     let mut settings = client_settings(simulator.base_url());
     adjust(&mut settings);
+    till_on(simulator, GatewayClient::new(&settings).unwrap(), merchant)
+}
+
+/// A till with a fresh journal whose engine talks through `gateway` (which
+/// need not be `simulator`: a hostile server, a dead port).
+pub fn till_on(simulator: Simulator, gateway: GatewayClient, merchant: Merchant) -> Till {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal.sqlite3")).unwrap();
     let engine = Engine {
-        gateway: GatewayClient::new(&settings).unwrap(),
+        gateway,
         merchant,
         journal: JournalWriter::spawn(journal),
         timings: scaled(),
