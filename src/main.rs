@@ -158,13 +158,19 @@ Exit codes: 0 the store has every event · 1 the store database is unreachable o
 a batch (the message says why) · 3 [store] is not set or is wrong.";
 
 const STORE_HELP: &str = "\
-Reads the store database ([store] database_url) that every till ships to, read-only, and
-prints the day: one line per till (orders, paid, takings, refunds issued that day, net,
-orders still open or needing a person, the store's event mark) and a total line.
-  scanpay store --date 2026-11-22
-  scanpay store --date 2026-11-22 --format json --output day.json
-Exit codes: 0 printed · 1 the store database is unreachable, not set up yet (run scanpay
-sync on a till first) or the output could not be written · 2 a bad date · 3 [store] is not set.";
+Reads the store database ([store] database_url) that every till ships to, read-only: never
+writes, never migrates, never talks to WeChat.
+  scanpay store                          the store screen: the journal screen over every till,
+                                         with a line per till (←→ day, Enter an order's timeline)
+  scanpay store --date 2026-11-22 --format csv --output day.csv
+                                         every till's orders, the columns of scanpay journal
+  scanpay store --date 2026-11-01 --to 2026-11-30 --excel --output november.csv
+  scanpay store --tills --date 2026-11-22
+                                         one line per till (orders, paid, takings, refunds,
+                                         net, unsettled, the store's event mark) and a total
+Exit codes: 0 shown or written · 1 the store database is unreachable, not set up yet (run
+scanpay sync on a till first) or the output could not be written · 2 a bad date or --output
+· 3 [store] is not set.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -303,19 +309,29 @@ enum Command {
     /// Ship the journal to the store database once ([store] database_url) and report.
     #[command(after_help = SYNC_HELP)]
     Sync,
-    /// The day of every till from the store database ([store] database_url):
-    /// per till and in total, orders, takings and refunds. Read-only.
+    /// Every till's orders from the store database ([store] database_url):
+    /// the store screen, an export, or a line per till. Read-only.
     #[command(after_help = STORE_HELP)]
     Store {
-        /// The day, YYYY-MM-DD (in till.time_zone).
+        /// The (first) day, YYYY-MM-DD (in till.time_zone) [default: today].
         #[arg(long, value_name = "YYYY-MM-DD")]
-        date: String,
-        /// csv (one line per till, then the total; yuan) or json (fen) [default: csv].
+        date: Option<String>,
+        /// Export every day from --date to this one, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "tills")]
+        to: Option<String>,
+        /// csv or json: export the orders (with --tills: the lines per till,
+        /// json in fen) instead of opening the screen [default: csv].
         #[arg(long, value_enum)]
         format: Option<cli::journal::Format>,
+        /// CSV for Excel (a BOM, ids kept as text).
+        #[arg(long, conflicts_with = "tills")]
+        excel: bool,
         /// Write to FILE (complete or not at all) instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// One line per till of --date, and the total, instead of the orders.
+        #[arg(long)]
+        tills: bool,
     },
     /// Serve the WeChat Pay simulator (micropay, orderquery, reverse) on loopback.
     #[command(after_help = SIMULATE_HELP)]
@@ -566,15 +582,37 @@ fn main() -> ExitCode {
             Command::Sync => cli::sync::run(&settings).await,
             Command::Store {
                 date,
+                to,
                 format,
+                excel,
                 output,
+                tills,
             } => {
+                if excel && format == Some(cli::journal::Format::Json) {
+                    cli::err("scanpay store: --excel writes CSV for Excel; leave out --format json, or --excel");
+                    return Exit::BadInput;
+                }
+                let screen = !tills && !exports(&to, &format, &output, excel);
                 let args = cli::store::StoreArgs {
                     date,
+                    to,
                     format: format.unwrap_or(cli::journal::Format::Csv),
+                    excel,
                     output,
                 };
-                cli::store::run(&settings, args).await
+                if tills {
+                    cli::store::tills(&settings, args).await
+                } else if screen {
+                    match cli::store::screen_day(&settings, args.date.as_deref()).await {
+                        Ok(day) => {
+                            let store = settings.store.clone().expect("screen_day checked [store]");
+                            screen_exit(scanpay::tui::run_store(&settings, store, day).await)
+                        }
+                        Err(exit) => exit,
+                    }
+                } else {
+                    cli::store::export(&settings, args).await
+                }
             }
             Command::Config { .. } => unreachable!("handled before the settings are loaded"),
         }

@@ -270,7 +270,10 @@ fn two_tills_ship_and_catch_up_and_the_latest_state_wins() {
         let mark = till.reader.lock().unwrap().shipped_through().unwrap();
         assert_eq!(mark as u64, till.event_count());
     }
-    assert_eq!(pg.psql("SELECT version FROM schema_version").trim(), "1");
+    assert_eq!(
+        pg.psql("SELECT version FROM schema_version").trim(),
+        store::MIGRATIONS.len().to_string()
+    );
 }
 
 #[test]
@@ -532,7 +535,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
         .to_string();
 
     // A store no till has shipped to: said, and left as it is (no schema made).
-    let empty = store_command(&pg, dir.path(), &["--date", &today]);
+    let empty = store_command(&pg, dir.path(), &["--tills", "--date", &today]);
     assert_eq!(empty.status.code(), Some(1), "{empty:?}");
     let said = String::from_utf8_lossy(&empty.stderr);
     assert!(said.contains("run scanpay sync on a till"), "{said}");
@@ -551,7 +554,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     }
     assert_store_is_union(&pg, &tills);
 
-    let csv = store_command(&pg, dir.path(), &["--date", &today]);
+    let csv = store_command(&pg, dir.path(), &["--tills", "--date", &today]);
     assert_eq!(csv.status.code(), Some(0), "{csv:?}");
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -579,6 +582,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
         &pg,
         dir.path(),
         &[
+            "--tills",
             "--date",
             &today,
             "--format",
@@ -597,7 +601,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     assert_eq!(json["tills"][1]["till_id"], "T02");
 
     // Another day: the tills, with nothing.
-    let other = store_command(&pg, dir.path(), &["--date", "2020-01-01"]);
+    let other = store_command(&pg, dir.path(), &["--tills", "--date", "2020-01-01"]);
     let other = String::from_utf8(other.stdout).unwrap();
     assert!(
         other.ends_with("total,,0,0,0.00,0,0.00,0.00,0,0\n"),
@@ -605,7 +609,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     );
 
     // A bad date, and no store configured.
-    let bad = store_command(&pg, dir.path(), &["--date", "2026-13-01"]);
+    let bad = store_command(&pg, dir.path(), &["--tills", "--date", "2026-13-01"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     let none = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
         .current_dir(dir.path())
@@ -616,4 +620,92 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
         .output()
         .unwrap();
     assert_eq!(none.status.code(), Some(3), "{none:?}");
+}
+
+/// `scanpay journal`'s export of one till's journal, its lines without the header.
+fn journal_export(dir: &Path, journal: &Path, args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .current_dir(dir)
+        .env_remove("SCANPAY_CONFIG")
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_JOURNAL_PATH", journal)
+        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
+        .arg("journal")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The store's export is every till's `scanpay journal` export put
+/// together: the same columns, each order once, whichever till it was on.
+#[test]
+fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let today = OffsetDateTime::now_utc()
+        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date();
+    let yesterday = today.previous_day().unwrap().to_string();
+    let today = today.to_string();
+    let mut tills = tills(dir.path(), 3);
+    tills[0].orders(3);
+    tills[1].orders(4);
+    tills[2].orders(2);
+    for till in &tills {
+        till.sync(&pg, 7).unwrap();
+    }
+
+    for format in ["csv", "json"] {
+        let args = ["--date", &yesterday, "--to", &today, "--format", format];
+        let store = store_command(&pg, dir.path(), &args);
+        assert_eq!(store.status.code(), Some(0), "{store:?}");
+        let text = String::from_utf8(store.stdout).unwrap();
+        let mut from_store: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+        let mut from_journals: Vec<String> = tills
+            .iter()
+            .flat_map(|t| journal_export(dir.path(), &t.path, &args))
+            .collect();
+        if format == "json" {
+            // One object per line between the brackets, commas apart.
+            let object = |line: &String| line.trim_end_matches(',').to_string();
+            from_store = from_store.iter().filter(|l| l.starts_with('{')).map(object).collect();
+            from_journals = from_journals
+                .iter()
+                .filter(|l| l.starts_with('{'))
+                .map(object)
+                .collect();
+        }
+        from_store.sort();
+        from_journals.sort();
+        assert_eq!(from_store.len(), 9, "{text}");
+        assert_eq!(from_store, from_journals, "{format}");
+    }
+
+    // For Excel, to a file; the count said on stderr.
+    let file = dir.path().join("orders.csv");
+    let excel = store_command(
+        &pg,
+        dir.path(),
+        &["--date", &today, "--excel", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(excel.status.code(), Some(0), "{excel:?}");
+    let said = String::from_utf8_lossy(&excel.stderr);
+    assert!(said.contains("9 orders of every till written to"), "{said}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(scanpay::journal::UTF8_BOM), "no BOM");
+
+    // Backwards, and --excel with JSON: refused before the store is asked.
+    let backwards = store_command(&pg, dir.path(), &["--date", &today, "--to", &yesterday]);
+    assert_eq!(backwards.status.code(), Some(2), "{backwards:?}");
+    let json_excel = store_command(&pg, dir.path(), &["--excel", "--format", "json"]);
+    assert_eq!(json_excel.status.code(), Some(2), "{json_excel:?}");
+    // Nothing was written to the store by any of it.
+    assert_store_is_union(&pg, &tills);
 }

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::Exit;
 pub use crate::journal::ExportFormat as Format;
-use crate::journal::{ExportWriter, Journal, JournalError, day_bounds};
+use crate::journal::{ExportWriter, Journal, JournalError, OrderRefunds, OrderRow, day_bounds};
 
 pub struct ExportArgs {
     /// The (first) day, YYYY-MM-DD; `None` is today in the store's time zone.
@@ -53,7 +53,7 @@ pub enum ExportError {
     /// The journal opened but reading a day failed half-way (nothing is
     /// written to --output then).
     #[error("reading the orders of {day}: {cause}")]
-    Read { day: Date, cause: JournalError },
+    Read { day: Date, cause: String },
     #[error(
         "cannot write the export to {} ({cause}): check that the folder exists, is writable and has space, or choose another --output",
         path.display()
@@ -108,37 +108,10 @@ pub fn run(
     journal_path: &Path,
     offset: UtcOffset,
 ) -> Result<usize, ExportError> {
-    let first = match &args.date {
-        Some(text) => parse_date("date", text)?,
-        None => OffsetDateTime::now_utc().to_offset(offset).date(),
-    };
-    let last = match &args.to {
-        Some(text) => parse_date("to", text)?,
-        None => first,
-    };
-    if last < first {
-        return Err(ExportError::Backwards {
-            from: first,
-            to: last,
-        });
-    }
+    let days = Days::of(args.date.as_deref(), args.to.as_deref(), offset, args.excel)?;
     let journal = open(journal_path)?;
-    let days = Days {
-        first,
-        last,
-        offset,
-        excel: args.excel,
-    };
-    match &args.output {
-        None => {
-            let stdout = BufWriter::new(io::stdout().lock());
-            days.write(&journal, args.format, stdout, ExportError::Stdout)
-                .map(|(count, _)| count)
-        }
-        Some(path) => write_atomically(path, |file, failed| {
-            days.write(&journal, args.format, file, failed)
-        }),
-    }
+    let read = |from, to| journal_day(&journal, from, to);
+    days.to_output(read, args.format, args.output.as_deref())
 }
 
 /// `scanpay journal --check`: SQLite's full integrity check, read-only. Says
@@ -222,19 +195,53 @@ pub fn parse_date(flag: &'static str, input: &str) -> Result<Date, ExportError> 
     })
 }
 
-/// The local days `first..=last`.
-struct Days {
-    first: Date,
-    last: Date,
-    offset: UtcOffset,
-    excel: bool,
+/// The local days `first..=last` of an export.
+pub(crate) struct Days {
+    pub first: Date,
+    pub last: Date,
+    pub offset: UtcOffset,
+    pub excel: bool,
 }
 
+/// One day's orders created in `[from_ms, to_ms)`, oldest first, with what
+/// their refunds add up to; a failure is said in words.
+pub(crate) type DayOrders = Result<(Vec<OrderRow>, OrderRefunds), String>;
+
 impl Days {
-    /// Exports day by day, so a year's export holds one day's orders in memory.
-    fn write<W: Write>(
+    /// The days `--date` and `--to` name (`--date` left out: today at `offset`).
+    pub(crate) fn of(
+        date: Option<&str>,
+        to: Option<&str>,
+        offset: UtcOffset,
+        excel: bool,
+    ) -> Result<Self, ExportError> {
+        let first = match date {
+            Some(text) => parse_date("date", text)?,
+            None => OffsetDateTime::now_utc().to_offset(offset).date(),
+        };
+        let last = match to {
+            Some(text) => parse_date("to", text)?,
+            None => first,
+        };
+        if last < first {
+            return Err(ExportError::Backwards {
+                from: first,
+                to: last,
+            });
+        }
+        Ok(Self {
+            first,
+            last,
+            offset,
+            excel,
+        })
+    }
+
+    /// Exports day by day, so a year's export holds one day's orders in
+    /// memory; `read(from_ms, to_ms)` reads one day.
+    pub(crate) fn write<W: Write>(
         &self,
-        journal: &Journal,
+        mut read: impl FnMut(i64, i64) -> DayOrders,
         format: Format,
         out: W,
         failed: impl Fn(io::Error) -> ExportError,
@@ -245,15 +252,43 @@ impl Days {
         let days = std::iter::successors(Some(self.first), |day| day.next_day());
         for day in days.take_while(|day| *day <= self.last) {
             let (from, to) = day_bounds(day, self.offset);
-            let read = |cause| ExportError::Read { day, cause };
-            let orders = journal.orders_between(from, to).map_err(read)?;
-            // One aggregate query per day, however many orders it has.
-            let refunds = journal.refunds_of_orders_between(from, to).map_err(read)?;
+            let (orders, refunds) = read(from, to).map_err(|cause| ExportError::Read { day, cause })?;
             export.write(&orders, &refunds).map_err(&failed)?;
             count += orders.len();
         }
         Ok((count, export.finish().map_err(failed)?))
     }
+}
+
+impl Days {
+    /// [`Days::write`] to `output`, complete or not at all, or to stdout.
+    pub(crate) fn to_output(
+        &self,
+        read: impl FnMut(i64, i64) -> DayOrders,
+        format: Format,
+        output: Option<&Path>,
+    ) -> Result<usize, ExportError> {
+        match output {
+            None => {
+                let stdout = BufWriter::new(io::stdout().lock());
+                self.write(read, format, stdout, ExportError::Stdout)
+                    .map(|(count, _)| count)
+            }
+            Some(path) => {
+                write_atomically(path, |file, failed| self.write(read, format, file, failed))
+            }
+        }
+    }
+}
+
+/// A journal's day for [`Days::write`]: one aggregate query for the
+/// refunds, however many orders the day has.
+fn journal_day(journal: &Journal, from: i64, to: i64) -> DayOrders {
+    let orders = journal.orders_between(from, to).map_err(|e| e.to_string())?;
+    let refunds = journal
+        .refunds_of_orders_between(from, to)
+        .map_err(|e| e.to_string())?;
+    Ok((orders, refunds))
 }
 
 /// What is at `--output` must be nothing yet, or a regular file (which the

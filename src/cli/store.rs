@@ -1,22 +1,29 @@
-//! `scanpay store --date D`: the day of every till from the store database
-//! (per till and in total: orders, takings, refunds), read-only.
+//! `scanpay store`: every till's orders from the store database, read-only:
+//! the journal screen over the whole store, the same export as `scanpay
+//! journal` over every till, or a day's lines per till (`--tills`).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::journal::{Format, parse_date, write_atomically};
+use time::Date;
+
+use super::journal::{Days, ExportError, Format, write_atomically};
 use super::{Exit, err};
-use crate::config::Settings;
-use crate::journal::day_bounds;
+use crate::config::{Settings, StoreSettings};
+use crate::domain::signed_yuan;
 use crate::store::{Store, StoreDay, TillDay};
 
 pub struct StoreArgs {
-    pub date: String,
+    /// The (first) day, YYYY-MM-DD; `None` is today in the store's time zone.
+    pub date: Option<String>,
+    /// The last day of an export, inclusive.
+    pub to: Option<String>,
     pub format: Format,
+    pub excel: bool,
     pub output: Option<PathBuf>,
 }
 
-/// The CSV's columns; amounts in yuan.
+/// The per-till CSV's columns; amounts in yuan.
 pub const COLUMNS: [&str; 10] = [
     "till_id",
     "installation_id",
@@ -30,26 +37,104 @@ pub const COLUMNS: [&str; 10] = [
     "shipped_through",
 ];
 
-/// 0: printed; 1: the store is unreachable or failed, or the output could
-/// not be written; 2: a bad date; 3: `[store]` is not set.
-pub async fn run(settings: &Settings, args: StoreArgs) -> Exit {
-    let Some(store) = &settings.store else {
+/// `[store]`, or the message and exit code of its absence.
+pub fn settings(settings: &Settings) -> Result<&StoreSettings, Exit> {
+    settings.store.as_ref().ok_or_else(|| {
         err(
             "scanpay store: store.database_url is not set: set it in the [store] section of the configuration (or SCANPAY_STORE_DATABASE_URL), e.g. postgres://scanpay@127.0.0.1:5432/store",
         );
-        return Exit::Config;
+        Exit::Config
+    })
+}
+
+/// The day the store screen opens on, once the store database is known to
+/// answer: what is wrong is said in plain text, before the screen takes the
+/// terminal.
+pub async fn screen_day(settings: &Settings, date: Option<&str>) -> Result<Date, Exit> {
+    let store = self::settings(settings)?;
+    let days = Days::of(date, None, settings.store_offset, false).map_err(|e| said(&e))?;
+    if let Err(e) = Store::connect_read_only(store).await {
+        err(format_args!("scanpay store: {e}"));
+        return Err(Exit::Internal);
+    }
+    Ok(days.first)
+}
+
+fn said(e: &ExportError) -> Exit {
+    err(format_args!("scanpay store: {e}"));
+    e.exit()
+}
+
+/// Every till's orders of the days asked, in the journal export's columns.
+/// 0: written; 1: the store failed or the output could not be written; 2: a
+/// bad date; 3: `[store]` is not set.
+pub async fn export(settings: &Settings, args: StoreArgs) -> Exit {
+    let store_settings = match self::settings(settings) {
+        Ok(store) => store.clone(),
+        Err(exit) => return exit,
     };
-    let day = match parse_date("--date", &args.date) {
-        Ok(day) => day,
+    let days = match Days::of(
+        args.date.as_deref(),
+        args.to.as_deref(),
+        settings.store_offset,
+        args.excel,
+    ) {
+        Ok(days) => days,
+        Err(e) => return said(&e),
+    };
+    let mut store = match Store::connect_read_only(&store_settings).await {
+        Ok(store) => store,
         Err(e) => {
             err(format_args!("scanpay store: {e}"));
-            return e.exit();
+            return Exit::Internal;
         }
     };
-    let (from, to) = day_bounds(day, settings.store_offset);
+    // The export writes synchronously (to a temporary file renamed into
+    // place); the store is read a day at a time from that thread.
+    let runtime = tokio::runtime::Handle::current();
+    let output = args.output.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let read = |from, to| {
+            runtime
+                .block_on(store.orders_between(from, to))
+                .map_err(|e| e.to_string())
+        };
+        days.to_output(read, args.format, output.as_deref())
+    })
+    .await;
+    match written {
+        Ok(Ok(count)) => {
+            if let Some(path) = &args.output {
+                err(format_args!(
+                    "scanpay store: {count} orders of every till written to {}",
+                    path.display()
+                ));
+            }
+            Exit::OK
+        }
+        Ok(Err(e)) => said(&e),
+        Err(_) => {
+            err("scanpay store: the export stopped half-way; nothing was written to --output");
+            Exit::Internal
+        }
+    }
+}
+
+/// One day's line per till and the total. 0: printed; 1: the store is
+/// unreachable or failed, or the output could not be written; 2: a bad date;
+/// 3: `[store]` is not set.
+pub async fn tills(settings: &Settings, args: StoreArgs) -> Exit {
+    let store = match self::settings(settings) {
+        Ok(store) => store,
+        Err(exit) => return exit,
+    };
+    let day = match Days::of(args.date.as_deref(), None, settings.store_offset, false) {
+        Ok(days) => days.first,
+        Err(e) => return said(&e),
+    };
     let read = async {
         let mut store = Store::connect_read_only(store).await?;
-        store.day(&day.to_string(), from, to).await
+        store.day(day, settings.store_offset).await
     };
     let report = match read.await {
         Ok(report) => report,
@@ -82,26 +167,18 @@ pub async fn run(settings: &Settings, args: StoreArgs) -> Exit {
                 Ok((report.tills.len(), file))
             });
             if let Err(e) = written {
-                err(format_args!("scanpay store: {e}"));
-                return e.exit();
+                return said(&e);
             }
             err(format_args!(
                 "scanpay store: {} tills, {} paid ¥{} · written to {}",
                 report.tills.len(),
                 report.total.paid,
-                yuan(report.total.takings),
+                signed_yuan(report.total.takings),
                 path.display()
             ));
         }
     }
     Exit::OK
-}
-
-/// Fen as yuan with two decimals, a minus sign when negative.
-fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", fen / 100, fen % 100)
 }
 
 /// One line per till, then the total.
@@ -113,10 +190,10 @@ pub fn to_csv(report: &StoreDay) -> String {
             t.installation_id.clone(),
             t.orders.to_string(),
             t.paid.to_string(),
-            yuan(t.takings),
+            signed_yuan(t.takings),
             t.refunds.to_string(),
-            yuan(t.refunded),
-            yuan(t.takings - t.refunded),
+            signed_yuan(t.refunded),
+            signed_yuan(t.takings - t.refunded),
             t.unsettled.to_string(),
             t.shipped_through.to_string(),
         ])
@@ -128,16 +205,4 @@ pub fn to_csv(report: &StoreDay) -> String {
     }
     line(&mut out, &report.total);
     String::from_utf8(out.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuan_signed() {
-        assert_eq!(yuan(0), "0.00");
-        assert_eq!(yuan(3702), "37.02");
-        assert_eq!(yuan(-105), "-1.05");
-    }
 }

@@ -8,5 +8,5 @@ mod out_trade_no;
 
 pub use auth_code::{AuthCode, AuthCodeError, holds_payment_code, mask};
 pub use body::{BodyError, check_body};
-pub use money::{AmountError, Fen};
+pub use money::{AmountError, Fen, signed_yuan};
 pub use out_trade_no::{OutTradeNo, OutTradeNoError, TillId, TillIdError};

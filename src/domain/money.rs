@@ -78,6 +78,13 @@ impl fmt::Display for Fen {
     }
 }
 
+/// Signed fen as yuan with two decimals, "-5.00" below zero: a day's net
+/// takings after refunding more of earlier days than it took.
+pub fn signed_yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}", Fen(fen.unsigned_abs()))
+}
+
 impl FromStr for Fen {
     type Err = AmountError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -89,6 +96,13 @@ impl FromStr for Fen {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn signed_yuan_below_zero() {
+        assert_eq!(signed_yuan(0), "0.00");
+        assert_eq!(signed_yuan(3702), "37.02");
+        assert_eq!(signed_yuan(-105), "-1.05");
+    }
 
     #[test]
     fn parses_what_a_cashier_types() {

@@ -149,7 +149,7 @@ impl RefundTotals {
     }
 
     /// `count` refunds of `state` together worth `total`.
-    pub(super) fn add_many(&mut self, state: RefundState, count: usize, total: Fen) {
+    pub(crate) fn add_many(&mut self, state: RefundState, count: usize, total: Fen) {
         self.count += count;
         if state == RefundState::Refunded {
             self.refunded.0 += total.0;

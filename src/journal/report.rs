@@ -83,6 +83,15 @@ impl OrderRefunds {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Adds `count` refunds of `order` in `state` worth `total` together.
+    pub(crate) fn add(&mut self, order: OrderId, state: RefundState, count: u64, total: Fen) {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        self.0
+            .entry(order)
+            .or_default()
+            .add_many(state, count, total);
+    }
 }
 
 /// Orders per final state and the day's takings. Only paid orders carry money:
@@ -119,12 +128,10 @@ impl DaySummary {
 
     /// [`DaySummary::net_fen`] in yuan with two decimals: "12.34", "-5.00".
     pub fn net_yuan(&self) -> String {
-        let net = self.net_fen();
-        let sign = if net < 0 { "-" } else { "" };
-        format!("{sign}{}", Fen(net.unsigned_abs()))
+        crate::domain::signed_yuan(self.net_fen())
     }
 
-    fn add_refunds(&mut self, state: RefundState, count: u64, total: Fen) {
+    pub(crate) fn add_refunds(&mut self, state: RefundState, count: u64, total: Fen) {
         match state {
             RefundState::Refunded => {
                 self.refunded_count += count;
@@ -138,7 +145,7 @@ impl DaySummary {
         }
     }
 
-    fn add(&mut self, state: OrderState, hour: usize, count: u64, total: Fen) {
+    pub(crate) fn add(&mut self, state: OrderState, hour: usize, count: u64, total: Fen) {
         match state {
             OrderState::Paid => {
                 self.paid_count += count;
@@ -265,12 +272,7 @@ impl Journal {
             })
             .map_err(|e| classify(&self.path, e))?;
         for (order, state, count, total) in groups {
-            let count = usize::try_from(count).unwrap_or(usize::MAX);
-            refunds
-                .0
-                .entry(OrderId(order))
-                .or_default()
-                .add_many(state, count, total);
+            refunds.add(OrderId(order), state, count, total);
         }
         Ok(refunds)
     }

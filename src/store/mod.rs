@@ -26,7 +26,7 @@ use crate::config::StoreSettings;
 use crate::journal::{Journal, JournalError, JournalWriter, ShipBatch, ShipEvent};
 
 pub use schema::MIGRATIONS;
-pub use view::{StoreDay, TillDay};
+pub use view::{StoreDay, StoreDayReport, TillDay};
 
 /// How long connecting, and then each batch, may take before the store is
 /// taken for unreachable.
@@ -97,6 +97,10 @@ pub enum StoreError {
         "the store database at {target} has schema version {found}, older than this scanpay's: run scanpay sync on a till (it brings the schema up to date) and ask again"
     )]
     NotReady { target: String, found: i32 },
+    #[error(
+        "the store database holds a row scanpay cannot read ({what}): it was changed by hand or by another program; nothing is shown rather than a wrong figure: restore the row from the tills' journals (scanpay sync ships them again)"
+    )]
+    Unreadable { what: String },
     #[error("{0}")]
     Journal(#[from] JournalError),
 }

@@ -1,9 +1,23 @@
-//! The store's day over every till, read from the store database only
+//! The store's days over every till, read from the store database only
 //! (`scanpay store`): nothing is written, no migration is run.
+//!
+//! Every read here is one read-only snapshot (repeatable read), so a day's
+//! list, its totals and its per-till lines agree with each other even while
+//! tills ship. The rows come back as the journal's own types, [`OrderRow`]
+//! and [`EventRow`], so the journal's screen and export show the store too;
+//! their ids are the store's (see schema step 2), not any journal's.
 
 use serde::Serialize;
+use time::{Date, UtcOffset};
+use tokio_postgres::{Row, Transaction};
 
 use super::{Store, StoreError};
+use crate::domain::{Fen, OutTradeNo, TillId};
+use crate::journal::{
+    DayReport, DaySummary, EventKind, EventRow, OrderId, OrderRefunds, OrderRow, OrderState,
+    RefundState, day_bounds,
+};
+use crate::payment::Event;
 
 /// One till's day, or the store's total.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -38,6 +52,14 @@ pub struct StoreDay {
     pub total: TillDay,
 }
 
+/// What the store's screen shows of a day: the journal screen's report over
+/// every till, and a line per till.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreDayReport {
+    pub report: DayReport,
+    pub tills: StoreDay,
+}
+
 const DAY_BY_TILL: &str = "\
     SELECT t.installation_id, t.till_id, t.shipped_through, \
       coalesce(o.orders, 0), coalesce(o.paid, 0), coalesce(o.takings, 0), coalesce(o.unsettled, 0), \
@@ -55,61 +77,264 @@ const DAY_BY_TILL: &str = "\
       ON r.installation_id = t.installation_id \
     ORDER BY t.till_id, t.installation_id";
 
+/// An order as [`order_row`] reads it.
+pub(super) const ORDER_COLUMNS: &str = "o.id, o.out_trade_no, o.till_id, o.total_fee, o.body, \
+    o.auth_code_masked, o.created_at_ms, o.micropay_sent_at_ms, o.state, o.finished_at_ms, \
+    o.transaction_id, o.err_code, o.message";
+
+/// Orders created in `[$1, $2)` of every till, oldest first.
+fn orders_between_sql() -> String {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM orders o \
+         WHERE o.created_at_ms >= $1 AND o.created_at_ms < $2 ORDER BY o.created_at_ms, o.id"
+    )
+}
+
+/// The refunds of the orders created in `[$1, $2)`, per order and state.
+const REFUNDS_OF_ORDERS_BETWEEN: &str = "\
+    SELECT o.id, r.state, count(*), sum(r.refund_fee)::bigint \
+    FROM orders o JOIN refunds r ON r.mch_id = o.mch_id AND r.out_trade_no = o.out_trade_no \
+    WHERE o.created_at_ms >= $1 AND o.created_at_ms < $2 GROUP BY o.id, r.state";
+
+/// The refunds opened in `[$1, $2)`, of orders of any day, per state.
+const REFUNDS_BETWEEN: &str = "\
+    SELECT state, count(*), sum(refund_fee)::bigint FROM refunds \
+    WHERE created_at_ms >= $1 AND created_at_ms < $2 GROUP BY state";
+
+/// One order's events, oldest first, from the till that made it.
+const TIMELINE: &str = "\
+    SELECT e.event_id, e.at_ms, e.since_t0_ms, e.kind, e.call, e.summary, e.detail::text \
+    FROM orders o JOIN events e ON e.installation_id = o.installation_id AND e.out_trade_no = o.out_trade_no \
+    WHERE o.id = $1 ORDER BY e.event_id";
+
 impl Store {
-    /// The day `[from_ms, to_ms)` of every till, in one snapshot.
-    pub async fn day(
-        &mut self,
-        date: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<StoreDay, StoreError> {
-        let tx = self
-            .client
+    /// A read-only snapshot: everything read in it is of one moment.
+    async fn snapshot(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let target = self.target.clone();
+        self.client
             .build_transaction()
             .read_only(true)
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await
             .map_err(|e| StoreError::Database {
-                target: self.target.clone(),
+                target,
                 cause: super::cause(&e),
-            })?;
-        let rows = tx.query(DAY_BY_TILL, &[&from_ms, &to_ms]).await;
-        let rows = rows.map_err(|e| StoreError::Database {
-            target: self.target.clone(),
-            cause: super::cause(&e),
-        })?;
-        let count = |n: i64| n.unsigned_abs();
-        let tills: Vec<TillDay> = rows
-            .iter()
-            .map(|r| TillDay {
-                installation_id: r.get(0),
-                till_id: r.get(1),
-                shipped_through: r.get(2),
-                orders: count(r.get(3)),
-                paid: count(r.get(4)),
-                takings: r.get(5),
-                unsettled: count(r.get(6)),
-                refunds: count(r.get(7)),
-                refunded: r.get(8),
             })
-            .collect();
-        let mut total = TillDay {
-            till_id: "total".into(),
-            ..TillDay::default()
-        };
-        for t in &tills {
-            total.orders += t.orders;
-            total.paid += t.paid;
-            total.takings += t.takings;
-            total.unsettled += t.unsettled;
-            total.refunds += t.refunds;
-            total.refunded += t.refunded;
+    }
+
+    /// The local `day` (at `offset`) of every till, per till and in total.
+    pub async fn day(&mut self, day: Date, offset: UtcOffset) -> Result<StoreDay, StoreError> {
+        let target = self.target.clone();
+        let tx = self.snapshot().await?;
+        tills_day(&tx, &target, day, offset).await
+    }
+
+    /// The store screen's `day`: every till's orders, their summary and
+    /// refunds, and the per-till lines, in one snapshot.
+    pub async fn day_report(
+        &mut self,
+        day: Date,
+        offset: UtcOffset,
+    ) -> Result<StoreDayReport, StoreError> {
+        let target = self.target.clone();
+        let tx = self.snapshot().await?;
+        let (from, to) = day_bounds(day, offset);
+        let (orders, refunds) = orders_between(&tx, &target, from, to).await?;
+        // Summed from the rows just read, so the totals match the list.
+        let mut summary = DaySummary::default();
+        for order in &orders {
+            let hour = ((order.created_at_ms - from) / 3_600_000 % 24) as usize;
+            summary.add(order.state, hour, 1, order.total_fee);
         }
-        Ok(StoreDay {
-            date: date.into(),
+        for row in query(&tx, &target, REFUNDS_BETWEEN, from, to).await? {
+            let state = parse(&row, 0, RefundState::parse)?;
+            summary.add_refunds(state, count(&row, 1)?, fen(&row, 2)?);
+        }
+        let tills = tills_day(&tx, &target, day, offset).await?;
+        Ok(StoreDayReport {
+            report: DayReport {
+                day,
+                orders,
+                summary,
+                refunds,
+            },
             tills,
-            total,
         })
     }
+
+    /// Every till's orders created in `[from_ms, to_ms)`, oldest first, and
+    /// what their refunds add up to: a piece of `scanpay store`'s export.
+    pub async fn orders_between(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Vec<OrderRow>, OrderRefunds), StoreError> {
+        let target = self.target.clone();
+        let tx = self.snapshot().await?;
+        orders_between(&tx, &target, from_ms, to_ms).await
+    }
+
+    /// One order's events, oldest first (`order` is a store id from
+    /// [`Store::day_report`]); empty for an order the store does not have.
+    pub async fn timeline(&mut self, order: OrderId) -> Result<Vec<EventRow>, StoreError> {
+        let target = self.target.clone();
+        let rows = self
+            .client
+            .query(TIMELINE, &[&order.0])
+            .await
+            .map_err(|e| failed(&target, &e))?;
+        rows.iter().map(|row| event_row(row, order)).collect()
+    }
+}
+
+async fn tills_day(
+    tx: &Transaction<'_>,
+    target: &str,
+    day: Date,
+    offset: UtcOffset,
+) -> Result<StoreDay, StoreError> {
+    let (from, to) = day_bounds(day, offset);
+    let rows = query(tx, target, DAY_BY_TILL, from, to).await?;
+    let tills = rows
+        .iter()
+        .map(|r| {
+            Ok(TillDay {
+                installation_id: get(r, 0)?,
+                till_id: get(r, 1)?,
+                shipped_through: get(r, 2)?,
+                orders: count(r, 3)?,
+                paid: count(r, 4)?,
+                takings: get(r, 5)?,
+                unsettled: count(r, 6)?,
+                refunds: count(r, 7)?,
+                refunded: get(r, 8)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut total = TillDay {
+        till_id: "total".into(),
+        ..TillDay::default()
+    };
+    for t in &tills {
+        total.orders += t.orders;
+        total.paid += t.paid;
+        total.takings += t.takings;
+        total.unsettled += t.unsettled;
+        total.refunds += t.refunds;
+        total.refunded += t.refunded;
+    }
+    Ok(StoreDay {
+        date: day.to_string(),
+        tills,
+        total,
+    })
+}
+
+async fn orders_between(
+    tx: &Transaction<'_>,
+    target: &str,
+    from: i64,
+    to: i64,
+) -> Result<(Vec<OrderRow>, OrderRefunds), StoreError> {
+    let orders = query(tx, target, &orders_between_sql(), from, to)
+        .await?
+        .iter()
+        .map(order_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut refunds = OrderRefunds::default();
+    for row in query(tx, target, REFUNDS_OF_ORDERS_BETWEEN, from, to).await? {
+        let state = parse(&row, 1, RefundState::parse)?;
+        refunds.add(OrderId(get(&row, 0)?), state, count(&row, 2)?, fen(&row, 3)?);
+    }
+    Ok((orders, refunds))
+}
+
+/// Runs `sql` over the range `[from, to)`.
+async fn query(
+    tx: &Transaction<'_>,
+    target: &str,
+    sql: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Row>, StoreError> {
+    tx.query(sql, &[&from, &to])
+        .await
+        .map_err(|e| failed(target, &e))
+}
+
+fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Database {
+        target: target.into(),
+        cause: super::cause(e),
+    }
+}
+
+/// An order read with [`ORDER_COLUMNS`].
+pub(super) fn order_row(r: &Row) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        id: OrderId(get(r, 0)?),
+        out_trade_no: parse(r, 1, |s| OutTradeNo::parse(s).ok())?,
+        till_id: parse(r, 2, |s| TillId::parse(s).ok())?,
+        total_fee: fen(r, 3)?,
+        body: get(r, 4)?,
+        auth_code_masked: get(r, 5)?,
+        created_at_ms: get(r, 6)?,
+        micropay_sent_at_ms: get(r, 7)?,
+        state: parse(r, 8, OrderState::parse)?,
+        finished_at_ms: get(r, 9)?,
+        transaction_id: get(r, 10)?,
+        err_code: get(r, 11)?,
+        message: get(r, 12)?,
+    })
+}
+
+fn event_row(r: &Row, order: OrderId) -> Result<EventRow, StoreError> {
+    let kind: String = get(r, 3)?;
+    let call: Option<String> = get(r, 4)?;
+    let summary: String = get(r, 5)?;
+    let detail: serde_json::Value = parse(r, 6, |s| serde_json::from_str(s).ok())?;
+    let since: Option<i64> = get(r, 2)?;
+    Ok(EventRow {
+        id: get(r, 0)?,
+        order_id: order,
+        at_ms: get(r, 1)?,
+        since_t0_ms: since.and_then(|ms| u64::try_from(ms).ok()),
+        kind: parse(r, 3, EventKind::parse)?,
+        event: Event::from_stored(&kind, call.as_deref(), &summary, &detail),
+        call,
+        summary,
+    })
+}
+
+/// A column of the type it must have; a store that holds something else was
+/// changed by hand, and says so rather than showing a wrong figure.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(r: &'a Row, idx: usize) -> Result<T, StoreError> {
+    r.try_get(idx).map_err(|e| StoreError::Unreadable {
+        what: format!("column {} ({e})", column(r, idx)),
+    })
+}
+
+/// A text column through a validating parser.
+fn parse<T>(r: &Row, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
+    let text: String = get(r, idx)?;
+    parse(&text).ok_or_else(|| StoreError::Unreadable {
+        what: format!("column {} holds {text:?}", column(r, idx)),
+    })
+}
+
+/// A count or an amount in fen, never below zero.
+fn count(r: &Row, idx: usize) -> Result<u64, StoreError> {
+    let n: i64 = get(r, idx)?;
+    u64::try_from(n).map_err(|_| StoreError::Unreadable {
+        what: format!("column {} holds {n}", column(r, idx)),
+    })
+}
+
+fn fen(r: &Row, idx: usize) -> Result<Fen, StoreError> {
+    count(r, idx).map(Fen)
+}
+
+fn column(r: &Row, idx: usize) -> &str {
+    r.columns().get(idx).map_or("?", |c| c.name())
 }

@@ -22,6 +22,7 @@ use crate::journal::{
 use crate::payment::recovery::Recovered;
 use crate::payment::refunding::RefundResult;
 use crate::payment::{Final, PaymentRequest, PaymentResult, Progress, Status};
+use crate::store::StoreDay;
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
 use crate::scanner::{Driver, DriverStatus, Pipeline, Rejection, ScanEvent};
 use crate::wechat::messages::Language;
@@ -78,6 +79,8 @@ pub enum Msg {
     /// background shipper last counted (`[store]` set only).
     StoreBehind(u64),
     DayLoaded(Result<DayReport, String>),
+    /// The store screen's day per till, read with its orders.
+    StoreTills(StoreDay),
     /// The newest reconciliation against WeChat's bill of a day (`None`:
     /// never reconciled), read with the day.
     DayReconciled(Date, Option<ReconciliationRow>),
@@ -204,6 +207,8 @@ pub struct JournalScreen {
     pub scroll: usize,
     /// The refund form, over the list or the detail.
     pub refund: Option<RefundForm>,
+    /// The store screen's lines per till, of the day they name.
+    pub tills: Option<StoreDay>,
 }
 
 /// Refunding one paid order from the journal screen: the amount (the
@@ -296,6 +301,9 @@ pub struct App {
     /// `scanpay journal`: the journal screen alone, with no till behind it
     /// (no payments, scanner or gateway); leaving it quits.
     pub journal_only: bool,
+    /// `scanpay store`: the journal screen alone over every till's orders,
+    /// read from the store database (`journal_only` too).
+    pub store_view: bool,
     /// Whether the journal screen's day was reconciled (`scanpay
     /// reconcile`), once read: the day, and its newest reconciliation.
     pub reconciled: Option<(Date, Option<ReconciliationRow>)>,
@@ -331,6 +339,7 @@ impl App {
             size: (110, 32),
             quit: false,
             journal_only: false,
+            store_view: false,
             reconciled: None,
             decoder,
             keyboard_scans,
@@ -425,6 +434,11 @@ impl App {
                 }
             }
             Msg::StoreBehind(n) => self.store_behind = n,
+            Msg::StoreTills(tills) => {
+                if let Screen::Journal(journal) = &mut self.screen {
+                    journal.tills = Some(tills);
+                }
+            }
             Msg::DayLoaded(report) => {
                 if let Screen::Journal(journal) = &mut self.screen {
                     if report.as_ref().is_ok_and(|r| r.day != journal.day) {
@@ -749,8 +763,17 @@ impl App {
             detail: None,
             scroll: 0,
             refund: None,
+            tills: None,
         }));
         vec![Command::LoadDay(day)]
+    }
+
+    /// The store's screen alone on `day` (`scanpay store`): the journal
+    /// screen over every till, read-only.
+    pub fn store_only(info: TillInfo, now: Instant, day: Date) -> (Self, Vec<Command>) {
+        let (mut app, commands) = Self::journal_only(info, now, day);
+        app.store_view = true;
+        (app, commands)
     }
 
     /// Seconds left to the payment deadline, as the countdown shows it.

@@ -10,9 +10,10 @@ use ratatui::widgets::{
 };
 
 use super::app::{App, JournalScreen, RefundForm, RefundStep, Tone};
-use crate::domain::Fen;
+use crate::domain::{Fen, signed_yuan};
 use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState, RefundTotals};
 use crate::payment::Event;
+use crate::store::{StoreDay, TillDay};
 use crate::payment::event::{Answer, RefundReply};
 use crate::payment::refund::{RefundAnswer, RefundFinal, RefundQueryAnswer, RefundStatus};
 use crate::wechat::api::{MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear};
@@ -282,9 +283,16 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
     let s = &report.summary;
     // The day's refunds, when it had any, on a line of their own.
     let refunds = refund_totals(app, s);
-    let [title, totals, chart, table] = Layout::vertical([
+    // The store screen's lines per till, once read for this very day.
+    let tills = journal
+        .tills
+        .as_ref()
+        .filter(|t| t.date == report.day.to_string());
+    let till_rows = tills.map_or(0, |t| till_lines_height(t, area.height));
+    let [title, totals, per_till, chart, table] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(if refunds.is_empty() { 1 } else { 2 }),
+        Constraint::Length(till_rows),
         Constraint::Length(7),
         Constraint::Min(3),
     ])
@@ -295,7 +303,11 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
     let offset = app.info.store_offset;
     let heading = format!(
         " {} {} (UTC{:+03}:{:02}) · {} {} · {} {}",
-        app.t("账本", "Journal"),
+        if app.store_view {
+            app.t("门店", "Store")
+        } else {
+            app.t("账本", "Journal")
+        },
         report.day,
         offset.whole_hours(),
         offset.minutes_past_hour().abs(),
@@ -357,8 +369,89 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         lines.push(Line::from(refunds).yellow());
     }
     frame.render_widget(Paragraph::new(lines), totals);
+    if let Some(tills) = tills {
+        till_lines(app, tills, frame, per_till);
+    }
     hourly(app, &s.hourly_paid, frame, chart);
     orders(app, journal, frame, table);
+}
+
+/// The most till lines the store screen gives up room for.
+const MAX_TILL_LINES: usize = 8;
+
+/// Rows for the per-till table: a header, a line per till (at most
+/// [`MAX_TILL_LINES`], and one more saying how many are left out), the total;
+/// none on a terminal too short to keep the order list.
+fn till_lines_height(tills: &StoreDay, height: u16) -> u16 {
+    let shown = tills.tills.len().min(MAX_TILL_LINES);
+    let more = usize::from(tills.tills.len() > MAX_TILL_LINES);
+    let rows = (shown + more + 2) as u16;
+    if height < rows + 16 { 0 } else { rows }
+}
+
+/// One line per till of the day (takings, refunds, what is unsettled, how
+/// far the store has its events), then the store's total.
+fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
+    let line = |t: &TillDay, name: String| {
+        let unsettled = if t.unsettled > 0 {
+            Style::new().magenta().bold()
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            Cell::from(name),
+            Cell::from(t.orders.to_string()),
+            Cell::from(format!("{} ¥{}", t.paid, signed_yuan(t.takings))),
+            Cell::from(format!("{} ¥{}", t.refunds, signed_yuan(t.refunded))),
+            Cell::from(format!("¥{}", signed_yuan(t.takings - t.refunded))),
+            Cell::from(t.unsettled.to_string()).style(unsettled),
+            Cell::from(if t.installation_id.is_empty() {
+                String::new()
+            } else {
+                t.shipped_through.to_string()
+            }),
+        ])
+    };
+    let mut rows: Vec<Row> = tills
+        .tills
+        .iter()
+        .take(MAX_TILL_LINES)
+        .map(|t| line(t, format!("{} ({})", t.till_id, t.installation_id)))
+        .collect();
+    if tills.tills.len() > MAX_TILL_LINES {
+        rows.push(
+            Row::new(vec![Cell::from(format!(
+                "… {} {}",
+                tills.tills.len() - MAX_TILL_LINES,
+                app.t(
+                    "台未列出：scanpay store --tills 列出全部",
+                    "more tills: scanpay store --tills lists them all"
+                )
+            ))])
+            .dark_gray(),
+        );
+    }
+    rows.push(line(&tills.total, app.t("合计", "total").to_string()).bold());
+    let header = Row::new(vec![
+        app.t("收银台", "till"),
+        app.t("订单", "orders"),
+        app.t("收款", "paid"),
+        app.t("退款", "refunded"),
+        app.t("净收", "net"),
+        app.t("待处理", "unsettled"),
+        app.t("已入库事件", "in store through event"),
+    ])
+    .dark_gray();
+    let widths = [
+        Constraint::Length(22),
+        Constraint::Length(7),
+        Constraint::Length(16),
+        Constraint::Length(14),
+        Constraint::Length(12),
+        Constraint::Length(10),
+        Constraint::Min(8),
+    ];
+    frame.render_widget(Table::new(rows, widths).header(header), area);
 }
 
 /// The day's refunds after its takings, when it had any: issued (confirmed)

@@ -23,6 +23,7 @@ use ratatui::Frame;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Gateway, Settings};
+use crate::domain::Fen;
 use crate::journal::{Journal, JournalError, day_bounds, unix_ms};
 use crate::payment::refunding::RefundError;
 use crate::scanner::{Pipeline, ScanEvent, start_reader};
@@ -147,6 +148,32 @@ pub async fn run_journal(settings: &Settings, day: time::Date) -> Result<(), Tui
     show(app, executor, rx, commands).await
 }
 
+/// The store's screen alone (`scanpay store`): every till's orders from the
+/// store database, read-only; no engine, gateway or journal.
+pub async fn run_store(
+    settings: &Settings,
+    store: crate::config::StoreSettings,
+    day: time::Date,
+) -> Result<(), TuiError> {
+    let mut info = TillInfo::from_settings(settings, "none (read-only store)".into());
+    info.journal_path = store.database_url.clone();
+    let (mut app, mut commands) = App::store_only(info, Instant::now(), day);
+    app.update(Msg::Date(store_date(settings.store_offset)));
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    read_keys(tx.clone());
+    let mut reports = Reports::of(settings);
+    reports.store = Some(store);
+    let executor = Loop {
+        till: None,
+        reports,
+        tx,
+        cancel: None,
+        ship_now: None,
+    };
+    commands.insert(0, Command::RefreshToday);
+    show(app, executor, rx, commands).await
+}
+
 /// The screen and its loop: draws, waits for a message, runs the commands
 /// the update returns, until the app quits or a stop signal arrives.
 async fn show(
@@ -244,9 +271,13 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
 /// each request and dropped after it, never the engine's journal. A report
 /// waits for no payment (and no payment for a report), and a connection that
 /// found no till running (see [`Journal::open_read_only`]) never goes stale.
+///
+/// On the store screen they come from the store database instead, on a
+/// read-only connection per request too.
 #[derive(Clone)]
 struct Reports {
     path: PathBuf,
+    store: Option<crate::config::StoreSettings>,
     offset: time::UtcOffset,
 }
 
@@ -254,6 +285,7 @@ impl Reports {
     fn of(settings: &Settings) -> Self {
         Self {
             path: settings.journal_path.clone(),
+            store: None,
             offset: settings.store_offset,
         }
     }
@@ -263,6 +295,68 @@ impl Reports {
         Journal::open_read_only(&self.path)
             .and_then(|journal| read(&journal))
             .map_err(|e| e.to_string())
+    }
+
+    /// Runs one read on a fresh read-only connection to the store database.
+    async fn read_store<T>(
+        settings: &crate::config::StoreSettings,
+        read: impl AsyncFnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>,
+    ) -> Result<T, String> {
+        let mut store = crate::store::Store::connect_read_only(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        read(&mut store).await.map_err(|e| e.to_string())
+    }
+
+    /// The store screen's requests; `false`: not the store screen, the
+    /// journal's reads answer.
+    fn store_command(&self, command: &Command, tx: &mpsc::UnboundedSender<Msg>) -> bool {
+        let Some(settings) = self.store.clone() else {
+            return false;
+        };
+        let offset = self.offset;
+        let tx = tx.clone();
+        match command.clone() {
+            Command::LoadDay(day) => {
+                tokio::spawn(async move {
+                    let read = Self::read_store(&settings, async |s| s.day_report(day, offset).await);
+                    match read.await {
+                        Ok(day) => {
+                            let _ = tx.send(Msg::StoreTills(day.tills));
+                            let _ = tx.send(Msg::DayLoaded(Ok(day.report)));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Msg::DayLoaded(Err(e)));
+                        }
+                    }
+                });
+            }
+            Command::LoadOrder(order) => {
+                tokio::spawn(async move {
+                    let events =
+                        Self::read_store(&settings, async |s| s.timeline(order.id).await).await;
+                    let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
+                });
+            }
+            Command::RefreshToday => {
+                tokio::spawn(async move {
+                    let today = store_date(offset);
+                    let read = Self::read_store(&settings, async |s| s.day(today, offset).await);
+                    if let Ok(day) = read.await {
+                        let total = &day.total;
+                        let _ = tx.send(Msg::Today {
+                            paid: total.paid,
+                            total: Fen(total.takings.unsigned_abs()),
+                            refunded: Fen(total.refunded.unsigned_abs()),
+                            attention: total.unsettled,
+                            attention_day: (total.unsettled > 0).then_some(today),
+                        });
+                    }
+                });
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -280,6 +374,9 @@ struct Loop<'a> {
 
 impl Loop<'_> {
     fn execute(&mut self, command: Command) {
+        if self.reports.store_command(&command, &self.tx) {
+            return;
+        }
         let tx = self.tx.clone();
         let reports = self.reports.clone();
         let offset = reports.offset;

@@ -565,6 +565,7 @@ fn snapshot_journal_day_and_order_detail() {
         detail: None,
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
@@ -576,6 +577,7 @@ fn snapshot_journal_day_and_order_detail() {
         detail: None,
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
@@ -652,6 +654,7 @@ fn snapshot_journal_day_and_order_detail() {
         detail: Some(Ok((order, events))),
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     snapshot("journal_order_detail_en", &till);
 }
@@ -1059,6 +1062,7 @@ fn journal_on(till: &mut Till, report: DayReport, selected: usize) {
         detail: None,
         scroll: 0,
         refund: None,
+        tills: None,
     }));
 }
 
@@ -1169,6 +1173,7 @@ fn long_timeline(language: Language) -> Till {
         detail: Some(Ok((order, events))),
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     till
 }
@@ -1719,6 +1724,7 @@ fn the_timeline_of_a_refunded_order_shows_its_refunds_in_chinese() {
         detail: Some(Ok((order, events))),
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     let screen = till.render(100, 30);
     for words in [

@@ -215,20 +215,34 @@ fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
     let first = Line::from(vec![
         Span::raw(" scanpay ").bold().reversed(),
         Span::raw(format!(
-            " {} {} · {}",
-            app.t("收银台", "till"),
-            app.info.till_id,
-            app.t(
-                "只读查看账本，不收款",
-                "viewing the journal read-only, no payments"
-            )
+            " {} · {}",
+            if app.store_view {
+                app.t("门店", "store").to_string()
+            } else {
+                format!("{} {}", app.t("收银台", "till"), app.info.till_id)
+            },
+            if app.store_view {
+                app.t(
+                    "只读查看全店所有收银台，不收款",
+                    "viewing every till of the store read-only, no payments"
+                )
+            } else {
+                app.t(
+                    "只读查看账本，不收款",
+                    "viewing the journal read-only, no payments"
+                )
+            }
         )),
     ]);
     let second = Line::from(
         vec![
             Span::raw(format!(
                 " {} {} · {} ",
-                app.t("账本", "journal"),
+                if app.store_view {
+                    app.t("门店数据库", "store database")
+                } else {
+                    app.t("账本", "journal")
+                },
                 app.info.journal_path,
                 app.t("今日", "today")
             )),
