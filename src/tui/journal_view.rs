@@ -418,20 +418,21 @@ fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
         .take(MAX_TILL_LINES)
         .map(|t| line(t, format!("{} ({})", t.till_id, t.installation_id)))
         .collect();
-    if tills.tills.len() > MAX_TILL_LINES {
-        rows.push(
-            Row::new(vec![Cell::from(format!(
-                "… {} {}",
-                tills.tills.len() - MAX_TILL_LINES,
-                app.t(
-                    "台未列出：scanpay store --tills 列出全部",
-                    "more tills: scanpay store --tills lists them all"
-                )
-            ))])
-            .dark_gray(),
-        );
-    }
     rows.push(line(&tills.total, app.t("合计", "total").to_string()).bold());
+    let left_out = tills.tills.len().saturating_sub(MAX_TILL_LINES);
+    let [table, note] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(u16::from(left_out > 0))])
+            .areas(area);
+    if left_out > 0 {
+        let text = format!(
+            "… {left_out} {}",
+            app.t(
+                "台未列出，合计含全部：scanpay store --tills 列出全部",
+                "more tills, in the total: scanpay store --tills lists them all"
+            )
+        );
+        frame.render_widget(Paragraph::new(text).dark_gray(), note);
+    }
     let header = Row::new(vec![
         app.t("收银台", "till"),
         app.t("订单", "orders"),
@@ -451,7 +452,7 @@ fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
         Constraint::Length(10),
         Constraint::Min(8),
     ];
-    frame.render_widget(Table::new(rows, widths).header(header), area);
+    frame.render_widget(Table::new(rows, widths).header(header), table);
 }
 
 /// The day's refunds after its takings, when it had any: issued (confirmed)

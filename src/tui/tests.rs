@@ -1765,3 +1765,105 @@ fn snapshot_store_sync_behind() {
         assert!(!till.render(140, 30).contains(words));
     }
 }
+
+/// `n` tills' lines of the store's `day`: till `T0k` paid `k` orders of
+/// ¥10.00 each, T01 refunded ¥5.00 and has one order unsettled.
+fn store_tills(day: time::Date, n: u64) -> crate::store::StoreDay {
+    use crate::store::TillDay;
+    let tills: Vec<TillDay> = (1..=n)
+        .map(|k| TillDay {
+            till_id: format!("T{k:02}"),
+            installation_id: format!("inst{k:02}abcdef"),
+            orders: k + u64::from(k == 1),
+            paid: k,
+            takings: 1000 * k as i64,
+            unsettled: u64::from(k == 1),
+            refunds: u64::from(k == 1),
+            refunded: if k == 1 { 500 } else { 0 },
+            shipped_through: 40 * k as i64,
+        })
+        .collect();
+    let mut total = TillDay {
+        till_id: "total".into(),
+        ..TillDay::default()
+    };
+    for t in &tills {
+        total.orders += t.orders;
+        total.paid += t.paid;
+        total.takings += t.takings;
+        total.unsettled += t.unsettled;
+        total.refunds += t.refunds;
+        total.refunded += t.refunded;
+    }
+    crate::store::StoreDay {
+        date: day.to_string(),
+        tills,
+        total,
+    }
+}
+
+/// `scanpay store`: the journal screen over every till, a line per till
+/// above the hours, and orders of both tills in one list.
+#[test]
+fn snapshot_store_screen_with_a_line_per_till() {
+    let day = time::macros::date!(2026 - 11 - 23);
+    for (language, name) in [
+        (Language::English, "store_day_en"),
+        (Language::Chinese, "store_day_zh"),
+    ] {
+        let base = Instant::now();
+        let (app, commands) = App::store_only(info(language, Driver::Wedge), base, day);
+        assert_eq!(commands, vec![Command::LoadDay(day)]);
+        let mut store = Till {
+            app,
+            base,
+            commands: Vec::new(),
+        };
+        let mut report = report(day);
+        let mut other = order(5, "13:05:00", 990, OrderState::Paid, None);
+        other.till_id = TillId::parse("T02").unwrap();
+        other.out_trade_no = OutTradeNo::parse("T0220261123130500abcdef000001").unwrap();
+        report.orders.insert(3, other);
+        store.send(Msg::StoreTills(store_tills(day, 2)));
+        store.send(Msg::DayLoaded(Ok(report)));
+        insta::assert_snapshot!(name, store.render(110, 36));
+    }
+}
+
+/// More tills than the screen gives room for: the first eight, how many
+/// more, and the total of them all; lines of another day are not shown.
+#[test]
+fn the_store_screen_lists_eight_tills_and_counts_the_rest() {
+    let day = time::macros::date!(2026 - 11 - 23);
+    let base = Instant::now();
+    let (app, _) = App::store_only(info(Language::English, Driver::Wedge), base, day);
+    let mut store = Till {
+        app,
+        base,
+        commands: Vec::new(),
+    };
+    store.send(Msg::StoreTills(store_tills(day, 10)));
+    store.send(Msg::DayLoaded(Ok(report(day))));
+    let text = store.render(110, 40);
+    assert!(text.contains("T08 (inst08abcdef)"), "{text}");
+    assert!(!text.contains("T09 (inst09"), "{text}");
+    assert!(text.contains("… 2 more tills, in the total: scanpay store --tills"), "{text}");
+    // 10 tills of ¥10.00 × k: ¥550.00 in 55 payments, less T01's ¥5.00.
+    assert!(text.contains("55 ¥550.00"), "{text}");
+    assert!(text.contains("¥545.00"), "{text}");
+
+    // The next day's list arrives before its lines: the old day's are gone.
+    let next = day.next_day().unwrap();
+    store.send(Msg::Date(next));
+    store.key(0, KeyCode::Right);
+    assert_eq!(store.take(), vec![Command::LoadDay(next)]);
+    let mut next_report = report(next);
+    next_report.day = next;
+    store.send(Msg::DayLoaded(Ok(next_report)));
+    let text = store.render(110, 40);
+    assert!(!text.contains("T01 (inst01"), "{text}");
+    // A short terminal keeps the order list and drops the lines.
+    store.send(Msg::StoreTills(store_tills(next, 10)));
+    assert!(store.render(110, 40).contains("T01 (inst01"));
+    assert!(!store.render(110, 24).contains("T01 (inst01"));
+}
