@@ -675,7 +675,11 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
         if format == "json" {
             // One object per line between the brackets, commas apart.
             let object = |line: &String| line.trim_end_matches(',').to_string();
-            from_store = from_store.iter().filter(|l| l.starts_with('{')).map(object).collect();
+            from_store = from_store
+                .iter()
+                .filter(|l| l.starts_with('{'))
+                .map(object)
+                .collect();
             from_journals = from_journals
                 .iter()
                 .filter(|l| l.starts_with('{'))
@@ -693,7 +697,13 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
     let excel = store_command(
         &pg,
         dir.path(),
-        &["--date", &today, "--excel", "--output", file.to_str().unwrap()],
+        &[
+            "--date",
+            &today,
+            "--excel",
+            "--output",
+            file.to_str().unwrap(),
+        ],
     );
     assert_eq!(excel.status.code(), Some(0), "{excel:?}");
     let said = String::from_utf8_lossy(&excel.stderr);
@@ -708,4 +718,84 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
     assert_eq!(json_excel.status.code(), Some(2), "{json_excel:?}");
     // Nothing was written to the store by any of it.
     assert_store_is_union(&pg, &tills);
+}
+
+/// `scanpay store` in a terminal: the store screen over every till, its
+/// line per till, and one order's timeline as the till journaled it, read
+/// from the store database (the tills' journals are not even there).
+#[test]
+fn the_store_screen_shows_every_till_and_an_orders_timeline() {
+    use common::pty::{CommandBuilder, Terminal};
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tills_dir = tempfile::tempdir().unwrap();
+    let mut tills = tills(tills_dir.path(), 2);
+    tills[0].orders(2);
+    tills[1].orders(3);
+    for till in &tills {
+        till.sync(&pg, 100).unwrap();
+    }
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.cwd(dir.path());
+    cmd.env_remove("SCANPAY_CONFIG");
+    cmd.env("SCANPAY_JOURNAL_PATH", dir.path().join("none.sqlite3"));
+    cmd.env("SCANPAY_LOG_DIR", dir.path().join("logs"));
+    cmd.env("SCANPAY_TILL_LANGUAGE", "en");
+    cmd.env("SCANPAY_TILL_TIME_ZONE", "+08:00");
+    cmd.env("SCANPAY_STORE_DATABASE_URL", pg.url());
+    cmd.env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD);
+    cmd.arg("store");
+    let mut screen = Terminal::spawn_sized(cmd, 120, 40);
+    let t1 = format!("T01 ({})", tills[0].installation_id);
+    let t2 = format!("T02 ({})", tills[1].installation_id);
+    let day = screen.wait_for_all(&["Store ", "5 orders", &t1, &t2, "total"]);
+    assert!(
+        day.contains("viewing every till of the store read-only"),
+        "{day}"
+    );
+    // The oldest order is T01's first: its timeline holds its note.
+    screen.press(b"\r");
+    let timeline = screen.wait_for_all(&["order 0", "T01"]);
+    assert!(!timeline.contains(&t2), "{timeline}");
+    screen.press(b"\x1b");
+    screen.wait_for("5 orders");
+    screen.press(b"q");
+    let status = screen.wait_exit("q");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !dir.path().join("none.sqlite3").exists(),
+        "a journal was made"
+    );
+}
+
+/// A store made by the first schema, with orders in it, is brought up to
+/// date by the next till that ships: the orders already there get the
+/// store's ids too, and nothing is lost.
+#[test]
+fn a_store_of_schema_one_is_migrated_with_its_orders() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    pg.psql(&format!(
+        "BEGIN; CREATE TABLE schema_version (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), version INTEGER NOT NULL); \
+         INSERT INTO schema_version VALUES (TRUE, 1); {} \
+         INSERT INTO orders (mch_id, out_trade_no, installation_id, till_id, total_fee, body, auth_code_masked, created_at_ms, state, version) \
+         VALUES ('{MCH_ID}', 'T09261201120000OLDOLD000001', 'OLDOLDOLDOLD', 'T09', 700, 'Tea', '**************6789', 0, 'paid', 3); COMMIT;",
+        store::MIGRATIONS[0]
+    ));
+    let mut tills = tills(dir.path(), 1);
+    tills[0].orders(2);
+    tills[0].sync(&pg, 100).unwrap();
+    assert_eq!(
+        pg.psql("SELECT version FROM schema_version").trim(),
+        store::MIGRATIONS.len().to_string()
+    );
+    let ids = pg.psql(
+        "SELECT count(DISTINCT id), count(*), count(*) FILTER (WHERE id IS NULL) FROM orders",
+    );
+    assert_eq!(ids.trim(), "3|3|0");
+    assert_eq!(
+        pg.psql("SELECT total_fee, state FROM orders WHERE till_id = 'T09'")
+            .trim(),
+        "700|paid"
+    );
 }

@@ -13,9 +13,9 @@ use super::app::{App, JournalScreen, RefundForm, RefundStep, Tone};
 use crate::domain::{Fen, signed_yuan};
 use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState, RefundTotals};
 use crate::payment::Event;
-use crate::store::{StoreDay, TillDay};
 use crate::payment::event::{Answer, RefundReply};
 use crate::payment::refund::{RefundAnswer, RefundFinal, RefundQueryAnswer, RefundStatus};
+use crate::store::{StoreDay, TillDay};
 use crate::wechat::api::{MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear};
 
 /// Rows above and below the body (status lines, help line).
@@ -420,9 +420,11 @@ fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
         .collect();
     rows.push(line(&tills.total, app.t("合计", "total").to_string()).bold());
     let left_out = tills.tills.len().saturating_sub(MAX_TILL_LINES);
-    let [table, note] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(u16::from(left_out > 0))])
-            .areas(area);
+    let [table, note] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(u16::from(left_out > 0)),
+    ])
+    .areas(area);
     if left_out > 0 {
         let text = format!(
             "… {left_out} {}",

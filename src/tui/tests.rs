@@ -1847,7 +1847,10 @@ fn the_store_screen_lists_eight_tills_and_counts_the_rest() {
     let text = store.render(110, 40);
     assert!(text.contains("T08 (inst08abcdef)"), "{text}");
     assert!(!text.contains("T09 (inst09"), "{text}");
-    assert!(text.contains("… 2 more tills, in the total: scanpay store --tills"), "{text}");
+    assert!(
+        text.contains("… 2 more tills, in the total: scanpay store --tills"),
+        "{text}"
+    );
     // 10 tills of ¥10.00 × k: ¥550.00 in 55 payments, less T01's ¥5.00.
     assert!(text.contains("55 ¥550.00"), "{text}");
     assert!(text.contains("¥545.00"), "{text}");
