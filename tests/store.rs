@@ -759,6 +759,11 @@ fn the_store_screen_shows_every_till_and_an_orders_timeline() {
     assert!(!timeline.contains(&t2), "{timeline}");
     screen.press(b"\x1b");
     screen.wait_for("5 orders");
+    // The database goes away: the next read says so, and the screen stays.
+    pg.kill9();
+    screen.press(b"h");
+    let gone = screen.wait_for("Cannot read the store database");
+    assert!(gone.contains("cannot reach the store database"), "{gone}");
     screen.press(b"q");
     let status = screen.wait_exit("q");
     assert!(status.success(), "{status:?}");

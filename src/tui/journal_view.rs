@@ -89,7 +89,12 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
     match (&journal.detail, &journal.report) {
         (Some(Ok((order, events))), _) => detail(app, journal, order, events, frame, body),
         (Some(Err(e)), _) | (None, Some(Err(e))) => {
-            let text = format!("{}: {e}", app.t("无法读取账本", "Cannot read the journal"));
+            let what = if app.store_view {
+                app.t("无法读取门店数据库", "Cannot read the store database")
+            } else {
+                app.t("无法读取账本", "Cannot read the journal")
+            };
+            let text = format!("{what}: {e}");
             frame.render_widget(Paragraph::new(text).red().wrap(Wrap { trim: true }), body);
         }
         (None, None) => frame.render_widget(
