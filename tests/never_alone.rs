@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::process::{Gateway, assert_invariants, ledger, start_gateway, till};
-use common::pty::{CommandBuilder, Terminal};
+use common::pty::{Terminal, builder_of};
 use scanpay::journal::{Journal, OrderState};
 use scanpay::payment::Event;
 
@@ -149,14 +149,8 @@ fn two_fresh_journals_with_one_till_id_mint_different_numbers() {
 /// The till in a pty against `gateway`, timings ÷ 10, so a payment stays in
 /// flight for seconds.
 fn till_in_a_terminal(dir: &Path, gateway: &Gateway) -> Terminal {
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_scanpay"));
+    let mut cmd = builder_of(&till("T01", dir, gateway));
     cmd.cwd(dir);
-    for (key, value) in till("T01", dir, gateway).get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        }
-    }
     for (key, value) in [
         ("SCANPAY_TILL_LANGUAGE", "en"),
         ("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "500"),

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -120,16 +119,6 @@ impl TillJournal {
         async move { store::sync(&settings, &reader, &writer, &till).await }
     }
 
-    /// The journal's orders: out_trade_no → state.
-    fn orders_now(&self) -> BTreeMap<String, String> {
-        let j = Journal::open_read_only(&self.path).unwrap();
-        j.orders_between(0, i64::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|o| (o.out_trade_no.as_str().to_string(), o.state.to_string()))
-            .collect()
-    }
-
     fn event_count(&self) -> u64 {
         self.reader.lock().unwrap().events_after(0).unwrap()
     }
@@ -177,42 +166,10 @@ fn finish(
     j.finish(id, &outcome, &event)
 }
 
-/// The store's orders: out_trade_no → state.
-fn store_orders(pg: &Postgres) -> BTreeMap<String, String> {
-    pg.psql("SELECT out_trade_no, state FROM orders ORDER BY out_trade_no")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (no, state) = l.split_once('|').unwrap();
-            (no.to_string(), state.to_string())
-        })
-        .collect()
-}
-
-/// The store equals the union of the journals: every order once, in its
-/// latest state; every event once; each till's mark at its last event.
+/// The store equals the union of these tills' journals (`common::store`).
 fn assert_store_is_union(pg: &Postgres, tills: &[TillJournal]) {
-    let mut union = BTreeMap::new();
-    for till in tills {
-        for (no, state) in till.orders_now() {
-            assert!(
-                union.insert(no, state).is_none(),
-                "an order in two journals"
-            );
-        }
-    }
-    assert_eq!(store_orders(pg), union);
-    for till in tills {
-        let stored: u64 = pg
-            .psql(&format!(
-                "SELECT count(*) FROM events WHERE installation_id = '{}'",
-                till.installation_id
-            ))
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(stored, till.event_count(), "events of till {}", till.till);
-    }
+    let journals: Vec<&Path> = tills.iter().map(|t| t.path.as_path()).collect();
+    common::store::assert_store_is_union(pg, &journals);
 }
 
 /// Every till syncs at the same time.
@@ -260,7 +217,11 @@ fn two_tills_ship_and_catch_up_and_the_latest_state_wins() {
         till.finish_open();
         till.orders(5);
     }
-    assert!(store_orders(&pg).values().any(|s| s == "open"));
+    assert!(
+        common::store::store_orders(&pg)
+            .values()
+            .any(|o| o.state == "open")
+    );
     for till in &tills {
         till.sync(&pg, 25).unwrap();
     }

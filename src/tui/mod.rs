@@ -558,16 +558,31 @@ fn ship_to_store(
             return None;
         }
     };
-    let till = crate::store::Till {
-        installation_id: reader.installation_id().unwrap_or_default().to_string(),
-        till_id: running.settings.till.to_string(),
-        mch_id: running.settings.merchant.mch_id.clone(),
-    };
+    let till_id = running.settings.till.to_string();
+    let mch_id = running.settings.merchant.mch_id.clone();
     let reader = std::sync::Arc::new(std::sync::Mutex::new(reader));
     let writer = running.engine.journal.clone();
     let ship_now = std::sync::Arc::new(tokio::sync::Notify::new());
     let woken = std::sync::Arc::clone(&ship_now);
     tokio::spawn(async move {
+        // From the writing connection: a read-only one does not read the
+        // installation id, and under an empty one every till of the store
+        // would ship as the same installation.
+        let installation = writer
+            .run(|j| Ok(j.installation_id().map(str::to_string)))
+            .await;
+        let Ok(Some(installation_id)) = installation else {
+            tracing::error!(
+                ?installation,
+                "cannot read the journal's installation id to ship it to the store; not shipping"
+            );
+            return;
+        };
+        let till = crate::store::Till {
+            installation_id,
+            till_id,
+            mch_id,
+        };
         let mut store: Option<crate::store::Store> = None;
         let mut failing = false;
         loop {

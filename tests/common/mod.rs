@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod postgres;
 pub mod process;
 pub mod pty;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::time::Duration;

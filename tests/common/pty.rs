@@ -17,6 +17,24 @@ pub struct Terminal {
     _master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
+/// `cmd` as a command for a pty: its program, arguments, environment
+/// (removals too) and directory; e.g. a till as `common::process::till`
+/// configures it, run as the real TUI.
+pub fn builder_of(cmd: &std::process::Command) -> CommandBuilder {
+    let mut pty = CommandBuilder::new(cmd.get_program());
+    pty.args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => pty.env(key, value),
+            None => pty.env_remove(key),
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        pty.cwd(dir);
+    }
+    pty
+}
+
 impl Terminal {
     /// `cmd` in a 110x32 pty with `TERM` set; the screen is read on a thread.
     pub fn spawn(cmd: CommandBuilder) -> Self {
@@ -116,10 +134,15 @@ impl Terminal {
         }
     }
 
-    /// At an English till: types `amount` a key at a time, scans `code` as a
-    /// keyboard-wedge scanner would (one burst and CR), waits for PAID, and
-    /// returns the order number the result names.
+    /// At an English till T01: types `amount` a key at a time, scans `code`
+    /// as a keyboard-wedge scanner would (one burst and CR), waits for PAID,
+    /// and returns the order number the result names.
     pub fn sell(&mut self, amount: &str, code: &str) -> String {
+        self.sell_at("T01", amount, code)
+    }
+
+    /// [`Self::sell`] at till `till` (its order numbers start with its id).
+    pub fn sell_at(&mut self, till: &str, amount: &str, code: &str) -> String {
         self.wait_for("Type the amount");
         for key in amount.chars() {
             self.press(key.to_string().as_bytes());
@@ -127,7 +150,7 @@ impl Terminal {
         }
         self.wait_for("Scan the customer's WeChat payment code");
         self.press(format!("{code}\r").as_bytes());
-        let paid = self.wait_for_all(&["PAID", "order T01"]);
+        let paid = self.wait_for_all(&["PAID", &format!("order {till}")]);
         paid.split_whitespace()
             .skip_while(|w| *w != "order")
             .nth(1)
