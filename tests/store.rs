@@ -470,22 +470,6 @@ fn the_till_ships_a_payment_in_the_background() {
     assert!(status.success(), "{status:?}");
 }
 
-/// `scanpay store` run as the manager does, against the store's database.
-fn store_command(pg: &Postgres, dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .current_dir(dir)
-        .env_remove("SCANPAY_CONFIG")
-        .env("SCANPAY_LOG_DIR", dir.join("logs"))
-        .env("SCANPAY_JOURNAL_PATH", dir.join("manager.sqlite3"))
-        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
-        .env("SCANPAY_STORE_DATABASE_URL", pg.url())
-        .env("SCANPAY_STORE_PASSWORD", common::postgres::PASSWORD)
-        .arg("store")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn scanpay_store_shows_the_day_of_every_till_read_only() {
     let pg = Postgres::start();
@@ -496,7 +480,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
         .to_string();
 
     // A store no till has shipped to: said, and left as it is (no schema made).
-    let empty = store_command(&pg, dir.path(), &["--tills", "--date", &today]);
+    let empty = common::store::store_command(&pg, dir.path(), &["--tills", "--date", &today]);
     assert_eq!(empty.status.code(), Some(1), "{empty:?}");
     let said = String::from_utf8_lossy(&empty.stderr);
     assert!(said.contains("run scanpay sync on a till"), "{said}");
@@ -515,7 +499,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     }
     assert_store_is_union(&pg, &tills);
 
-    let csv = store_command(&pg, dir.path(), &["--tills", "--date", &today]);
+    let csv = common::store::store_command(&pg, dir.path(), &["--tills", "--date", &today]);
     assert_eq!(csv.status.code(), Some(0), "{csv:?}");
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -539,7 +523,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     assert_eq!(lines[3], "total,,9,7,7.12,0,0.00,7.12,2,0");
 
     let out = dir.path().join("day.json");
-    let json = store_command(
+    let json = common::store::store_command(
         &pg,
         dir.path(),
         &[
@@ -562,7 +546,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     assert_eq!(json["tills"][1]["till_id"], "T02");
 
     // Another day: the tills, with nothing.
-    let other = store_command(&pg, dir.path(), &["--tills", "--date", "2020-01-01"]);
+    let other = common::store::store_command(&pg, dir.path(), &["--tills", "--date", "2020-01-01"]);
     let other = String::from_utf8(other.stdout).unwrap();
     assert!(
         other.ends_with("total,,0,0,0.00,0,0.00,0.00,0,0\n"),
@@ -570,7 +554,7 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
     );
 
     // A bad date, and no store configured.
-    let bad = store_command(&pg, dir.path(), &["--tills", "--date", "2026-13-01"]);
+    let bad = common::store::store_command(&pg, dir.path(), &["--tills", "--date", "2026-13-01"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     let none = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
         .current_dir(dir.path())
@@ -581,27 +565,6 @@ fn scanpay_store_shows_the_day_of_every_till_read_only() {
         .output()
         .unwrap();
     assert_eq!(none.status.code(), Some(3), "{none:?}");
-}
-
-/// `scanpay journal`'s export of one till's journal, its lines without the header.
-fn journal_export(dir: &Path, journal: &Path, args: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .current_dir(dir)
-        .env_remove("SCANPAY_CONFIG")
-        .env("SCANPAY_LOG_DIR", dir.join("logs"))
-        .env("SCANPAY_JOURNAL_PATH", journal)
-        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
-        .arg("journal")
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
 }
 
 /// The store's export is every till's `scanpay journal` export put
@@ -623,39 +586,16 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
         till.sync(&pg, 7).unwrap();
     }
 
-    for format in ["csv", "json"] {
-        let args = ["--date", &yesterday, "--to", &today, "--format", format];
-        let store = store_command(&pg, dir.path(), &args);
-        assert_eq!(store.status.code(), Some(0), "{store:?}");
-        let text = String::from_utf8(store.stdout).unwrap();
-        let mut from_store: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
-        let mut from_journals: Vec<String> = tills
-            .iter()
-            .flat_map(|t| journal_export(dir.path(), &t.path, &args))
-            .collect();
-        if format == "json" {
-            // One object per line between the brackets, commas apart.
-            let object = |line: &String| line.trim_end_matches(',').to_string();
-            from_store = from_store
-                .iter()
-                .filter(|l| l.starts_with('{'))
-                .map(object)
-                .collect();
-            from_journals = from_journals
-                .iter()
-                .filter(|l| l.starts_with('{'))
-                .map(object)
-                .collect();
-        }
-        from_store.sort();
-        from_journals.sort();
-        assert_eq!(from_store.len(), 9, "{text}");
-        assert_eq!(from_store, from_journals, "{format}");
-    }
+    let journals: Vec<&Path> = tills.iter().map(|t| t.path.as_path()).collect();
+    let range = ["--date", yesterday.as_str(), "--to", today.as_str()];
+    assert_eq!(
+        common::store::assert_export_is_union(&pg, dir.path(), &journals, &range),
+        9
+    );
 
     // For Excel, to a file; the count said on stderr.
     let file = dir.path().join("orders.csv");
-    let excel = store_command(
+    let excel = common::store::store_command(
         &pg,
         dir.path(),
         &[
@@ -673,9 +613,11 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
     assert!(bytes.starts_with(scanpay::journal::UTF8_BOM), "no BOM");
 
     // Backwards, and --excel with JSON: refused before the store is asked.
-    let backwards = store_command(&pg, dir.path(), &["--date", &today, "--to", &yesterday]);
+    let backwards =
+        common::store::store_command(&pg, dir.path(), &["--date", &today, "--to", &yesterday]);
     assert_eq!(backwards.status.code(), Some(2), "{backwards:?}");
-    let json_excel = store_command(&pg, dir.path(), &["--excel", "--format", "json"]);
+    let json_excel =
+        common::store::store_command(&pg, dir.path(), &["--excel", "--format", "json"]);
     assert_eq!(json_excel.status.code(), Some(2), "{json_excel:?}");
     // Nothing was written to the store by any of it.
     assert_store_is_union(&pg, &tills);
@@ -764,4 +706,29 @@ fn a_store_of_schema_one_is_migrated_with_its_orders() {
             .trim(),
         "700|paid"
     );
+}
+
+/// A till that does not know its installation id ships nothing: under an
+/// empty id every till would be one installation in the store.
+#[test]
+fn a_till_without_an_installation_id_ships_nothing() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tills = tills(dir.path(), 1);
+    tills[0].orders(2);
+    let mut nameless = tills[0].ident();
+    nameless.installation_id.clear();
+    let shipped = runtime().block_on(store::sync(
+        &pg.settings(100),
+        &tills[0].reader,
+        &tills[0].writer,
+        &nameless,
+    ));
+    match shipped {
+        Err(e @ StoreError::NoInstallation { .. }) => {
+            assert!(e.to_string().contains("till T01"), "{e}")
+        }
+        other => panic!("shipped without an installation id: {other:?}"),
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM events").trim(), "0");
 }

@@ -40,7 +40,7 @@ use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use common::postgres::{PASSWORD, Postgres};
-use common::process::{Gateway, assert_invariants, binary, ledger, start_gateway, till};
+use common::process::{Gateway, assert_invariants, ledger, start_gateway, till};
 use common::pty::{Terminal, builder_of};
 use scanpay::journal::{Journal, OrderState, day_bounds};
 use time::{Date, OffsetDateTime, UtcOffset};
@@ -350,16 +350,11 @@ struct TillFigures {
 /// manager asks for them: till id → figures. The one place that knows how
 /// `scanpay store` is asked for them and prints them.
 fn store_figures(pg: &Postgres, dir: &Path, date: Date) -> BTreeMap<String, TillFigures> {
-    let out = binary()
-        .current_dir(dir)
-        .env("SCANPAY_LOG_DIR", dir.join("logs"))
-        .env("SCANPAY_JOURNAL_PATH", dir.join("manager.sqlite3"))
-        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
-        .env("SCANPAY_STORE_DATABASE_URL", pg.url())
-        .env("SCANPAY_STORE_PASSWORD", PASSWORD)
-        .args(["store", "--date", &date.to_string(), "--format", "json"])
-        .output()
-        .unwrap();
+    let out = common::store::store_command(
+        pg,
+        dir,
+        &["--tills", "--date", &date.to_string(), "--format", "json"],
+    );
     assert!(out.status.success(), "scanpay store: {out:?}");
     let day: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(day["date"], date.to_string());
@@ -483,6 +478,17 @@ fn tills_paying_while_shipping(n: usize) {
             .collect();
         assert_eq!(store, journals, "the tills' day {date}");
     }
+    // The store's export of those days is the journals' exports together.
+    let days = days_of(&dirs);
+    let (first, last) = (
+        days.first().unwrap().to_string(),
+        days.last().unwrap().to_string(),
+    );
+    let journals: Vec<PathBuf> = dirs.iter().map(|dir| journal_path(dir)).collect();
+    let journals: Vec<&Path> = journals.iter().map(PathBuf::as_path).collect();
+    let range = ["--date", first.as_str(), "--to", last.as_str()];
+    let exported = common::store::assert_export_is_union(&pg, manager.path(), &journals, &range);
+    assert_eq!(exported, n * SALES);
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub async fn run(settings: &Settings) -> Exit {
             return Exit::Config;
         }
     };
+    // A journal without an installation id is refused by `store::sync`.
     let till = Till {
         installation_id: journal.installation_id().unwrap_or_default().to_string(),
         till_id: settings.till.as_str().to_string(),

@@ -98,6 +98,10 @@ pub enum StoreError {
     )]
     NotReady { target: String, found: i32 },
     #[error(
+        "till {till_id}: its journal has no installation id, so the store could not tell its events from another till's; nothing was shipped: open the journal once with this scanpay (scanpay sync), which gives it one"
+    )]
+    NoInstallation { till_id: String },
+    #[error(
         "the store database holds a row scanpay cannot read ({what}): it was changed by hand or by another program; nothing is shown rather than a wrong figure: restore the row from the tills' journals (scanpay sync ships them again)"
     )]
     Unreadable { what: String },
@@ -515,6 +519,12 @@ pub async fn ship_all(
     till: &Till,
     batch_events: usize,
 ) -> Result<Report, StoreError> {
+    if till.installation_id.is_empty() {
+        // Under an empty id every till of the store would be one installation.
+        return Err(StoreError::NoInstallation {
+            till_id: till.till_id.clone(),
+        });
+    }
     let local = read(reader, |j| j.shipped_through()).await?;
     let remote = store.mark(&till.installation_id).await?;
     let mut after = local.min(remote);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Command, Output};
 
 use scanpay::journal::Journal;
 
@@ -114,4 +115,82 @@ pub fn assert_store_is_union(pg: &Postgres, journals: &[&Path]) {
             journal.display()
         );
     }
+}
+
+/// `scanpay store` run as the manager does, against the store's database,
+/// from `dir` (which holds no journal of a till).
+pub fn store_command(pg: &Postgres, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .current_dir(dir)
+        .env_remove("SCANPAY_CONFIG")
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_JOURNAL_PATH", dir.join("manager.sqlite3"))
+        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
+        .env("SCANPAY_STORE_DATABASE_URL", pg.url())
+        .env("SCANPAY_STORE_PASSWORD", super::postgres::PASSWORD)
+        .arg("store")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `scanpay journal`'s export of one till's journal: its records, header off.
+fn journal_export(dir: &Path, journal: &Path, args: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .current_dir(dir)
+        .env_remove("SCANPAY_CONFIG")
+        .env("SCANPAY_LOG_DIR", dir.join("logs"))
+        .env("SCANPAY_JOURNAL_PATH", journal)
+        .env("SCANPAY_TILL_TIME_ZONE", "+08:00")
+        .arg("journal")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    records(&out.stdout)
+}
+
+/// An export's records: CSV lines after the header, or JSON's objects (one
+/// a line between the brackets, commas apart).
+fn records(export: &[u8]) -> Vec<String> {
+    let text = String::from_utf8(export.to_vec()).unwrap();
+    if text.starts_with('[') {
+        let objects = text.lines().filter(|l| l.starts_with('{'));
+        objects
+            .map(|l| l.trim_end_matches(',').to_string())
+            .collect()
+    } else {
+        text.lines().skip(1).map(str::to_string).collect()
+    }
+}
+
+/// The store's export of the days `range` names (`--date D [--to D2]`), in
+/// CSV and in JSON, is every journal's `scanpay journal` export of them put
+/// together: the same columns, each order once, whichever till it was on.
+/// Returns how many orders that is.
+pub fn assert_export_is_union(
+    pg: &Postgres,
+    dir: &Path,
+    journals: &[&Path],
+    range: &[&str],
+) -> usize {
+    let mut orders = None;
+    for format in ["csv", "json"] {
+        let args: Vec<&str> = range.iter().copied().chain(["--format", format]).collect();
+        let out = store_command(pg, dir, &args);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let mut from_store = records(&out.stdout);
+        let mut from_journals: Vec<String> = journals
+            .iter()
+            .flat_map(|j| journal_export(dir, j, &args))
+            .collect();
+        from_store.sort();
+        from_journals.sort();
+        assert_eq!(
+            from_store, from_journals,
+            "the store's {format} export of {range:?}"
+        );
+        assert_eq!(*orders.get_or_insert(from_store.len()), from_store.len());
+    }
+    orders.unwrap_or_default()
 }
