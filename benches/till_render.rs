@@ -131,6 +131,7 @@ fn frames(c: &mut Criterion) {
         detail: None,
         scroll: 0,
         refund: None,
+        tills: None,
     }));
     c.bench_function("journal day view frame, 3000 orders (110x32)", |b| {
         b.iter(|| terminal.draw(|f| render(&journal, f)).unwrap().area)

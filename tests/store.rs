@@ -675,7 +675,11 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
         if format == "json" {
             // One object per line between the brackets, commas apart.
             let object = |line: &String| line.trim_end_matches(',').to_string();
-            from_store = from_store.iter().filter(|l| l.starts_with('{')).map(object).collect();
+            from_store = from_store
+                .iter()
+                .filter(|l| l.starts_with('{'))
+                .map(object)
+                .collect();
             from_journals = from_journals
                 .iter()
                 .filter(|l| l.starts_with('{'))
@@ -693,7 +697,13 @@ fn scanpay_store_exports_every_tills_orders_as_the_journals_do() {
     let excel = store_command(
         &pg,
         dir.path(),
-        &["--date", &today, "--excel", "--output", file.to_str().unwrap()],
+        &[
+            "--date",
+            &today,
+            "--excel",
+            "--output",
+            file.to_str().unwrap(),
+        ],
     );
     assert_eq!(excel.status.code(), Some(0), "{excel:?}");
     let said = String::from_utf8_lossy(&excel.stderr);

@@ -252,7 +252,8 @@ impl Days {
         let days = std::iter::successors(Some(self.first), |day| day.next_day());
         for day in days.take_while(|day| *day <= self.last) {
             let (from, to) = day_bounds(day, self.offset);
-            let (orders, refunds) = read(from, to).map_err(|cause| ExportError::Read { day, cause })?;
+            let (orders, refunds) =
+                read(from, to).map_err(|cause| ExportError::Read { day, cause })?;
             export.write(&orders, &refunds).map_err(&failed)?;
             count += orders.len();
         }
@@ -284,7 +285,9 @@ impl Days {
 /// A journal's day for [`Days::write`]: one aggregate query for the
 /// refunds, however many orders the day has.
 fn journal_day(journal: &Journal, from: i64, to: i64) -> DayOrders {
-    let orders = journal.orders_between(from, to).map_err(|e| e.to_string())?;
+    let orders = journal
+        .orders_between(from, to)
+        .map_err(|e| e.to_string())?;
     let refunds = journal
         .refunds_of_orders_between(from, to)
         .map_err(|e| e.to_string())?;

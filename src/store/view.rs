@@ -245,7 +245,12 @@ async fn orders_between(
     let mut refunds = OrderRefunds::default();
     for row in query(tx, target, REFUNDS_OF_ORDERS_BETWEEN, from, to).await? {
         let state = parse(&row, 1, RefundState::parse)?;
-        refunds.add(OrderId(get(&row, 0)?), state, count(&row, 2)?, fen(&row, 3)?);
+        refunds.add(
+            OrderId(get(&row, 0)?),
+            state,
+            count(&row, 2)?,
+            fen(&row, 3)?,
+        );
     }
     Ok((orders, refunds))
 }

@@ -22,9 +22,9 @@ use crate::journal::{
 use crate::payment::recovery::Recovered;
 use crate::payment::refunding::RefundResult;
 use crate::payment::{Final, PaymentRequest, PaymentResult, Progress, Status};
-use crate::store::StoreDay;
 use crate::scanner::wedge::{WedgeDecoder, WedgeOutput, WedgeSettings};
 use crate::scanner::{Driver, DriverStatus, Pipeline, Rejection, ScanEvent};
+use crate::store::StoreDay;
 use crate::wechat::messages::Language;
 
 /// What the till shows that does not change while it runs.

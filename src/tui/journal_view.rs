@@ -13,9 +13,9 @@ use super::app::{App, JournalScreen, RefundForm, RefundStep, Tone};
 use crate::domain::{Fen, signed_yuan};
 use crate::journal::{DayReport, EventKind, EventRow, OrderRow, OrderState, RefundTotals};
 use crate::payment::Event;
-use crate::store::{StoreDay, TillDay};
 use crate::payment::event::{Answer, RefundReply};
 use crate::payment::refund::{RefundAnswer, RefundFinal, RefundQueryAnswer, RefundStatus};
+use crate::store::{StoreDay, TillDay};
 use crate::wechat::api::{MicropayOutcome, QueryOutcome, ReverseOutcome, Unclear};
 
 /// Rows above and below the body (status lines, help line).

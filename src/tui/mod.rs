@@ -319,7 +319,8 @@ impl Reports {
         match command.clone() {
             Command::LoadDay(day) => {
                 tokio::spawn(async move {
-                    let read = Self::read_store(&settings, async |s| s.day_report(day, offset).await);
+                    let read =
+                        Self::read_store(&settings, async |s| s.day_report(day, offset).await);
                     match read.await {
                         Ok(day) => {
                             let _ = tx.send(Msg::StoreTills(day.tills));

@@ -224,12 +224,12 @@ fn journal_only_status(app: &App, frame: &mut Frame, area: Rect) {
             if app.store_view {
                 app.t(
                     "只读查看全店所有收银台，不收款",
-                    "viewing every till of the store read-only, no payments"
+                    "viewing every till of the store read-only, no payments",
                 )
             } else {
                 app.t(
                     "只读查看账本，不收款",
-                    "viewing the journal read-only, no payments"
+                    "viewing the journal read-only, no payments",
                 )
             }
         )),
