@@ -104,14 +104,24 @@ Examples:
   scanpay reconcile --date 2026-11-22                  download the day's bill and match it
   scanpay reconcile --date 2026-11-22 --json -o 2026-11-22.json
   scanpay reconcile --date 2026-11-22 --bill 账单.csv   a bill saved from the merchant platform
+  scanpay reconcile --store --date 2026-11-22          every till of the store at once
 
 The bill is the day in Beijing time (UTC+8). Its rows whose 设备号 is this till's id are
 matched against this till's journal; other tills' rows are totalled apart. WeChat builds a
 day's bill from 09:00 the next day: an earlier try answers exit 4, try again later.
 
+--store matches the merchant's bill against every till of the store at once, each till's
+side read from the store database ([store] database_url), as far as the till has shipped:
+a section per till, then the rows whose 设备号 is no till of the store. Those charges and
+refunds are discrepancies too (a till that has not shipped: run `scanpay sync` on it; or a
+device outside scanpay). It needs no till journal and records nothing: `scanpay reconcile`
+on each till records its reconciliation, and \"reversed after payment\" on its orders, in
+its journal; the store report only lists them.
+
 Exit codes: 0 the books agree · 7 discrepancies (each with what to do) · 4 WeChat has no
 bill yet (Bill Creating) or refused the request · 2 bad input (the date, --bill, --output) ·
-3 configuration · 1 internal (the journal, the network)";
+3 configuration ([store] not set for --store) · 1 internal (the journal, the store
+database, the network)";
 
 const SIMULATE_HELP: &str = "\
 Examples:
@@ -305,6 +315,10 @@ enum Command {
         /// An existing FILE must be a regular file; it is replaced.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Every till of the store at once, from the store database ([store]
+        /// database_url), instead of this till's journal. Records nothing.
+        #[arg(long)]
+        store: bool,
     },
     /// Ship the journal to the store database once ([store] database_url) and report.
     #[command(after_help = SYNC_HELP)]
@@ -525,12 +539,14 @@ fn main() -> ExitCode {
                 bill,
                 json,
                 output,
+                store,
             } => {
                 let args = cli::reconcile::ReconcileArgs {
                     date,
                     bill,
                     json,
                     output,
+                    store,
                 };
                 cli::reconcile::run(args, settings).await
             }

@@ -2,6 +2,11 @@
 //! bill (下载交易账单), downloaded or saved from the merchant platform. The
 //! matching is `crate::reconcile`; this reads the bill and the journal,
 //! records the result in the journal, and reports it.
+//!
+//! `--store`: the same bill against every till of the store at once, each
+//! till's side read from the store database. It runs on any machine with the
+//! store's settings (a back office may have no till journal): it opens no
+//! journal, starts no recovery, and records nothing.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,10 +18,13 @@ use super::{Exit, err};
 use crate::config::Settings;
 use crate::journal::{BillSource, EventRecord, JournalError, NewReconciliation};
 use crate::payment::Event;
+use crate::reconcile::store::{StoreReconciliation, reconcile_store};
 use crate::reconcile::{JournalDay, Reconciliation, read, reconcile, report};
 use crate::startup::{self, Running};
-use crate::wechat::api::download_bill_request;
+use crate::store::Store;
+use crate::wechat::api::{Merchant, download_bill_request};
 use crate::wechat::bill::{Bill, BillAnswer, MAX_BILL_TEXT, classify_download, parse_bill};
+use crate::wechat::client::GatewayClient;
 
 pub struct ReconcileArgs {
     /// YYYY-MM-DD.
@@ -25,6 +33,8 @@ pub struct ReconcileArgs {
     pub bill: Option<PathBuf>,
     pub json: bool,
     pub output: Option<PathBuf>,
+    /// Every till of the store, from the store database, instead of this till.
+    pub store: bool,
 }
 
 pub async fn run(args: ReconcileArgs, settings: Settings) -> Exit {
@@ -40,13 +50,16 @@ pub async fn run(args: ReconcileArgs, settings: Settings) -> Exit {
         },
         None => None,
     };
+    if args.store {
+        return store(&args, settings, date, saved).await;
+    }
     let running = match startup::start(settings).await {
         Ok(running) => running,
         Err(e) => return fail(e.exit(), e.to_string()),
     };
     let (bill, source) = match saved {
         Some(bill) => (bill, BillSource::File),
-        None => match download(&running, date).await {
+        None => match download(&running.engine.gateway, &running.engine.merchant, date).await {
             Ok(bill) => (bill, BillSource::Downloaded),
             Err((exit, message)) => return fail(exit, message),
         },
@@ -65,31 +78,8 @@ pub async fn run(args: ReconcileArgs, settings: Settings) -> Exit {
     } else {
         report::to_text(&date_text, &till, source.as_str(), &result)
     };
-    match &args.output {
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                tracing::warn!(error = %e, "cannot print the reconciliation; the journal has it");
-            }
-        }
-        Some(path) => {
-            let written = write_atomically(path, |mut file, failed| {
-                file.write_all(text.as_bytes()).map_err(failed)?;
-                Ok((1, file))
-            });
-            if let Err(e) = written {
-                err(format_args!("scanpay reconcile: {e}"));
-                return e.exit();
-            }
-            err(format_args!(
-                "scanpay reconcile: {} · report written to {}",
-                verdict(&result),
-                path.display()
-            ));
-        }
+    if let Err(exit) = emit(&args, &text, || verdict(&result)) {
+        return exit;
     }
     if let Err(e) = recorded {
         return fail(
@@ -104,6 +94,107 @@ pub async fn run(args: ReconcileArgs, settings: Settings) -> Exit {
     }
 }
 
+/// `--store`: the bill against every till of the store. 0: every till agrees
+/// and every row is a till's; 7: discrepancies; 1: the store or the download
+/// failed; 3: `[store]` is not set, or there is no merchant to download for.
+async fn store(args: &ReconcileArgs, settings: Settings, date: Date, saved: Option<Bill>) -> Exit {
+    let store_settings = match super::store::settings(&settings, "scanpay reconcile") {
+        Ok(store) => store,
+        Err(exit) => return exit,
+    };
+    if saved.is_none() && settings.is_simulated() {
+        return fail(
+            Exit::Config,
+            "no merchant is configured, so there is no WeChat to download the bill from (scanpay's built-in simulator knows none of the store's trades): set merchant.appid, merchant.mch_id and the API key (SCANPAY_API_KEY or merchant.api_key_file), or give the bill saved from the merchant platform with --bill FILE".into(),
+        );
+    }
+    // Reachable and up to date before WeChat is asked for anything.
+    let mut store = match Store::connect_read_only(store_settings).await {
+        Ok(store) => store,
+        Err(e) => return fail(Exit::Internal, e.to_string()),
+    };
+    let (bill, source) = match saved {
+        Some(bill) => (bill, BillSource::File),
+        None => match download_for_store(&settings, date).await {
+            Ok(bill) => (bill, BillSource::Downloaded),
+            Err((exit, message)) => return fail(exit, message),
+        },
+    };
+    let mch_id = settings.merchant.mch_id.as_str();
+    let tills = match store.bill_day(mch_id, date, &bill).await {
+        Ok(tills) => tills,
+        Err(e) => return fail(Exit::Internal, e.to_string()),
+    };
+    let result = reconcile_store(&tills, &bill);
+    let date = date.to_string();
+    let text = if args.json {
+        format!(
+            "{}\n",
+            report::store_to_json(&date, mch_id, source.as_str(), &result)
+        )
+    } else {
+        report::store_to_text(&date, mch_id, source.as_str(), &result)
+    };
+    if let Err(exit) = emit(args, &text, || store_verdict(&result)) {
+        return exit;
+    }
+    if result.discrepancy_count() == 0 {
+        Exit::OK
+    } else {
+        Exit::Discrepancies
+    }
+}
+
+/// The bill for `--store`, with only what downloading needs: the gateway
+/// client and the merchant (its sandbox key when gateway.sandbox is on).
+async fn download_for_store(settings: &Settings, date: Date) -> Result<Bill, (Exit, String)> {
+    let gateway =
+        GatewayClient::new(&settings.client).map_err(|e| (Exit::Config, e.to_string()))?;
+    let mut merchant = settings.merchant.clone();
+    if settings.client.sandbox {
+        merchant.key = gateway.sandbox_sign_key(&merchant).await.map_err(|e| {
+            (
+                Exit::Internal,
+                format!(
+                    "gateway.sandbox is on, but the sandbox signing key could not be fetched: {e}"
+                ),
+            )
+        })?;
+    }
+    download(&gateway, &merchant, date).await
+}
+
+/// Prints `text`, or writes it to `--output` and says `verdict` on stderr.
+fn emit(args: &ReconcileArgs, text: &str, verdict: impl FnOnce() -> String) -> Result<(), Exit> {
+    match &args.output {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                tracing::warn!(error = %e, "cannot print the reconciliation");
+            }
+        }
+        Some(path) => {
+            let written = write_atomically(path, |mut file, failed| {
+                file.write_all(text.as_bytes()).map_err(failed)?;
+                Ok((1, file))
+            });
+            if let Err(e) = written {
+                err(format_args!("scanpay reconcile: {e}"));
+                return Err(e.exit());
+            }
+            err(format_args!(
+                "scanpay reconcile: {} · report written to {}",
+                verdict(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn fail(exit: Exit, message: String) -> Exit {
     err(format_args!("scanpay reconcile: {message}"));
     exit
@@ -112,6 +203,17 @@ fn fail(exit: Exit, message: String) -> Exit {
 fn verdict(result: &Reconciliation) -> String {
     match result.discrepancies.len() {
         0 => format!("the books agree ({} orders matched)", result.matched),
+        n => format!("{n} discrepancies, each with what to do"),
+    }
+}
+
+fn store_verdict(result: &StoreReconciliation) -> String {
+    match result.discrepancy_count() {
+        0 => format!(
+            "the books of {} tills agree ({} orders matched)",
+            result.tills.len(),
+            result.matched()
+        ),
         n => format!("{n} discrepancies, each with what to do"),
     }
 }
@@ -139,19 +241,20 @@ fn read_bill(path: &Path) -> Result<Bill, String> {
 
 /// The day's ALL bill from WeChat, gzipped on the wire. "No Bill Exist" is
 /// a bill without rows.
-async fn download(running: &Running, date: Date) -> Result<Bill, (Exit, String)> {
-    let fields = download_bill_request(&running.engine.merchant, date, true);
-    let body = running
-        .engine
-        .gateway
-        .download_bill(&fields)
-        .await
-        .map_err(|e| {
-            (
-                Exit::Internal,
-                format!("the bill of {date} could not be downloaded ({e}): nothing was recorded; try again"),
-            )
-        })?;
+async fn download(
+    gateway: &GatewayClient,
+    merchant: &Merchant,
+    date: Date,
+) -> Result<Bill, (Exit, String)> {
+    let fields = download_bill_request(merchant, date, true);
+    let body = gateway.download_bill(&fields).await.map_err(|e| {
+        (
+            Exit::Internal,
+            format!(
+                "the bill of {date} could not be downloaded ({e}): nothing was recorded; try again"
+            ),
+        )
+    })?;
     match classify_download(&body) {
         Ok(BillAnswer::Bill(bill)) => Ok(bill),
         Ok(BillAnswer::NoBill) => Ok(Bill::default()),

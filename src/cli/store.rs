@@ -37,12 +37,12 @@ pub const COLUMNS: [&str; 10] = [
     "shipped_through",
 ];
 
-/// `[store]`, or the message and exit code of its absence.
-pub fn settings(settings: &Settings) -> Result<&StoreSettings, Exit> {
+/// `[store]`, or the message (from `command`) and exit code of its absence.
+pub fn settings<'a>(settings: &'a Settings, command: &str) -> Result<&'a StoreSettings, Exit> {
     settings.store.as_ref().ok_or_else(|| {
-        err(
-            "scanpay store: store.database_url is not set: set it in the [store] section of the configuration (or SCANPAY_STORE_DATABASE_URL), e.g. postgres://scanpay@127.0.0.1:5432/store",
-        );
+        err(format_args!(
+            "{command}: store.database_url is not set: set it in the [store] section of the configuration (or SCANPAY_STORE_DATABASE_URL), e.g. postgres://scanpay@127.0.0.1:5432/store"
+        ));
         Exit::Config
     })
 }
@@ -51,7 +51,7 @@ pub fn settings(settings: &Settings) -> Result<&StoreSettings, Exit> {
 /// answer: what is wrong is said in plain text, before the screen takes the
 /// terminal.
 pub async fn screen_day(settings: &Settings, date: Option<&str>) -> Result<Date, Exit> {
-    let store = self::settings(settings)?;
+    let store = self::settings(settings, "scanpay store")?;
     let days = Days::of(date, None, settings.store_offset, false).map_err(|e| said(&e))?;
     if let Err(e) = Store::connect_read_only(store).await {
         err(format_args!("scanpay store: {e}"));
@@ -69,7 +69,7 @@ fn said(e: &ExportError) -> Exit {
 /// 0: written; 1: the store failed or the output could not be written; 2: a
 /// bad date; 3: `[store]` is not set.
 pub async fn export(settings: &Settings, args: StoreArgs) -> Exit {
-    let store_settings = match self::settings(settings) {
+    let store_settings = match self::settings(settings, "scanpay store") {
         Ok(store) => store.clone(),
         Err(exit) => return exit,
     };
@@ -124,7 +124,7 @@ pub async fn export(settings: &Settings, args: StoreArgs) -> Exit {
 /// unreachable or failed, or the output could not be written; 2: a bad date;
 /// 3: `[store]` is not set.
 pub async fn tills(settings: &Settings, args: StoreArgs) -> Exit {
-    let store = match self::settings(settings) {
+    let store = match self::settings(settings, "scanpay store") {
         Ok(store) => store,
         Err(exit) => return exit,
     };

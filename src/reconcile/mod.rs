@@ -39,6 +39,7 @@ use crate::wechat::bill::{Bill, BillRow, TradeState};
 
 pub mod read;
 pub mod report;
+pub mod store;
 
 /// A refund opened this close to the end of the day may be accepted after
 /// midnight, on the next day's bill: it is matched when present, not missed.
@@ -85,11 +86,15 @@ pub enum Kind {
     RefundAmountMismatch,
     /// A row of this till in a 交易状态 this build does not know.
     UnknownRow,
+    /// `scanpay reconcile --store`: a SUCCESS or REFUND row whose 设备号 is
+    /// no till of the store (a till that has not shipped, or a device
+    /// outside scanpay).
+    Unaccounted,
 }
 
 impl Kind {
     /// Every kind, in the order README lists them.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::ChargedNotPaid,
         Kind::ChargeNotInJournal,
         Kind::PaidNotInBill,
@@ -100,6 +105,7 @@ impl Kind {
         Kind::RefundNotInJournal,
         Kind::RefundAmountMismatch,
         Kind::UnknownRow,
+        Kind::Unaccounted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +120,7 @@ impl Kind {
             Kind::RefundNotInJournal => "refund_not_in_journal",
             Kind::RefundAmountMismatch => "refund_amount_mismatch",
             Kind::UnknownRow => "unknown_row",
+            Kind::Unaccounted => "unaccounted",
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::domain::{OutTradeNo, TillId};
 use crate::journal::day_bounds;
 use crate::simulator::{BillLine, BillState, render_bill};
 use crate::wechat::bill::parse_bill;
+use std::collections::BTreeMap;
 
 const TILL: &str = "T01";
 
@@ -424,6 +425,89 @@ fn each_kind_of_charge_the_journal_lacks_says_what_to_do() {
     assert_eq!(json["other_tills"][0]["device_info"], "T02");
     let text = report::to_text("2026-11-22", TILL, "file", &result);
     assert!(text.contains("3 discrepancies"), "{text}");
+}
+
+#[test]
+fn over_the_store_a_row_of_no_till_is_a_discrepancy_unless_its_charge_was_returned() {
+    let day = journal_day(&[one(OrderState::Paid, 100)]);
+    let mut bill = bill_of(&day, &[]);
+    let mine = bill.rows[0].clone();
+    let row = |device: Option<&str>, no: &str, trade_state: TradeState, fee: u64| BillRow {
+        device_info: device.map(Into::into),
+        out_trade_no: no.into(),
+        trade_state,
+        total_fee: Fen(fee),
+        ..mine.clone()
+    };
+    // T02 is no till of this store: a charge, its refund, a charge returned.
+    bill.rows
+        .push(row(Some("T02"), "T02A", TradeState::Success, 700));
+    bill.rows.push(BillRow {
+        out_refund_no: Some("T02AR1".into()),
+        refund_fee: Some(Fen(300)),
+        ..row(Some("T02"), "T02A", TradeState::Refund, 0)
+    });
+    bill.rows
+        .push(row(Some("T02"), "T02B", TradeState::Revoked, 52));
+    // A charge without 设备号, and a row in a state scanpay does not know.
+    bill.rows.push(row(None, "BARE", TradeState::Success, 900));
+    let weird = TradeState::Other("WEIRD".into());
+    bill.rows.push(row(Some("T09"), "T09A", weird, 5));
+
+    let tills = BTreeMap::from([(TILL.to_string(), day)]);
+    let result = store::reconcile_store(&tills, &bill);
+    assert_eq!(result.tills.len(), 1);
+    assert_eq!(result.tills[0].1.discrepancies, []);
+    assert_eq!(result.matched(), 1);
+    let found: Vec<(Kind, &str)> = result
+        .discrepancies
+        .iter()
+        .map(|d| (d.kind, d.out_trade_no.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Kind::Unaccounted, "T02A"),
+            (Kind::Unaccounted, "T02A"),
+            (Kind::Unaccounted, "BARE"),
+            (Kind::UnknownRow, "T09A"),
+        ]
+    );
+    assert_eq!(
+        result.discrepancies[1].out_refund_no.as_deref(),
+        Some("T02AR1")
+    );
+    assert!(result.discrepancies[1].advice.contains("refunded ¥3.00"));
+    assert!(result.discrepancies[2].advice.contains("without a 设备号"));
+    assert_eq!(result.discrepancy_count(), 4);
+    let t02 = OtherTill {
+        rows: 3,
+        charged: Fen(700),
+        refunded: Fen(300),
+        returned: Fen(52),
+    };
+    assert_eq!(result.unaccounted[&Some("T02".to_string())], t02);
+    assert_eq!(result.unaccounted.len(), 3);
+    assert_eq!(
+        result.totals,
+        Totals {
+            bill_charged: Fen(1_700),
+            bill_refunded: Fen(300),
+            bill_returned: Fen(52),
+            bill_rows: 6,
+            journal_paid: Fen(100),
+            journal_paid_count: 1,
+            journal_refunded: Fen(0),
+        }
+    );
+    let json = report::store_to_json("2026-11-22", "100", "file", &result);
+    assert_eq!(json["agrees"], false);
+    assert_eq!(json["discrepancies"], 4);
+    assert_eq!(json["tills"][0]["till"], TILL);
+    assert!(json["tills"][0].get("other_tills").is_none());
+    assert_eq!(json["unaccounted"]["devices"].as_array().unwrap().len(), 3);
+    assert_eq!(json["totals"]["tills"]["paid"], "1.00");
+    assert_eq!(json["totals"]["bill"]["net"], "14.00");
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! and [`EventRow`], so the journal's screen and export show the store too;
 //! their ids are the store's (see schema step 2), not any journal's.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 use time::{Date, UtcOffset};
 use tokio_postgres::{Row, Transaction};
@@ -15,9 +17,12 @@ use super::{Store, StoreError};
 use crate::domain::{Fen, OutTradeNo, TillId};
 use crate::journal::{
     DayReport, DaySummary, EventKind, EventRow, OrderId, OrderRefunds, OrderRow, OrderState,
-    RefundState, day_bounds,
+    RefundRow, RefundState, day_bounds,
 };
 use crate::payment::Event;
+use crate::reconcile::JournalDay;
+use crate::reconcile::read::{self, Held, HeldRefund};
+use crate::wechat::bill::Bill;
 
 /// One till's day, or the store's total.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -81,6 +86,33 @@ const DAY_BY_TILL: &str = "\
 pub(super) const ORDER_COLUMNS: &str = "o.id, o.out_trade_no, o.till_id, o.total_fee, o.body, \
     o.auth_code_masked, o.created_at_ms, o.micropay_sent_at_ms, o.state, o.finished_at_ms, \
     o.transaction_id, o.err_code, o.message";
+
+/// A refund as [`refund_row`] reads it, from `refunds r` joined to its order
+/// `orders o` on (mch_id, out_trade_no): `order_id` is the store's orders.id.
+pub(super) const REFUND_COLUMNS: &str = "r.id, o.id, r.out_refund_no, r.refund_fee, r.reason, \
+    r.created_at_ms, r.state, r.refund_id, r.err_code, r.message";
+
+/// The till ids of merchant `$1`'s installations.
+const MERCHANT_TILLS: &str = "SELECT DISTINCT till_id FROM tills WHERE mch_id = $1";
+
+/// Merchant `$1`'s orders meeting `condition` (on `o`, with `$2` and on), oldest first.
+fn merchant_orders_sql(condition: &str) -> String {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM orders o \
+         WHERE o.mch_id = $1 AND {condition} ORDER BY o.created_at_ms, o.id"
+    )
+}
+
+/// Merchant `$1`'s refunds meeting `condition` (on `r`), oldest first, each
+/// with its order's till and number (a refund without its order in the store
+/// is no till's, as in a journal).
+fn merchant_refunds_sql(condition: &str) -> String {
+    format!(
+        "SELECT {REFUND_COLUMNS}, o.till_id, o.out_trade_no \
+         FROM refunds r JOIN orders o ON o.mch_id = r.mch_id AND o.out_trade_no = r.out_trade_no \
+         WHERE r.mch_id = $1 AND {condition} ORDER BY r.created_at_ms, r.id"
+    )
+}
 
 /// Orders created in `[$1, $2)` of every till, oldest first.
 fn orders_between_sql() -> String {
@@ -175,6 +207,90 @@ impl Store {
         orders_between(&tx, &target, from_ms, to_ms).await
     }
 
+    /// The store's side of merchant `mch_id`'s bill of `date` for each of its
+    /// tills, by till id: what `reconcile::read::journal_day` reads from that
+    /// till's journal, from the store's copy of every journal, in one
+    /// snapshot. The tills are those the store lists for the merchant and any
+    /// other id its orders carry (a till whose `till.id` was changed shipped
+    /// its older orders under the id they were paid with, which the bill has).
+    pub async fn bill_day(
+        &mut self,
+        mch_id: &str,
+        date: Date,
+        bill: &Bill,
+    ) -> Result<BTreeMap<String, JournalDay>, StoreError> {
+        let target = self.target.clone();
+        let tx = self.snapshot().await?;
+        let bounds = read::bill_day(date);
+        let (from, to) = read::window(bounds);
+        // Every number the bill names, whichever till: `till_day` keeps a
+        // till's own.
+        let order_nos: Vec<&str> = bill.rows.iter().map(|r| r.out_trade_no.as_str()).collect();
+        let refund_nos: Vec<&str> = bill
+            .rows
+            .iter()
+            .filter_map(|r| r.out_refund_no.as_deref())
+            .collect();
+        let in_window = "o.created_at_ms >= $2 AND o.created_at_ms < $3";
+        let orders = run(
+            &tx,
+            &target,
+            &merchant_orders_sql(in_window),
+            &[&mch_id, &from, &to],
+        )
+        .await?;
+        let named_orders = run(
+            &tx,
+            &target,
+            &merchant_orders_sql("o.out_trade_no = ANY($2)"),
+            &[&mch_id, &order_nos],
+        )
+        .await?;
+        let in_window = "r.created_at_ms >= $2 AND r.created_at_ms < $3";
+        let refunds = run(
+            &tx,
+            &target,
+            &merchant_refunds_sql(in_window),
+            &[&mch_id, &from, &to],
+        )
+        .await?;
+        let named_refunds = run(
+            &tx,
+            &target,
+            &merchant_refunds_sql("r.out_refund_no = ANY($2)"),
+            &[&mch_id, &refund_nos],
+        )
+        .await?;
+        let tills = run(&tx, &target, MERCHANT_TILLS, &[&mch_id]).await?;
+        let held = Held {
+            orders: orders.iter().map(order_row).collect::<Result<_, _>>()?,
+            named_orders: named_orders
+                .iter()
+                .map(order_row)
+                .collect::<Result<_, _>>()?,
+            refunds: refunds.iter().map(held_refund).collect::<Result<_, _>>()?,
+            named_refunds: named_refunds
+                .iter()
+                .map(held_refund)
+                .collect::<Result<_, _>>()?,
+        };
+        let mut till_ids: BTreeSet<String> =
+            tills.iter().map(|r| get(r, 0)).collect::<Result<_, _>>()?;
+        till_ids.extend(
+            held.orders
+                .iter()
+                .chain(&held.named_orders)
+                .map(|o| o.till_id.to_string()),
+        );
+        Ok(till_ids
+            .into_iter()
+            .map(|till| {
+                let day = read::till_day(bounds, &till, &read::named(bill, &till), &held);
+                (till, day)
+            })
+            .collect())
+    }
+
     /// One order's events, oldest first (`order` is a store id from
     /// [`Store::day_report`]); empty for an order the store does not have.
     pub async fn timeline(&mut self, order: OrderId) -> Result<Vec<EventRow>, StoreError> {
@@ -263,9 +379,17 @@ async fn query(
     from: i64,
     to: i64,
 ) -> Result<Vec<Row>, StoreError> {
-    tx.query(sql, &[&from, &to])
-        .await
-        .map_err(|e| failed(target, &e))
+    run(tx, target, sql, &[&from, &to]).await
+}
+
+/// Runs `sql` with `params`.
+async fn run(
+    tx: &Transaction<'_>,
+    target: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    tx.query(sql, params).await.map_err(|e| failed(target, &e))
 }
 
 fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
@@ -291,6 +415,31 @@ pub(super) fn order_row(r: &Row) -> Result<OrderRow, StoreError> {
         transaction_id: get(r, 10)?,
         err_code: get(r, 11)?,
         message: get(r, 12)?,
+    })
+}
+
+/// A refund read with [`REFUND_COLUMNS`].
+pub(super) fn refund_row(r: &Row) -> Result<RefundRow, StoreError> {
+    Ok(RefundRow {
+        id: get(r, 0)?,
+        order_id: OrderId(get(r, 1)?),
+        out_refund_no: get(r, 2)?,
+        refund_fee: fen(r, 3)?,
+        reason: get(r, 4)?,
+        created_at_ms: get(r, 5)?,
+        state: parse(r, 6, RefundState::parse)?,
+        refund_id: get(r, 7)?,
+        err_code: get(r, 8)?,
+        message: get(r, 9)?,
+    })
+}
+
+/// A refund read with [`REFUND_COLUMNS`], then its order's till and number.
+fn held_refund(r: &Row) -> Result<HeldRefund, StoreError> {
+    Ok(HeldRefund {
+        refund: refund_row(r)?,
+        till_id: get(r, 10)?,
+        out_trade_no: get(r, 11)?,
     })
 }
 
