@@ -80,9 +80,11 @@ impl fmt::Display for Fen {
 
 /// Signed fen as yuan with two decimals, "-5.00" below zero: a day's net
 /// takings after refunding more of earlier days than it took.
-pub fn signed_yuan(fen: i64) -> String {
+pub fn signed_yuan(fen: impl Into<i128>) -> String {
+    let fen: i128 = fen.into();
     let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}", Fen(fen.unsigned_abs()))
+    let abs = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
 }
 
 impl FromStr for Fen {
@@ -102,6 +104,8 @@ mod tests {
         assert_eq!(signed_yuan(0), "0.00");
         assert_eq!(signed_yuan(3702), "37.02");
         assert_eq!(signed_yuan(-105), "-1.05");
+        assert_eq!(signed_yuan(-1i128), "-0.01");
+        assert_eq!(signed_yuan(i128::from(u64::MAX) * 2), "368934881474191032.30");
     }
 
     #[test]

@@ -219,12 +219,6 @@ pub struct Reconciliation {
     pub totals: Totals,
 }
 
-/// Yuan text with a sign, for a net that may be negative.
-pub fn signed_yuan(fen: i128) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let abs = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
 
 /// Reconciles this till's (`till`) side of `bill` against `day`.
 pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::store::StoreReconciliation;
-use super::{Discrepancy, OtherTill, Reconciliation, Totals, signed_yuan};
+use super::{Discrepancy, OtherTill, Reconciliation, Totals};
+use crate::domain::signed_yuan;
 
 /// `{"date", "till", "matched", "discrepancies", "other_tills", "totals", …}`.
 /// `source` is `downloaded` or `file`.

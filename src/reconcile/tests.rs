@@ -509,10 +509,3 @@ fn over_the_store_a_row_of_no_till_is_a_discrepancy_unless_its_charge_was_return
     assert_eq!(json["totals"]["tills"]["paid"], "1.00");
     assert_eq!(json["totals"]["bill"]["net"], "14.00");
 }
-
-#[test]
-fn a_net_may_be_negative() {
-    assert_eq!(signed_yuan(-1), "-0.01");
-    assert_eq!(signed_yuan(123_456), "1234.56");
-    assert_eq!(signed_yuan(0), "0.00");
-}
