@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(signed_yuan(3702), "37.02");
         assert_eq!(signed_yuan(-105), "-1.05");
         assert_eq!(signed_yuan(-1i128), "-0.01");
-        assert_eq!(signed_yuan(i128::from(u64::MAX) * 2), "368934881474191032.30");
+        assert_eq!(
+            signed_yuan(i128::from(u64::MAX) * 2),
+            "368934881474191032.30"
+        );
     }
 
     #[test]

@@ -219,7 +219,6 @@ pub struct Reconciliation {
     pub totals: Totals,
 }
 
-
 /// Reconciles this till's (`till`) side of `bill` against `day`.
 pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
     let mut out = Reconciliation::default();

@@ -197,11 +197,20 @@ pub fn store_to_text(
         devices_text(&mut out, &result.unaccounted);
     }
     discrepancies_text(&mut out, &result.discrepancies);
-    let totals = &result.totals;
     let _ = writeln!(out, "\n── the store");
+    totals_text(
+        &mut out,
+        &result.totals,
+        ["WeChat's bill:       ", "the tills' journals: "],
+    );
+    out
+}
+
+/// The bill's side and the journal's of `totals`, each after its label.
+fn totals_text(out: &mut String, totals: &Totals, [bill, journal]: [&str; 2]) {
     let _ = writeln!(
         out,
-        "  WeChat's bill:        charged ¥{} · refunded ¥{} · net ¥{} ({} rows; ¥{} charged and returned)",
+        "  {bill} charged ¥{} · refunded ¥{} · net ¥{} ({} rows; ¥{} charged and returned)",
         totals.bill_charged,
         totals.bill_refunded,
         signed_yuan(totals.bill_net()),
@@ -210,13 +219,12 @@ pub fn store_to_text(
     );
     let _ = writeln!(
         out,
-        "  the tills' journals:  paid ¥{} ({} orders) · refunded ¥{} · net ¥{}",
+        "  {journal} paid ¥{} ({} orders) · refunded ¥{} · net ¥{}",
         totals.journal_paid,
         totals.journal_paid_count,
         totals.journal_refunded,
         signed_yuan(totals.journal_net())
     );
-    out
 }
 
 fn verdict(discrepancies: usize) -> String {
@@ -244,22 +252,10 @@ fn till_text(out: &mut String, result: &Reconciliation, shown: Shown) {
             n => format!(", {n} reversed after payment (charged and returned; {recorded})"),
         }
     );
-    let _ = writeln!(
+    totals_text(
         out,
-        "  this till on WeChat's bill: charged ¥{} · refunded ¥{} · net ¥{} ({} rows; ¥{} charged and returned)",
-        totals.bill_charged,
-        totals.bill_refunded,
-        signed_yuan(totals.bill_net()),
-        totals.bill_rows,
-        totals.bill_returned
-    );
-    let _ = writeln!(
-        out,
-        "  this till's journal:         paid ¥{} ({} orders) · refunded ¥{} · net ¥{}",
-        totals.journal_paid,
-        totals.journal_paid_count,
-        totals.journal_refunded,
-        signed_yuan(totals.journal_net())
+        totals,
+        ["this till on WeChat's bill:", "this till's journal:       "],
     );
 }
 

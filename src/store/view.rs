@@ -57,6 +57,25 @@ pub struct StoreDay {
     pub total: TillDay,
 }
 
+impl StoreDay {
+    /// The day of `tills`, with their total.
+    pub fn of(date: String, tills: Vec<TillDay>) -> Self {
+        let mut total = TillDay {
+            till_id: "total".into(),
+            ..TillDay::default()
+        };
+        for t in &tills {
+            total.orders += t.orders;
+            total.paid += t.paid;
+            total.takings += t.takings;
+            total.unsettled += t.unsettled;
+            total.refunds += t.refunds;
+            total.refunded += t.refunded;
+        }
+        Self { date, tills, total }
+    }
+}
+
 /// What the store's screen shows of a day: the journal screen's report over
 /// every till, and a line per till.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,23 +347,7 @@ async fn tills_day(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let mut total = TillDay {
-        till_id: "total".into(),
-        ..TillDay::default()
-    };
-    for t in &tills {
-        total.orders += t.orders;
-        total.paid += t.paid;
-        total.takings += t.takings;
-        total.unsettled += t.unsettled;
-        total.refunds += t.refunds;
-        total.refunded += t.refunded;
-    }
-    Ok(StoreDay {
-        date: day.to_string(),
-        tills,
-        total,
-    })
+    Ok(StoreDay::of(day.to_string(), tills))
 }
 
 async fn orders_between(

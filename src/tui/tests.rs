@@ -1783,23 +1783,7 @@ fn store_tills(day: time::Date, n: u64) -> crate::store::StoreDay {
             shipped_through: 40 * k as i64,
         })
         .collect();
-    let mut total = TillDay {
-        till_id: "total".into(),
-        ..TillDay::default()
-    };
-    for t in &tills {
-        total.orders += t.orders;
-        total.paid += t.paid;
-        total.takings += t.takings;
-        total.unsettled += t.unsettled;
-        total.refunds += t.refunds;
-        total.refunded += t.refunded;
-    }
-    crate::store::StoreDay {
-        date: day.to_string(),
-        tills,
-        total,
-    }
+    crate::store::StoreDay::of(day.to_string(), tills)
 }
 
 /// `scanpay store`: the journal screen over every till, a line per till
