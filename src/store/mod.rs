@@ -58,7 +58,7 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "cannot reach the store database at {target} ({cause}): check that PostgreSQL runs there and that store.database_url, the user and the password (store.password_file or SCANPAY_STORE_PASSWORD) are right; the till keeps taking payments and ships later"
+        "cannot reach the store database at {target} ({cause}): check that PostgreSQL runs there and that store.database_url, the user and the password (store.password_file or SCANPAY_STORE_PASSWORD) are right; tills keep taking payments meanwhile and ship what waits once it answers"
     )]
     Unreachable { target: String, cause: String },
     #[error(
