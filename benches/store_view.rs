@@ -207,7 +207,8 @@ fn main() {
         // Its last day alone: what the export holds in memory at a time.
         let day_export = export(&pg, dir.path(), last, last);
         if months == *sizes.last().unwrap() {
-            explain(&pg, &runtime, &settings, days[0], ids[0]);
+            explain(&pg, &runtime, &settings, days[0], ids[0], false);
+            explain(&pg, &runtime, &settings, days[0], ids[0], true);
         }
         // Last: it leaves the server's cache and the OS's without the store.
         let cold_days: Vec<Date> = (0..COLD_DAY_SAMPLES)
@@ -879,13 +880,15 @@ fn export(pg: &postgres::Postgres, dir: &Path, first: Date, last: Date) -> Expor
 }
 
 /// The plans of one `day_report` and one `timeline`, as the server ran them
-/// (auto_explain with ANALYZE and BUFFERS on a new connection), printed.
+/// (auto_explain with ANALYZE, BUFFERS and the time spent reading, on a new
+/// connection), printed; `cold`: after [`cold_start`].
 fn explain(
     pg: &postgres::Postgres,
     runtime: &tokio::runtime::Runtime,
     settings: &scanpay::config::StoreSettings,
     day: Date,
     order: i64,
+    cold: bool,
 ) {
     let log = pg.socket_dir().join("server.log");
     let start = std::fs::metadata(&log).unwrap().len() as usize;
@@ -893,8 +896,12 @@ fn explain(
         "ALTER DATABASE store SET session_preload_libraries = 'auto_explain'; \
          ALTER DATABASE store SET auto_explain.log_min_duration = 0; \
          ALTER DATABASE store SET auto_explain.log_analyze = on; \
-         ALTER DATABASE store SET auto_explain.log_buffers = on",
+         ALTER DATABASE store SET auto_explain.log_buffers = on; \
+         ALTER DATABASE store SET track_io_timing = on",
     );
+    if cold {
+        cold_start(pg);
+    }
     let mut store = runtime
         .block_on(Store::connect_read_only(settings))
         .unwrap();
@@ -903,7 +910,10 @@ fn explain(
     drop(store);
     pg.psql("ALTER DATABASE store RESET ALL");
     let text = std::fs::read_to_string(&log).unwrap();
-    println!("\nplans of day_report({day}) and timeline({order}), auto_explain:");
+    println!(
+        "\nplans of day_report({day}) and timeline({order}), {}, auto_explain:",
+        if cold { "cold" } else { "warm" }
+    );
     for line in text[start..].lines() {
         // The plans only: not the connections' and statements' lines.
         if line.contains("duration:") || line.starts_with(['\t', ' ']) {
