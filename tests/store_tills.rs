@@ -484,11 +484,46 @@ fn tills_paying_while_shipping(n: usize) {
         days.first().unwrap().to_string(),
         days.last().unwrap().to_string(),
     );
-    let journals: Vec<PathBuf> = dirs.iter().map(|dir| journal_path(dir)).collect();
-    let journals: Vec<&Path> = journals.iter().map(PathBuf::as_path).collect();
     let range = ["--date", first.as_str(), "--to", last.as_str()];
     let exported = common::store::assert_export_is_union(&pg, manager.path(), &journals, &range);
     assert_eq!(exported, n * SALES);
+
+    // The simulator's bill of each day against every till at once, from the
+    // back office: it agrees, and each till's section matched what it paid.
+    for date in days {
+        let out = till("OFFICE", manager.path(), &gateway)
+            .env("SCANPAY_STORE_DATABASE_URL", pg.url())
+            .env("SCANPAY_STORE_PASSWORD", PASSWORD)
+            .args([
+                "reconcile",
+                "--store",
+                "--json",
+                "--date",
+                &date.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("reconcile --store of {date}: {e}: {out:?}"));
+        assert_eq!(out.status.code(), Some(0), "{report:#}");
+        let matched: BTreeMap<String, u64> = report["tills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["till"].as_str().unwrap().into(),
+                    t["matched"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let paid: BTreeMap<String, u64> = dirs
+            .iter()
+            .enumerate()
+            .map(|(k, dir)| (till_id(k + 1), journal_figures(dir, date).paid))
+            .collect();
+        assert_eq!(matched, paid, "{report:#}");
+    }
 }
 
 #[test]
