@@ -170,10 +170,7 @@ fn replay_and_the_journal_leave_a_payment_in_flight_to_its_till() {
     let mut screen = till_in_a_terminal(dir.path(), &gateway);
     screen.wait_for("Type the amount");
     // 0.40: USERPAYING, the customer pays at the second query (4 s in).
-    for key in ["0", ".", "4", "0"] {
-        screen.press(key.as_bytes());
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    screen.type_slowly("0.40");
     screen.wait_for("Scan the customer's WeChat payment code");
     screen.press(b"134539517967686076\r");
     screen.wait_for("Waiting for the customer's password");

@@ -33,10 +33,7 @@ fn type_an_amount_scan_see_paid_and_find_it_in_the_journal() {
     let mut screen = start_till(dir.path(), &[("SCANPAY_TILL_LANGUAGE", "en")]);
     screen.wait_for("Type the amount");
     // The cashier types, a key every 150 ms.
-    for key in ["1", "2", ".", "3", "4"] {
-        screen.press(key.as_bytes());
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    screen.type_slowly("12.34");
     screen.wait_for("Scan the customer's WeChat payment code");
     // The scanner: 18 digits and CR in one write, as a terminal hands them over.
     screen.press(b"134539517967686076\r");
@@ -143,10 +140,7 @@ fn at_80x24_in_chinese_three_orders_of_one_minute_are_told_apart() {
         // Esc leaves the last result; digits one at a time like a person.
         screen.press(b"\x1b");
         std::thread::sleep(Duration::from_millis(150));
-        for key in [b'1', b'0' + i as u8 + 1] {
-            screen.press(&[key]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
+        screen.type_slowly(&format!("1{}", i + 1));
         screen.wait_for("请扫描顾客的微信付款码");
         screen.press(format!("{code}\r").as_bytes());
         let paid = screen.wait_for_all(&["支付成功", "订单号 T01"]);

@@ -92,6 +92,24 @@ impl Terminal {
         self.keys.flush().unwrap();
     }
 
+    /// Types `keys` as a person does, a key every 150 ms, each shown on the
+    /// screen before the next: the till stamps a key when it reads it, so a
+    /// key it had not read yet when a scan follows would be stamped with the
+    /// scan and taken for part of it (a loaded machine, 19 "scanned" chars).
+    /// A key that changes nothing on screen (a leading "0" shows as "¥0"
+    /// already) is waited for 2 s at the most.
+    pub fn type_slowly(&mut self, keys: &str) {
+        for key in keys.chars() {
+            let before = self.text();
+            self.press(key.to_string().as_bytes());
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.text() == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
     /// Waits until the screen shows `needle`; fails with the screen (or the
     /// exit) if it never does.
     /// Waits until the screen shows every one of `needles` at once: a frame
@@ -144,10 +162,7 @@ impl Terminal {
     /// [`Self::sell`] at till `till` (its order numbers start with its id).
     pub fn sell_at(&mut self, till: &str, amount: &str, code: &str) -> String {
         self.wait_for("Type the amount");
-        for key in amount.chars() {
-            self.press(key.to_string().as_bytes());
-            std::thread::sleep(Duration::from_millis(150));
-        }
+        self.type_slowly(amount);
         self.wait_for("Scan the customer's WeChat payment code");
         self.press(format!("{code}\r").as_bytes());
         let paid = self.wait_for_all(&["PAID", &format!("order {till}")]);
