@@ -399,3 +399,41 @@ fn without_store_settings_or_a_merchant_to_download_for_it_is_exit_3() {
     assert!(said.contains("--bill FILE"), "{said}");
     assert!(!dir.join("journal.sqlite3").exists());
 }
+
+/// With gateway.sandbox on, the back office fetches the sandbox's signing
+/// key first and signs the download with it (the simulator refuses a
+/// sandbox call signed with the live key); the simulator keeps one ledger,
+/// so its sandbox bill has the live payment and the sandbox one alike.
+#[test]
+fn in_the_sandbox_the_back_office_signs_with_the_sandboxs_key() {
+    let gateway = common::process::start_gateway();
+    let pg = Postgres::start();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (till_dir, back) = (dirs[0].path(), dirs[1].path());
+    let sandboxed = |mut cmd: Command| {
+        cmd.env("SCANPAY_GATEWAY_SANDBOX", "true");
+        cmd
+    };
+    let (exit, _) = pay("T01", till_dir, &gateway, "2.00", 7_000_001);
+    assert_eq!(exit, Some(0));
+    let paid = sandboxed(till("T01", till_dir, &gateway))
+        .args(["pay", "--json", "--amount", "1.01", "--auth-code"])
+        .arg(format!("13{:016}", 7_000_002))
+        .output()
+        .unwrap();
+    assert_eq!(paid.status.code(), Some(0), "{paid:?}");
+    sync("T01", till_dir, &gateway, &pg);
+
+    let out = sandboxed(office(back, &gateway, &pg))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(
+        sections(&report),
+        [("T01".to_string(), 2, 0, Vec::<String>::new())],
+        "{report:#}"
+    );
+    assert!(!back.join("journal.sqlite3").exists());
+}
