@@ -164,7 +164,7 @@ impl DaySummary {
 /// The hour, counted from `from_ms` and wrapping every 24, an order created at
 /// `at_ms >= from_ms` falls in (as [`SUMMARY_BETWEEN`] computes it): the local
 /// hour when `from_ms` is a local midnight.
-fn hour_of(at_ms: i64, from_ms: i64) -> usize {
+pub(crate) fn hour_of(at_ms: i64, from_ms: i64) -> usize {
     ((at_ms - from_ms) / HOUR_MS % 24) as usize
 }
 

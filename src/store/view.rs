@@ -168,10 +168,7 @@ impl Store {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await
-            .map_err(|e| StoreError::Database {
-                target,
-                cause: super::cause(&e),
-            })
+            .map_err(|e| failed(&target, &e))
     }
 
     /// The local `day` (at `offset`) of every till, per till and in total.
@@ -195,7 +192,7 @@ impl Store {
         // Summed from the rows just read, so the totals match the list.
         let mut summary = DaySummary::default();
         for order in &orders {
-            let hour = ((order.created_at_ms - from) / 3_600_000 % 24) as usize;
+            let hour = crate::journal::hour_of(order.created_at_ms, from);
             summary.add(order.state, hour, 1, order.total_fee);
         }
         for row in query(&tx, &target, REFUNDS_BETWEEN, from, to).await? {
