@@ -132,6 +132,7 @@ fn frames(c: &mut Criterion) {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     c.bench_function("journal day view frame, 3000 orders (110x32)", |b| {
         b.iter(|| terminal.draw(|f| render(&journal, f)).unwrap().area)

@@ -662,6 +662,11 @@ fn the_store_screen_shows_every_till_and_an_orders_timeline() {
     assert!(!timeline.contains(&t2), "{timeline}");
     screen.press(b"\x1b");
     screen.wait_for("5 orders");
+    // Tab: one till's orders, then the next's.
+    screen.press(b"\t");
+    screen.wait_for("2 orders · till T01");
+    screen.press(b"\t");
+    screen.wait_for("3 orders · till T02");
     // The database goes away: the next read says so, and the screen stays.
     pg.kill9();
     screen.press(b"h");

@@ -209,6 +209,8 @@ pub struct JournalScreen {
     pub refund: Option<RefundForm>,
     /// The store screen's lines per till, of the day they name.
     pub tills: Option<StoreDay>,
+    /// The store screen's till filter (Tab): only this till's orders.
+    pub till: Option<String>,
 }
 
 /// Refunding one paid order from the journal screen: the amount (the
@@ -242,6 +244,7 @@ impl JournalScreen {
                 .orders
                 .iter()
                 .filter(|o| self.filter.is_none_or(|f| o.state == f))
+                .filter(|o| self.till.as_ref().is_none_or(|t| o.till_id.as_str() == t))
                 .collect(),
             _ => Vec::new(),
         }
@@ -764,6 +767,7 @@ impl App {
             scroll: 0,
             refund: None,
             tills: None,
+            till: None,
         }));
         vec![Command::LoadDay(day)]
     }

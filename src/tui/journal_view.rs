@@ -59,6 +59,11 @@ pub fn render(app: &App, journal: &JournalScreen, frame: &mut Frame) {
             " ↑↓ PgUp PgDn Home End 滚动时间线 · r 退款 · Esc 返回列表",
             " ↑↓ PgUp PgDn Home End scroll the timeline · r refund · Esc back to the list",
         )
+    } else if app.store_view {
+        app.t(
+            " ←→ 前后一天 · t 今天 · f 筛选 · Tab 收银台 · a 待处理 · ↑↓ 选择 · Enter 详情 · q 退出",
+            " ←→ day · t today · f filter · Tab till · a attention · ↑↓ select · Enter detail · q quit",
+        )
     } else if app.journal_only {
         app.t(
             " ←→ 前后一天 · t 今天 · f 筛选 · a 待处理 · ↑↓ 选择 · Enter 详情 · q 退出",
@@ -321,6 +326,10 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         journal.visible().len(),
         app.t("笔订单", "orders")
     );
+    let heading = match &journal.till {
+        Some(till) => format!("{heading} · {} {till}", app.t("收银台", "till")),
+        None => heading,
+    };
     let heading = match reconciled(app, report.day) {
         Some(text) => format!("{heading} · {text}"),
         None => heading,
@@ -375,7 +384,7 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
     }
     frame.render_widget(Paragraph::new(lines), totals);
     if let Some(tills) = tills {
-        till_lines(app, tills, frame, per_till);
+        till_lines(app, tills, journal.till.as_deref(), frame, per_till);
     }
     hourly(app, &s.hourly_paid, frame, chart);
     orders(app, journal, frame, table);
@@ -395,8 +404,9 @@ fn till_lines_height(tills: &StoreDay, height: u16) -> u16 {
 }
 
 /// One line per till of the day (takings, refunds, what is unsettled, how
-/// far the store has its events), then the store's total.
-fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
+/// far the store has its events), the one the list is filtered to marked,
+/// then the store's total.
+fn till_lines(app: &App, tills: &StoreDay, shown: Option<&str>, frame: &mut Frame, area: Rect) {
     let line = |t: &TillDay, name: String| {
         let unsettled = if t.unsettled > 0 {
             Style::new().magenta().bold()
@@ -421,7 +431,14 @@ fn till_lines(app: &App, tills: &StoreDay, frame: &mut Frame, area: Rect) {
         .tills
         .iter()
         .take(MAX_TILL_LINES)
-        .map(|t| line(t, format!("{} ({})", t.till_id, t.installation_id)))
+        .map(|t| {
+            let row = line(t, format!("{} ({})", t.till_id, t.installation_id));
+            if shown == Some(t.till_id.as_str()) {
+                row.reversed()
+            } else {
+                row
+            }
+        })
         .collect();
     rows.push(line(&tills.total, app.t("合计", "total").to_string()).bold());
     let left_out = tills.tills.len().saturating_sub(MAX_TILL_LINES);

@@ -566,6 +566,7 @@ fn snapshot_journal_day_and_order_detail() {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
@@ -578,6 +579,7 @@ fn snapshot_journal_day_and_order_detail() {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
@@ -655,6 +657,7 @@ fn snapshot_journal_day_and_order_detail() {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     snapshot("journal_order_detail_en", &till);
 }
@@ -1063,6 +1066,7 @@ fn journal_on(till: &mut Till, report: DayReport, selected: usize) {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
 }
 
@@ -1174,6 +1178,7 @@ fn long_timeline(language: Language) -> Till {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     till
 }
@@ -1725,6 +1730,7 @@ fn the_timeline_of_a_refunded_order_shows_its_refunds_in_chinese() {
         scroll: 0,
         refund: None,
         tills: None,
+        till: None,
     }));
     let screen = till.render(100, 30);
     for words in [
@@ -1853,4 +1859,59 @@ fn the_store_screen_lists_eight_tills_and_counts_the_rest() {
     store.send(Msg::StoreTills(store_tills(next, 10)));
     assert!(store.render(110, 40).contains("T01 (inst01"));
     assert!(!store.render(110, 24).contains("T01 (inst01"));
+}
+
+/// Tab on the store screen shows one till's orders, then the next till's,
+/// then all again; the heading names the till and its line is marked.
+#[test]
+fn tab_on_the_store_screen_filters_the_list_by_till() {
+    let day = time::macros::date!(2026 - 11 - 23);
+    let base = Instant::now();
+    let (app, _) = App::store_only(info(Language::English, Driver::Wedge), base, day);
+    let mut store = Till {
+        app,
+        base,
+        commands: Vec::new(),
+    };
+    let mut listed = report(day);
+    let mut other = order(5, "13:05:00", 990, OrderState::Paid, None);
+    other.till_id = TillId::parse("T02").unwrap();
+    other.out_trade_no = OutTradeNo::parse("T0220261123130500abcdef000001").unwrap();
+    listed.orders.push(other);
+    store.send(Msg::StoreTills(store_tills(day, 3)));
+    store.send(Msg::DayLoaded(Ok(listed)));
+    let tills_of = |store: &Till| -> Vec<String> {
+        let journal = journal_screen(store);
+        journal
+            .visible()
+            .iter()
+            .map(|o| o.till_id.to_string())
+            .collect()
+    };
+    assert_eq!(tills_of(&store).len(), 5);
+    store.key(0, KeyCode::Tab);
+    assert_eq!(tills_of(&store), ["T01"; 4]);
+    assert!(!store.render(110, 40).contains("5 orders"));
+    assert!(store.render(110, 40).contains("4 orders · till T01"));
+    store.key(100, KeyCode::Tab);
+    assert_eq!(tills_of(&store), ["T02"]);
+    // T03 has no orders in the list: none shown, and Enter opens nothing.
+    store.key(200, KeyCode::Tab);
+    assert!(tills_of(&store).is_empty());
+    store.key(300, KeyCode::Enter);
+    assert!(store.take().is_empty());
+    store.key(400, KeyCode::Tab);
+    assert_eq!(tills_of(&store).len(), 5);
+    assert!(journal_screen(&store).till.is_none());
+
+    // The journal screen of one till has no till filter.
+    let (app, _) = App::journal_only(info(Language::English, Driver::Wedge), base, day);
+    let mut alone = Till {
+        app,
+        base,
+        commands: Vec::new(),
+    };
+    alone.send(Msg::DayLoaded(Ok(report(day))));
+    alone.key(0, KeyCode::Tab);
+    assert!(journal_screen(&alone).till.is_none());
 }

@@ -4,7 +4,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::{App, Command, FILTERS, RefundFailed, RefundForm, RefundStep, Screen, Tone};
+use super::{
+    App, Command, FILTERS, JournalScreen, RefundFailed, RefundForm, RefundStep, Screen, Tone,
+};
 use crate::journal::{OrderRow, OrderState, RefundRefusal, check_refund, day_bounds, refundable};
 use crate::payment::refunding::RefundResult;
 use crate::tui::amount::{AmountField, Refused};
@@ -69,6 +71,10 @@ impl App {
                     .position(|f| *f == journal.filter)
                     .unwrap_or(0);
                 journal.filter = FILTERS[(at + 1) % FILTERS.len()];
+                journal.selected = 0;
+            }
+            KeyCode::Tab if self.store_view => {
+                journal.till = next_till(journal);
                 journal.selected = 0;
             }
             KeyCode::Char('a') => {
@@ -316,4 +322,23 @@ impl App {
             _ => {}
         }
     }
+}
+
+/// The store screen's till filter after `journal.till`: every till of the
+/// day's lines in turn (an id shared by two installations once), then all.
+fn next_till(journal: &JournalScreen) -> Option<String> {
+    let mut ids: Vec<&str> = journal
+        .tills
+        .iter()
+        .flat_map(|day| day.tills.iter().map(|t| t.till_id.as_str()))
+        .collect();
+    ids.dedup();
+    let next = match &journal.till {
+        None => 0,
+        Some(current) => ids
+            .iter()
+            .position(|id| id == current)
+            .map_or(0, |at| at + 1),
+    };
+    ids.get(next).map(|id| id.to_string())
 }
