@@ -737,3 +737,35 @@ fn a_till_without_an_installation_id_ships_nothing() {
     }
     assert_eq!(pg.psql("SELECT count(*) FROM events").trim(), "0");
 }
+
+/// A store row changed by hand into something no till writes: the export
+/// says which column holds what, and writes no file rather than a wrong one.
+#[test]
+fn a_row_edited_into_nonsense_stops_the_export_with_what_it_holds() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tills = tills(dir.path(), 1);
+    tills[0].orders(3);
+    tills[0].sync(&pg, 100).unwrap();
+    pg.psql("UPDATE orders SET state = 'bogus' WHERE id = (SELECT min(id) FROM orders)");
+    let file = dir.path().join("orders.csv");
+    let out = common::store::store_command(
+        &pg,
+        dir.path(),
+        &["--format", "csv", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("column state holds \"bogus\""), "{said}");
+    assert!(said.contains("run scanpay sync on that till"), "{said}");
+    assert!(!file.exists(), "a partial export was left");
+
+    // What the message says to do brings the row back as the journal has it.
+    pg.psql("DELETE FROM orders WHERE state = 'bogus'; UPDATE tills SET shipped_through = 0");
+    tills[0].sync(&pg, 100).unwrap();
+    let journals = [tills[0].path.as_path()];
+    common::store::assert_store_is_union(&pg, &journals);
+    let out = common::store::store_command(&pg, dir.path(), &["--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+}

@@ -102,7 +102,7 @@ pub enum StoreError {
     )]
     NoInstallation { till_id: String },
     #[error(
-        "the store database holds a row scanpay cannot read ({what}): it was changed by hand or by another program; nothing is shown rather than a wrong figure: restore the row from the tills' journals (scanpay sync ships them again)"
+        "the store database holds a row scanpay cannot read ({what}): it was changed by hand or by another program; nothing is shown rather than a wrong figure. The tills' journals have it right: delete the row, set its till's shipped_through in the tills table back to 0, and run scanpay sync on that till, which ships its journal again"
     )]
     Unreadable { what: String },
     #[error("{0}")]
