@@ -8,45 +8,15 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Output;
 
-use common::process::{Gateway, set_fault, start_gateway, till};
+use common::process::{Gateway, bill_today, json_of, pay, set_fault, start_gateway, till};
 use scanpay::journal::{Journal, OrderState};
 use scanpay::payment::Event;
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// Today in Beijing: the day of the simulator's bill.
+/// The simulator's bill day, as `--date` takes it.
 fn today() -> String {
-    OffsetDateTime::now_utc()
-        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
-        .date()
-        .to_string()
-}
-
-/// Pays `amount` as till `id`; returns (exit code, out_trade_no).
-fn pay(id: &str, dir: &Path, gateway: &Gateway, amount: &str, code: u64) -> (Option<i32>, String) {
-    let output = till(id, dir, gateway)
-        .args(["pay", "--json", "--amount", amount, "--auth-code"])
-        .arg(format!("13{code:016}"))
-        .output()
-        .unwrap();
-    let result = json(&output);
-    (
-        output.status.code(),
-        result["out_trade_no"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    bill_today().to_string()
 }
 
 fn reconcile(id: &str, dir: &Path, gateway: &Gateway, args: &[&str]) -> (Option<i32>, Output) {
@@ -60,7 +30,7 @@ fn reconcile(id: &str, dir: &Path, gateway: &Gateway, args: &[&str]) -> (Option<
 
 fn reconcile_json(id: &str, dir: &Path, gateway: &Gateway) -> (Option<i32>, Value) {
     let (exit, output) = reconcile(id, dir, gateway, &["--date", &today(), "--json"]);
-    (exit, json(&output))
+    (exit, json_of(&output))
 }
 
 fn simulator_bill(gateway: &Gateway, creating: bool) {

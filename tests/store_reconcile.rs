@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::postgres::{PASSWORD, Postgres};
-use common::process::{Gateway, till};
+use common::process::{Gateway, bill_today, json_of, pay, till};
 use scanpay::journal::Journal;
 use scanpay::reconcile::read;
 use scanpay::store::Store;
@@ -18,38 +18,6 @@ use scanpay::wechat::api::download_bill_request;
 use scanpay::wechat::bill::Bill;
 use scanpay::wechat::client::GatewayClient;
 use serde_json::{Value, json};
-use time::{Date, OffsetDateTime, UtcOffset};
-
-/// Today in Beijing: the day of the simulator's bill.
-fn today() -> Date {
-    OffsetDateTime::now_utc()
-        .to_offset(UtcOffset::from_hms(8, 0, 0).unwrap())
-        .date()
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// Pays `amount` as till `id`, its journal in `dir`; returns (exit, out_trade_no).
-fn pay(id: &str, dir: &Path, gateway: &Gateway, amount: &str, code: u64) -> (Option<i32>, String) {
-    let output = till(id, dir, gateway)
-        .args(["pay", "--json", "--amount", amount, "--auth-code"])
-        .arg(format!("13{code:016}"))
-        .output()
-        .unwrap();
-    let no = json_of(&output)["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    (output.status.code(), no)
-}
 
 /// `scanpay sync` on till `id`.
 fn sync(id: &str, dir: &Path, gateway: &Gateway, pg: &Postgres) {
@@ -68,7 +36,7 @@ fn office(dir: &Path, gateway: &Gateway, pg: &Postgres) -> Command {
     let mut cmd = till("OFFICE", dir, gateway);
     cmd.env("SCANPAY_STORE_DATABASE_URL", pg.url())
         .env("SCANPAY_STORE_PASSWORD", PASSWORD)
-        .args(["reconcile", "--store", "--date", &today().to_string()]);
+        .args(["reconcile", "--store", "--date", &bill_today().to_string()]);
     cmd
 }
 
@@ -124,7 +92,7 @@ fn bill_text(gateway: &Gateway) -> String {
     let mut settings = common::client_settings(gateway.base_url.clone());
     settings.read_timeout = std::time::Duration::from_secs(5);
     let client = GatewayClient::new(&settings).unwrap();
-    let fields = download_bill_request(&common::demo_merchant(SignType::Md5), today(), false);
+    let fields = download_bill_request(&common::demo_merchant(SignType::Md5), bill_today(), false);
     let body = runtime().block_on(client.download_bill(&fields)).unwrap();
     String::from_utf8(body).unwrap()
 }
@@ -166,7 +134,7 @@ fn three_tills_against_one_bill_agree_and_a_till_that_never_shipped_or_an_altere
     let stored = runtime().block_on(async {
         let mut store = Store::connect_read_only(&pg.settings(100)).await.unwrap();
         store
-            .bill_day("10000100", today(), &Bill::default())
+            .bill_day("10000100", bill_today(), &Bill::default())
             .await
             .unwrap()
     });
@@ -174,7 +142,7 @@ fn three_tills_against_one_bill_agree_and_a_till_that_never_shipped_or_an_altere
     for (id, dir) in [("T01", t1), ("T02", t2)] {
         let journal = Journal::open_read_only(&dir.join("journal.sqlite3")).unwrap();
         let named = (vec![], vec![]);
-        let own = read::journal_day(&journal, read::bill_day(today()), id, &named).unwrap();
+        let own = read::journal_day(&journal, read::bill_day(bill_today()), id, &named).unwrap();
         let day = &stored[id];
         assert_eq!((day.from_ms, day.to_ms), (own.from_ms, own.to_ms));
         let without_ids = |d: &scanpay::reconcile::JournalDay| {
@@ -239,7 +207,7 @@ fn three_tills_against_one_bill_agree_and_a_till_that_never_shipped_or_an_altere
     let journal = Journal::open_read_only(&t1.join("journal.sqlite3")).unwrap();
     assert!(
         journal
-            .reconciliation_of(&today().to_string())
+            .reconciliation_of(&bill_today().to_string())
             .unwrap()
             .is_none()
     );

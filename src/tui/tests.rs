@@ -46,6 +46,15 @@ struct Till {
 }
 
 impl Till {
+    /// A screen the app was made for elsewhere (the journal or the store alone).
+    fn of(app: App, base: Instant) -> Self {
+        Till {
+            app,
+            base,
+            commands: Vec::new(),
+        }
+    }
+
     fn new(language: Language) -> Self {
         Self::with_driver(language, Driver::Wedge)
     }
@@ -339,11 +348,7 @@ fn the_journal_alone_quits_where_it_would_return_to_the_till_and_never_pays() {
         let day = time::macros::date!(2026 - 11 - 22);
         let (app, commands) = App::journal_only(info(Language::English, Driver::Wedge), base, day);
         assert_eq!(commands, [Command::LoadDay(day)]);
-        let mut till = Till {
-            app,
-            base,
-            commands: Vec::new(),
-        };
+        let mut till = Till::of(app, base);
         till.send(Msg::DayLoaded(Ok(report(day))));
         // A scanner burst here is no payment: there is no till screen to pay on.
         till.scan_burst(100, CODE);
@@ -1584,11 +1589,7 @@ fn an_order_that_cannot_be_refunded_says_why_and_opens_no_form() {
     // `scanpay journal` alone has no till to refund with.
     let base = Instant::now();
     let (app, _) = App::journal_only(info(Language::English, Driver::Wedge), base, today());
-    let mut alone = Till {
-        app,
-        base,
-        commands: Vec::new(),
-    };
+    let mut alone = Till::of(app, base);
     alone.send(Msg::DayLoaded(Ok(report_with_refunds())));
     alone.key(0, KeyCode::Down);
     alone.key(100, KeyCode::Char('r'));
@@ -1804,11 +1805,7 @@ fn snapshot_store_screen_with_a_line_per_till() {
         let base = Instant::now();
         let (app, commands) = App::store_only(info(language, Driver::Wedge), base, day);
         assert_eq!(commands, vec![Command::LoadDay(day)]);
-        let mut store = Till {
-            app,
-            base,
-            commands: Vec::new(),
-        };
+        let mut store = Till::of(app, base);
         let mut report = report(day);
         let mut other = order(5, "13:05:00", 990, OrderState::Paid, None);
         other.till_id = TillId::parse("T02").unwrap();
@@ -1827,11 +1824,7 @@ fn the_store_screen_lists_eight_tills_and_counts_the_rest() {
     let day = time::macros::date!(2026 - 11 - 23);
     let base = Instant::now();
     let (app, _) = App::store_only(info(Language::English, Driver::Wedge), base, day);
-    let mut store = Till {
-        app,
-        base,
-        commands: Vec::new(),
-    };
+    let mut store = Till::of(app, base);
     store.send(Msg::StoreTills(store_tills(day, 10)));
     store.send(Msg::DayLoaded(Ok(report(day))));
     let text = store.render(110, 40);
@@ -1868,11 +1861,7 @@ fn tab_on_the_store_screen_filters_the_list_by_till() {
     let day = time::macros::date!(2026 - 11 - 23);
     let base = Instant::now();
     let (app, _) = App::store_only(info(Language::English, Driver::Wedge), base, day);
-    let mut store = Till {
-        app,
-        base,
-        commands: Vec::new(),
-    };
+    let mut store = Till::of(app, base);
     let mut listed = report(day);
     let mut other = order(5, "13:05:00", 990, OrderState::Paid, None);
     other.till_id = TillId::parse("T02").unwrap();
@@ -1906,11 +1895,7 @@ fn tab_on_the_store_screen_filters_the_list_by_till() {
 
     // The journal screen of one till has no till filter.
     let (app, _) = App::journal_only(info(Language::English, Driver::Wedge), base, day);
-    let mut alone = Till {
-        app,
-        base,
-        commands: Vec::new(),
-    };
+    let mut alone = Till::of(app, base);
     alone.send(Msg::DayLoaded(Ok(report(day))));
     alone.key(0, KeyCode::Tab);
     assert!(journal_screen(&alone).till.is_none());

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use scanpay::journal::{Journal, OrderState};
 use scanpay::simulator::LedgerEntry;
@@ -178,4 +178,43 @@ pub fn set_fault(gateway: &Gateway, fault: serde_json::Value) {
             "the simulator refused the fault {fault}"
         );
     });
+}
+
+/// A command's stdout as JSON; fails with both its streams if it is not.
+pub fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Pays `amount` as till `id` (its journal in `dir`) with `scanpay pay
+/// --json`, payment code `13` and `code` in 16 digits: (exit code, out_trade_no).
+pub fn pay(
+    id: &str,
+    dir: &Path,
+    gateway: &Gateway,
+    amount: &str,
+    code: u64,
+) -> (Option<i32>, String) {
+    let output = till(id, dir, gateway)
+        .args(["pay", "--json", "--amount", amount, "--auth-code"])
+        .arg(format!("13{code:016}"))
+        .output()
+        .unwrap();
+    let no = json_of(&output)["out_trade_no"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (output.status.code(), no)
+}
+
+/// Today in Beijing: the day of the simulator's bill.
+pub fn bill_today() -> time::Date {
+    time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap())
+        .date()
 }
