@@ -8,6 +8,10 @@
 //! cache empty), as `scanpay journal` does; "disk-cold" also drops the file
 //! from the OS page cache first (`dd iflag=nocache`, no root needed).
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{percentile, time_each};
+
 use std::io::BufWriter;
 use std::path::Path;
 use std::process::Command;
@@ -205,28 +209,13 @@ fn days(first: Date, last: Date) -> impl Iterator<Item = Date> {
     std::iter::successors(Some(first), |d| d.next_day()).take_while(move |d| *d <= last)
 }
 
-fn time_each<T: Copy>(items: &[T], mut f: impl FnMut(T)) -> Vec<Duration> {
-    items
-        .iter()
-        .map(|&item| {
-            let began = Instant::now();
-            f(item);
-            began.elapsed()
-        })
-        .collect()
-}
-
 fn report(what: &str, samples: &[Duration]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    // Nearest rank.
-    let rank = |p: usize| sorted[(sorted.len() * p).div_ceil(100).max(1) - 1];
     println!(
         "  {what}: p50 {:.2?}, p95 {:.2?}, max {:.2?} (n={})",
-        rank(50),
-        rank(95),
-        sorted[sorted.len() - 1],
-        sorted.len()
+        percentile(samples, 50),
+        percentile(samples, 95),
+        percentile(samples, 100),
+        samples.len()
     );
 }
 

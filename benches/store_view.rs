@@ -21,6 +21,10 @@
 #[allow(dead_code)]
 mod postgres;
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{percentile, time_each};
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -794,24 +798,6 @@ fn month_sql(steps: &str, d0: i64, d1: i64) -> String {
         n_bodies = BODIES.len(),
         fee = hash("b.key", 9),
     )
-}
-
-fn time_each<T: Copy>(items: &[T], mut f: impl FnMut(T)) -> Vec<Duration> {
-    items
-        .iter()
-        .map(|&item| {
-            let began = Instant::now();
-            f(item);
-            began.elapsed()
-        })
-        .collect()
-}
-
-/// The `p`th percentile, nearest rank.
-fn percentile(samples: &[Duration], p: usize) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[(sorted.len() * p).div_ceil(100).max(1) - 1]
 }
 
 /// `scanpay store --date first --to last --format csv --output FILE` as the
