@@ -602,6 +602,17 @@ mod tests {
         OutTradeNo::parse("T0120261123142353000001").unwrap()
     }
 
+    /// What the till expects of the answers about [`order_no`], ¥12.34,
+    /// before it knows a transaction id.
+    fn expected_of<'a>(m: &'a Merchant, no: &'a OutTradeNo) -> Expected<'a> {
+        Expected {
+            merchant: m,
+            out_trade_no: no,
+            total_fee: Fen(1234),
+            transaction_id: None,
+        }
+    }
+
     /// A correctly signed answer with the given business fields.
     fn answer(merchant: &Merchant, pairs: &[(&str, &str)]) -> Fields {
         let mut fields: Fields = [
@@ -643,15 +654,7 @@ mod tests {
     fn micropay(fields: Fields) -> MicropayOutcome {
         let m = merchant();
         let no = order_no();
-        classify_micropay(
-            Ok(fields),
-            &Expected {
-                merchant: &m,
-                out_trade_no: &no,
-                total_fee: Fen(1234),
-                transaction_id: None,
-            },
-        )
+        classify_micropay(Ok(fields), &expected_of(&m, &no))
     }
 
     #[test]
@@ -867,12 +870,7 @@ mod tests {
     fn transport_trouble_is_unknown() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected {
-            merchant: &m,
-            out_trade_no: &no,
-            total_fee: Fen(1234),
-            transaction_id: None,
-        };
+        let expected = expected_of(&m, &no);
         let outcome = classify_micropay(Err(Unclear::Transport("timed out".into())), &expected);
         assert_eq!(
             outcome,
@@ -892,12 +890,7 @@ mod tests {
     fn every_trade_state_falls_in_its_class() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected {
-            merchant: &m,
-            out_trade_no: &no,
-            total_fee: Fen(1234),
-            transaction_id: None,
-        };
+        let expected = expected_of(&m, &no);
         let query = |state: &str| {
             let mut fields = paid_fields();
             fields.push(("trade_state", state));
@@ -933,12 +926,7 @@ mod tests {
     fn a_signed_answer_about_another_order_is_unknown_in_every_state() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected {
-            merchant: &m,
-            out_trade_no: &no,
-            total_fee: Fen(1234),
-            transaction_id: None,
-        };
+        let expected = expected_of(&m, &no);
         for state in [
             "SUCCESS",
             "REFUND",
@@ -1017,12 +1005,7 @@ mod tests {
     fn reverse_answers_fall_in_their_class() {
         let m = merchant();
         let no = order_no();
-        let expected = Expected {
-            merchant: &m,
-            out_trade_no: &no,
-            total_fee: Fen(1234),
-            transaction_id: None,
-        };
+        let expected = expected_of(&m, &no);
         let reverse = |pairs: &[(&str, &str)]| classify_reverse(Ok(answer(&m, pairs)), &expected);
         assert_eq!(
             reverse(&[("result_code", "SUCCESS"), ("recall", "N")]),
@@ -1237,12 +1220,7 @@ mod tests {
         fn check(answer: Answer) -> Result<(), TestCaseError> {
             let m = merchant();
             let no = order_no();
-            let expected = Expected {
-                merchant: &m,
-                out_trade_no: &no,
-                total_fee: Fen(1234),
-                transaction_id: None,
-            };
+            let expected = expected_of(&m, &no);
             let fields = answer.clone().ok();
             let holds = |p: fn(&Fields) -> bool| fields.as_ref().is_some_and(p);
             if let MicropayOutcome::Paid(_) = classify_micropay(answer.clone(), &expected) {
