@@ -528,8 +528,11 @@ fn a_missing_journal_is_named_with_how_to_point_at_one_and_nothing_is_created() 
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.exit_code(), 3);
-    std::thread::sleep(Duration::from_millis(100));
-    let text = screen.text();
-    assert!(text.contains("no journal at"), "{text}");
+    // The reader thread may still be taking the last output from the pty.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !screen.text().contains("no journal at") {
+        assert!(Instant::now() < deadline, "{}", screen.text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(names(cwd.path()), Vec::<String>::new());
 }
