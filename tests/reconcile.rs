@@ -176,6 +176,10 @@ fn a_day_of_two_tills_finds_the_charge_the_till_gave_up_on_and_nothing_else() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("the books agree"), "{text}");
     assert!(text.contains("T02"), "{text}");
+    assert!(
+        text.contains(&format!("  reversed after payment: {returned}\n")),
+        "{text}"
+    );
 
     // Till T02's books agree; T01's rows are another till's there.
     let (exit, report) = reconcile_json("T02", b, &gateway);

@@ -243,11 +243,13 @@ fn three_tills_against_one_bill_agree_and_a_till_that_never_shipped_or_an_altere
     let text = office(back, &gateway, &pg).output().unwrap();
     assert_eq!(text.status.code(), Some(7));
     let text = String::from_utf8(text.stdout).unwrap();
+    let returned_line = format!("  reversed after payment: {returned}\n");
     for line in [
         "every till of the store (merchant 10000100), bill downloaded: 1 discrepancy",
         "── till T01: the books agree",
         "── till T02: the books agree",
         "1 reversed after payment (charged and returned; `scanpay reconcile` on the till records it in its journal)",
+        returned_line.as_str(),
         "── no till of the store: 1 discrepancy",
         "    T03          1 rows · charged ¥4.56",
         "1. unaccounted · order ",

@@ -252,6 +252,15 @@ fn till_text(out: &mut String, result: &Reconciliation, shown: Shown) {
             n => format!(", {n} reversed after payment (charged and returned; {recorded})"),
         }
     );
+    // The manager looks these up on the till, or answers the customer, by number.
+    if !result.returned.is_empty() {
+        let numbers: Vec<&str> = result
+            .returned
+            .iter()
+            .map(|r| r.out_trade_no.as_str())
+            .collect();
+        let _ = writeln!(out, "  reversed after payment: {}", numbers.join(", "));
+    }
     totals_text(
         out,
         totals,
