@@ -34,6 +34,20 @@ async fn simulator() -> Simulator {
         .unwrap()
 }
 
+/// The till's own gateway client, with room for a whole day's bill.
+fn bill_client(simulator: &Simulator) -> scanpay::wechat::client::GatewayClient {
+    scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
+        base_url: simulator.base_url(),
+        sandbox: false,
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(5),
+        client_identity_pem: None,
+        extra_root_pem: None,
+        negative_test: None,
+    })
+    .unwrap()
+}
+
 /// A distinct, valid payment code per number.
 fn code(n: u64) -> String {
     format!("13{n:016}")
@@ -1756,17 +1770,7 @@ async fn the_days_bill_covers_every_till_and_matches_the_ledger() {
     );
 
     // GZIP: the same bill, through the till's own client.
-    let client =
-        scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
-            base_url: simulator.base_url(),
-            sandbox: false,
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_secs(5),
-            client_identity_pem: None,
-            extra_root_pem: None,
-            negative_test: None,
-        })
-        .unwrap();
+    let client = bill_client(&simulator);
     let merchant = SimulatorConfig::demo().merchant(SignType::HmacSha256);
     let request = scanpay::wechat::api::download_bill_request(&merchant, day, true);
     let gzipped = client.download_bill(&request).await.unwrap();
@@ -1843,17 +1847,7 @@ async fn a_bill_larger_than_any_xml_answer_is_read_whole_by_the_client() {
     for n in 0..ORDERS {
         till.pay_at("T03", &format!("BIG{n:04}"), 100 + n).await;
     }
-    let client =
-        scanpay::wechat::client::GatewayClient::new(&scanpay::wechat::client::ClientSettings {
-            base_url: simulator.base_url(),
-            sandbox: false,
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_secs(5),
-            client_identity_pem: None,
-            extra_root_pem: None,
-            negative_test: None,
-        })
-        .unwrap();
+    let client = bill_client(&simulator);
     let merchant = SimulatorConfig::demo().merchant(SignType::Md5);
     // Every day the orders fell on: one, unless the test ran across midnight in Beijing.
     let days: BTreeSet<_> = [day, beijing_today()].into_iter().collect();

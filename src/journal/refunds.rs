@@ -1,6 +1,8 @@
 //! Refunds of paid orders: each with its out_refund_no, minted and committed
 //! before anything is sent, and driven — like an order — by one live owner.
 
+use std::path::Path;
+
 use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -393,7 +395,7 @@ impl Journal {
         let me = self.me()?.to_string();
         let db = |e| classify(&self.path, e);
         let tx = begin(&mut self.conn).map_err(db)?;
-        owned(&tx, refund, &me).map_err(|e| e.unwrap_or_else(|e| classify(&self.path, e)))?;
+        check_refund_owner(&self.path, &me, &tx, refund)?;
         checked.insert(&tx, refund.order_id).map_err(db)?;
         tx.commit().map_err(db)
     }
@@ -410,7 +412,7 @@ impl Journal {
         let me = self.me()?.to_string();
         let db = |e| classify(&self.path, e);
         let tx = begin(&mut self.conn).map_err(db)?;
-        owned(&tx, refund, &me).map_err(|e| e.unwrap_or_else(|e| classify(&self.path, e)))?;
+        check_refund_owner(&self.path, &me, &tx, refund)?;
         execute(
             &tx,
             "UPDATE refunds SET state = ?2, finished_at_ms = ?3, refund_id = coalesce(?4, refund_id), \
@@ -431,24 +433,25 @@ impl Journal {
 }
 
 /// Refuses a write about a refund this process does not drive.
-fn owned(
+fn check_refund_owner(
+    path: &Path,
+    me: &str,
     tx: &rusqlite::Connection,
     refund: &RefundRow,
-    me: &str,
-) -> Result<(), Result<JournalError, rusqlite::Error>> {
+) -> Result<(), JournalError> {
     let owner: Option<String> = tx
         .query_row(
             "SELECT owner FROM refunds WHERE id = ?1",
             [refund.id],
             |r| r.get(0),
         )
-        .map_err(Err)?;
+        .map_err(|e| classify(path, e))?;
     match owner {
         Some(owner) if owner == me => Ok(()),
-        owner => Err(Ok(JournalError::Taken {
+        owner => Err(JournalError::Taken {
             out_trade_no: refund.out_refund_no.clone(),
             owner: owner.unwrap_or_else(|| "none: it was finished".into()),
-        })),
+        }),
     }
 }
 
