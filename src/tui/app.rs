@@ -238,6 +238,21 @@ pub enum RefundStep {
 }
 
 impl JournalScreen {
+    /// The screen on `day` before the day's orders have arrived.
+    pub fn loading(day: Date) -> Self {
+        Self {
+            day,
+            report: None,
+            filter: None,
+            selected: 0,
+            detail: None,
+            scroll: 0,
+            refund: None,
+            tills: None,
+            till: None,
+        }
+    }
+
     pub fn visible(&self) -> Vec<&OrderRow> {
         match &self.report {
             Some(Ok(report)) => report
@@ -758,17 +773,7 @@ impl App {
 
     /// Opens the manager's journal on `day`.
     pub fn open_journal(&mut self, day: Date) -> Vec<Command> {
-        self.screen = Screen::Journal(Box::new(JournalScreen {
-            day,
-            report: None,
-            filter: None,
-            selected: 0,
-            detail: None,
-            scroll: 0,
-            refund: None,
-            tills: None,
-            till: None,
-        }));
+        self.screen = Screen::Journal(Box::new(JournalScreen::loading(day)));
         vec![Command::LoadDay(day)]
     }
 

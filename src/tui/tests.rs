@@ -563,28 +563,16 @@ fn snapshot_journal_day_and_order_detail() {
     let mut till = Till::new(Language::English);
     let day = time::Date::from_calendar_date(2026, time::Month::November, 23).unwrap();
     till.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day,
         report: Some(Ok(report(day))),
-        filter: None,
         selected: 1,
-        detail: None,
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(day)
     }));
     snapshot("journal_day_en", &till);
     let mut chinese = Till::new(Language::Chinese);
     chinese.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day,
         report: Some(Ok(report(day))),
         filter: Some(OrderState::Paid),
-        selected: 0,
-        detail: None,
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(day)
     }));
     snapshot("journal_day_paid_only_zh", &chinese);
 
@@ -654,15 +642,10 @@ fn snapshot_journal_day_and_order_detail() {
         ),
     ];
     till.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day,
         report: Some(Ok(report(day))),
-        filter: None,
         selected: 3,
         detail: Some(Ok((order, events))),
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(day)
     }));
     snapshot("journal_order_detail_en", &till);
 }
@@ -1063,15 +1046,9 @@ fn one_minute() -> DayReport {
 
 fn journal_on(till: &mut Till, report: DayReport, selected: usize) {
     till.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day: today(),
         report: Some(Ok(report)),
-        filter: None,
         selected,
-        detail: None,
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(today())
     }));
 }
 
@@ -1175,15 +1152,10 @@ fn long_timeline(language: Language) -> Till {
     });
     till.app.size = (80, 24);
     till.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day: today(),
         report: Some(Ok(report(today()))),
-        filter: None,
         selected: 3,
         detail: Some(Ok((order, events))),
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(today())
     }));
     till
 }
@@ -1723,15 +1695,10 @@ fn the_timeline_of_a_refunded_order_shows_its_refunds_in_chinese() {
     })
     .collect();
     till.app.screen = Screen::Journal(Box::new(JournalScreen {
-        day: today(),
         report: Some(Ok(report_with_refunds())),
-        filter: None,
         selected: 1,
         detail: Some(Ok((order, events))),
-        scroll: 0,
-        refund: None,
-        tills: None,
-        till: None,
+        ..JournalScreen::loading(today())
     }));
     let screen = till.render(100, 30);
     for words in [
