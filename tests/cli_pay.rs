@@ -1,28 +1,24 @@
 //! `scanpay pay` and `scanpay simulate` as a script would run them: the real
 //! binary, its exit codes and output, the journal it leaves behind.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::process::{binary, scaled_timings};
 use scanpay::journal::{Journal, OrderState};
 
 const CODE: &str = "134539517967686076";
 
 /// The binary with WeChat's timings ÷ 100 and its data in `dir`.
 fn scanpay(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.env_remove("SCANPAY_CONFIG")
-        .env_remove("RUST_LOG")
-        .env_remove("SCANPAY_API_KEY")
+    let mut cmd = binary();
+    scaled_timings(&mut cmd);
+    cmd.env_remove("SCANPAY_API_KEY")
         .env("SCANPAY_JOURNAL_PATH", dir.join("journal.sqlite3"))
         .env("SCANPAY_LOG_DIR", dir.join("logs"))
-        .env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
-        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
-        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
-        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
-        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
-        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3")
         .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "150")
         .env("SCANPAY_GATEWAY_SIMULATOR_SLOW_ANSWER_MS", "400");
     cmd

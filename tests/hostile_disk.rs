@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::process::binary;
+use common::process::{binary, scaled_timings};
 use rusqlite::Connection;
 use scanpay::domain::{Fen, TillId};
 use scanpay::journal::{EventRecord, FinalRecord, Journal, NewOrder, OrderState};
@@ -23,17 +23,12 @@ const CODE: &str = "134539517967686076";
 /// WeChat's timings ÷ 100).
 fn scanpay(dir: &Path) -> Command {
     let mut cmd = binary();
+    scaled_timings(&mut cmd);
     cmd.current_dir(dir)
         .env_remove("SCANPAY_API_KEY")
         .env("SCANPAY_JOURNAL_PATH", dir.join("data/journal.sqlite3"))
         .env("SCANPAY_LOG_DIR", dir.join("data/logs"))
-        .env("SCANPAY_LOG_LEVEL", "debug")
-        .env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
-        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
-        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
-        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
-        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
-        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3");
+        .env("SCANPAY_LOG_LEVEL", "debug");
     cmd
 }
 

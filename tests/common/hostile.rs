@@ -168,15 +168,10 @@ async fn answer(mut socket: TcpStream, how: Hostile) -> std::io::Result<()> {
 /// The real binary, with its data in `dir`, timings ÷ 100.
 pub fn scanpay(dir: &Path) -> Command {
     let mut cmd = super::process::binary();
+    super::process::scaled_timings(&mut cmd);
     cmd.env_remove("SCANPAY_API_KEY")
         .env("SCANPAY_JOURNAL_PATH", dir.join("journal.sqlite3"))
         .env("SCANPAY_LOG_DIR", dir.join("logs"))
-        .env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
-        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
-        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
-        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
-        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
-        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3")
         .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "2000");
     cmd
 }

@@ -33,6 +33,17 @@ pub fn binary() -> Command {
     cmd
 }
 
+/// WeChat's payment timings ÷ 100: query 50 ms after an unclear answer, poll
+/// every 100 ms up to 300 ms, reverse never before 150 ms.
+pub fn scaled_timings(cmd: &mut Command) -> &mut Command {
+    cmd.env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
+        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
+        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
+        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
+        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
+        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3")
+}
+
 pub fn start_gateway() -> Gateway {
     let mut process = binary()
         .args(["simulate", "--listen", "127.0.0.1:0", "--slow-ms", "400"])
@@ -70,6 +81,7 @@ pub fn ledger(gateway: &Gateway) -> Vec<LedgerEntry> {
 /// Each case is its own till: order numbers are unique per till id.
 pub fn till(id: &str, dir: &Path, gateway: &Gateway) -> Command {
     let mut cmd = binary();
+    scaled_timings(&mut cmd);
     cmd.env("SCANPAY_TILL_ID", id)
         .env("SCANPAY_JOURNAL_PATH", dir.join("journal.sqlite3"))
         .env("SCANPAY_LOG_DIR", dir.join("logs"))
@@ -81,13 +93,7 @@ pub fn till(id: &str, dir: &Path, gateway: &Gateway) -> Command {
         .env("SCANPAY_API_KEY", KEY)
         // None of these scenarios answers late: a generous timeout keeps a
         // loaded CI machine from turning the matrix into an outage test.
-        .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "2000")
-        .env("SCANPAY_PAYMENT_QUERY_AFTER_UNKNOWN_MS", "50")
-        .env("SCANPAY_PAYMENT_POLL_INTERVAL_MS", "100")
-        .env("SCANPAY_PAYMENT_DEADLINE_MS", "300")
-        .env("SCANPAY_PAYMENT_REVERSE_NOT_BEFORE_MS", "150")
-        .env("SCANPAY_PAYMENT_REVERSE_RETRY_INTERVAL_MS", "50")
-        .env("SCANPAY_PAYMENT_REVERSE_MAX_ATTEMPTS", "3");
+        .env("SCANPAY_GATEWAY_READ_TIMEOUT_MS", "2000");
     cmd
 }
 
