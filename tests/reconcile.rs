@@ -227,24 +227,14 @@ fn a_saved_bill_is_read_plain_or_gzipped_and_bad_input_is_exit_2() {
     let (exit, paid) = pay("T01", dir, &gateway, "4.56", 8_200_001);
     assert_eq!(exit, Some(0));
     let now = OffsetDateTime::now_utc().to_offset(UtcOffset::from_hms(8, 0, 0).unwrap());
-    let line = scanpay::simulator::BillLine {
-        time: now,
-        device_info: "T01".into(),
-        transaction_id: "4200000000000001".into(),
-        out_trade_no: paid.clone(),
-        openid: "oUser".into(),
-        state: scanpay::simulator::BillState::Success,
-        settlement_fee: 456,
-        coupon_fee: 0,
-        refund_id: String::new(),
-        out_refund_no: String::new(),
-        refund_fee: 0,
-        refund_status: "",
-        body: "咖啡".into(),
-        attach: String::new(),
-        total_fee: 456,
-        refund_requested: 0,
-    };
+    let line = scanpay::simulator::BillLine::charge(
+        "T01",
+        &paid,
+        "4200000000000001".into(),
+        now,
+        scanpay::simulator::BillState::Success,
+        456,
+    );
     let text = scanpay::simulator::render_bill(&[line], "wxd930ea5d5a258f4f", "10000100");
     let plain = dir.join("bill.csv");
     std::fs::write(&plain, &text).unwrap();
