@@ -336,6 +336,24 @@ fn check_target(path: &Path) -> Result<Option<fs::Permissions>, ExportError> {
     })
 }
 
+/// `text`, whole, to `output` (complete or not at all) or to stdout.
+pub(crate) fn text_to_output(text: &str, output: Option<&Path>) -> Result<(), ExportError> {
+    match output {
+        None => {
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(ExportError::Stdout)
+        }
+        Some(path) => write_atomically(path, |mut file, failed| {
+            file.write_all(text.as_bytes()).map_err(failed)?;
+            Ok((1, file))
+        })
+        .map(drop),
+    }
+}
+
 /// Writes into a temporary file next to `path` and renames it into place only
 /// once complete and on disk, so a failed or interrupted export never leaves a
 /// file that looks finished (nor touches an earlier export at `path`).

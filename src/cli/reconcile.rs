@@ -8,12 +8,11 @@
 //! store's settings (a back office may have no till journal): it opens no
 //! journal, starts no recovery, and records nothing.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use time::{Date, OffsetDateTime};
 
-use super::journal::{parse_date, write_atomically};
+use super::journal::{ExportError, parse_date, text_to_output};
 use super::{Exit, err};
 use crate::config::Settings;
 use crate::journal::{BillSource, EventRecord, JournalError, NewReconciliation};
@@ -166,30 +165,23 @@ async fn download_for_store(settings: &Settings, date: Date) -> Result<Bill, (Ex
 
 /// Prints `text`, or writes it to `--output` and says `verdict` on stderr.
 fn emit(args: &ReconcileArgs, text: &str, verdict: impl FnOnce() -> String) -> Result<(), Exit> {
-    match &args.output {
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                tracing::warn!(error = %e, "cannot print the reconciliation");
-            }
+    match text_to_output(text, args.output.as_deref()) {
+        // The exit code still gives the verdict.
+        Err(ExportError::Stdout(e)) => {
+            tracing::warn!(error = %e, "cannot print the reconciliation");
         }
-        Some(path) => {
-            let written = write_atomically(path, |mut file, failed| {
-                file.write_all(text.as_bytes()).map_err(failed)?;
-                Ok((1, file))
-            });
-            if let Err(e) = written {
-                err(format_args!("scanpay reconcile: {e}"));
-                return Err(e.exit());
+        Err(e) => {
+            err(format_args!("scanpay reconcile: {e}"));
+            return Err(e.exit());
+        }
+        Ok(()) => {
+            if let Some(path) = &args.output {
+                err(format_args!(
+                    "scanpay reconcile: {} · report written to {}",
+                    verdict(),
+                    path.display()
+                ));
             }
-            err(format_args!(
-                "scanpay reconcile: {} · report written to {}",
-                verdict(),
-                path.display()
-            ));
         }
     }
     Ok(())

@@ -2,12 +2,11 @@
 //! the journal screen over the whole store, the same export as `scanpay
 //! journal` over every till, or a day's lines per till (`--tills`).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use time::Date;
 
-use super::journal::{Days, ExportError, Format, write_atomically};
+use super::journal::{Days, ExportError, Format, text_to_output};
 use super::{Exit, err};
 use crate::config::{Settings, StoreSettings};
 use crate::domain::signed_yuan;
@@ -150,33 +149,17 @@ pub async fn tills(settings: &Settings, args: StoreArgs) -> Exit {
             serde_json::to_string(&report).expect("plain data serialises")
         ),
     };
-    match &args.output {
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                err(format_args!("scanpay store: cannot print the day: {e}"));
-                return Exit::Internal;
-            }
-        }
-        Some(path) => {
-            let written = write_atomically(path, |mut file, failed| {
-                file.write_all(text.as_bytes()).map_err(failed)?;
-                Ok((report.tills.len(), file))
-            });
-            if let Err(e) = written {
-                return said(&e);
-            }
-            err(format_args!(
-                "scanpay store: {} tills, {} paid ¥{} · written to {}",
-                report.tills.len(),
-                report.total.paid,
-                signed_yuan(report.total.takings),
-                path.display()
-            ));
-        }
+    if let Err(e) = text_to_output(&text, args.output.as_deref()) {
+        return said(&e);
+    }
+    if let Some(path) = &args.output {
+        err(format_args!(
+            "scanpay store: {} tills, {} paid ¥{} · written to {}",
+            report.tills.len(),
+            report.total.paid,
+            signed_yuan(report.total.takings),
+            path.display()
+        ));
     }
     Exit::OK
 }
