@@ -69,7 +69,7 @@ fn said(e: &ExportError) -> Exit {
 /// bad date; 3: `[store]` is not set.
 pub async fn export(settings: &Settings, args: StoreArgs) -> Exit {
     let store_settings = match self::settings(settings, "scanpay store") {
-        Ok(store) => store.clone(),
+        Ok(store) => store,
         Err(exit) => return exit,
     };
     let days = match Days::of(
@@ -81,7 +81,7 @@ pub async fn export(settings: &Settings, args: StoreArgs) -> Exit {
         Ok(days) => days,
         Err(e) => return said(&e),
     };
-    let mut store = match Store::connect_read_only(&store_settings).await {
+    let mut store = match Store::connect_read_only(store_settings).await {
         Ok(store) => store,
         Err(e) => {
             err(format_args!("scanpay store: {e}"));

@@ -11,11 +11,9 @@ use crate::store::{self, Till};
 /// 0: the store has every event; 1: unreachable, or a batch was refused;
 /// 3: `[store]` is not set, or the journal cannot be opened.
 pub async fn run(settings: &Settings) -> Exit {
-    let Some(store) = &settings.store else {
-        err(
-            "scanpay sync: store.database_url is not set: set it in the [store] section of the configuration (or SCANPAY_STORE_DATABASE_URL), e.g. postgres://scanpay@127.0.0.1:5432/store",
-        );
-        return Exit::Config;
+    let store = match super::store::settings(settings, "scanpay sync") {
+        Ok(store) => store,
+        Err(exit) => return exit,
     };
     let path = &settings.journal_path;
     if !path.exists() {

@@ -263,7 +263,7 @@ impl Store {
     }
 
     /// The store's high-water mark for this installation (0: none).
-    pub async fn mark(&self, installation_id: &str) -> Result<i64, StoreError> {
+    async fn mark(&self, installation_id: &str) -> Result<i64, StoreError> {
         let row = self
             .client
             .query_opt(
@@ -275,10 +275,16 @@ impl Store {
         Ok(row.map_or(0, |r| r.get(0)))
     }
 
-    /// Ships one batch in one transaction; returns the till's mark after it.
-    pub async fn ship(&mut self, till: &Till, batch: &ShipBatch) -> Result<i64, StoreError> {
+    /// Ships one batch, its events up to `through`, in one transaction;
+    /// returns the till's mark after it.
+    async fn ship(
+        &mut self,
+        till: &Till,
+        batch: &ShipBatch,
+        through: i64,
+    ) -> Result<i64, StoreError> {
         let target = self.target.clone();
-        match tokio::time::timeout(BATCH_TIMEOUT, self.ship_inner(till, batch)).await {
+        match tokio::time::timeout(BATCH_TIMEOUT, self.ship_inner(till, batch, through)).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout {
                 target,
@@ -287,14 +293,16 @@ impl Store {
         }
     }
 
-    async fn ship_inner(&mut self, till: &Till, batch: &ShipBatch) -> Result<i64, StoreError> {
+    async fn ship_inner(
+        &mut self,
+        till: &Till,
+        batch: &ShipBatch,
+        through: i64,
+    ) -> Result<i64, StoreError> {
         let target = self.target.clone();
         let db = |e: tokio_postgres::Error| StoreError::Database {
             target: target.clone(),
             cause: cause(&e),
-        };
-        let Some(through) = batch.through() else {
-            return self.mark(&till.installation_id).await;
         };
         let tx = self.client.transaction().await.map_err(db)?;
         let e = &batch.events;
@@ -459,7 +467,7 @@ async fn upsert_refunds(
 
 /// The SHA-256 of everything the store keeps of an event, each field
 /// length-prefixed so no two different events encode alike.
-pub fn payload_hash(e: &ShipEvent) -> Vec<u8> {
+fn payload_hash(e: &ShipEvent) -> Vec<u8> {
     let mut h = Sha256::new();
     let text = |h: &mut Sha256, s: Option<&str>| match s {
         None => h.update([0u8]),
@@ -526,25 +534,24 @@ pub async fn ship_all(
         });
     }
     let local = read(reader, |j| j.shipped_through()).await?;
-    let remote = store.mark(&till.installation_id).await?;
-    let mut after = local.min(remote);
+    let mut mark = store.mark(&till.installation_id).await?;
+    let mut after = local.min(mark);
     let mut shipped = 0u64;
     loop {
         let batch = read(reader, move |j| j.ship_batch(after, batch_events)).await?;
         let Some(through) = batch.through() else {
             break;
         };
-        store.ship(till, &batch).await?;
+        mark = store.ship(till, &batch, through).await?;
         writer.run(move |j| j.mark_shipped(through)).await?;
         crate::fault::hit(crate::fault::Point::StoreShipped);
         shipped += batch.events.len() as u64;
         after = through;
     }
-    let through = store.mark(&till.installation_id).await?;
-    let behind = read(reader, move |j| j.events_after(through)).await?;
+    let behind = read(reader, move |j| j.events_after(mark)).await?;
     Ok(Report {
         shipped,
-        through,
+        through: mark,
         behind,
     })
 }
@@ -563,8 +570,8 @@ async fn read<T: Send + 'static>(
     .unwrap_or(Err(JournalError::WriterGone))
 }
 
-/// Connects and ships everything once: `scanpay sync`, and each round of the
-/// till's background shipping.
+/// Connects and ships everything once: `scanpay sync`. (The till's background
+/// shipping keeps its connection and calls [`ship_all`] each round.)
 pub async fn sync(
     settings: &StoreSettings,
     reader: &Arc<Mutex<Journal>>,
