@@ -143,11 +143,10 @@ pub struct Done {
     pub after_unclear: bool,
 }
 
-/// The engine could not record a step: `detail` goes to the log.
+/// The engine could not record a step (the cause is in the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub nothing_sent: bool,
-    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,12 +219,18 @@ pub struct RefundForm {
     pub order: OrderRow,
     /// What the order's refunds added up to when the form opened.
     pub totals: RefundTotals,
-    pub remaining: Fen,
     /// Empty means all that remains.
     pub amount: AmountField,
     pub step: RefundStep,
     /// Why the typed amount cannot be refunded.
     pub error: Option<String>,
+}
+
+impl RefundForm {
+    /// What may still be refunded, as of when the form opened.
+    pub fn remaining(&self) -> Fen {
+        self.totals.remaining(self.order.total_fee)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,7 +418,8 @@ impl App {
             Msg::Progress(progress) => self.progress(progress, &mut commands),
             Msg::PaymentError {
                 nothing_sent,
-                detail,
+                // Logged where it happened; the cashier reads a sentence.
+                detail: _,
             } => {
                 let (amount, after_unclear) = match &self.phase {
                     Phase::Paying(paying) => (paying.amount, paying.unclear),
@@ -425,10 +431,7 @@ impl App {
                 }
                 self.phase = Phase::Done(Done {
                     amount,
-                    result: Err(Fault {
-                        nothing_sent,
-                        detail,
-                    }),
+                    result: Err(Fault { nothing_sent }),
                     after_unclear,
                 });
                 self.ring(&mut commands);

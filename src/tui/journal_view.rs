@@ -136,7 +136,7 @@ fn refund_form(app: &App, form: &RefundForm, frame: &mut Frame, area: Rect) {
         )),
         Line::from(vec![
             Span::raw(format!(" {} ", app.t("可退金额", "refundable"))),
-            Span::raw(format!("¥{}", form.remaining)).bold(),
+            Span::raw(format!("¥{}", form.remaining())).bold(),
         ]),
         Line::from(""),
     ];
@@ -145,7 +145,7 @@ fn refund_form(app: &App, form: &RefundForm, frame: &mut Frame, area: Rect) {
             let typed = if form.amount.is_empty() {
                 Span::raw(format!(
                     "{}{}",
-                    form.remaining,
+                    form.remaining(),
                     app.t("（默认：全部可退金额）", " (default: all that remains)")
                 ))
                 .dark_gray()
@@ -307,6 +307,7 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         Constraint::Min(3),
     ])
     .areas(area);
+    let visible = journal.visible();
     let filter = journal
         .filter
         .map_or(app.t("全部", "all"), |s| state_name(app, s));
@@ -323,7 +324,7 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         offset.minutes_past_hour().abs(),
         app.t("筛选", "filter"),
         filter,
-        journal.visible().len(),
+        visible.len(),
         app.t("笔订单", "orders")
     );
     let heading = match &journal.till {
@@ -387,7 +388,7 @@ fn day(app: &App, journal: &JournalScreen, report: &DayReport, frame: &mut Frame
         till_lines(app, tills, journal.till.as_deref(), frame, per_till);
     }
     hourly(app, &s.hourly_paid, frame, chart);
-    orders(app, journal, frame, table);
+    orders(app, journal, &visible, frame, table);
 }
 
 /// The most till lines the store screen gives up room for.
@@ -549,8 +550,13 @@ fn head(text: &str, width: usize) -> String {
     format!("{kept}…")
 }
 
-fn orders(app: &App, journal: &JournalScreen, frame: &mut Frame, area: Rect) {
-    let visible = journal.visible();
+fn orders(
+    app: &App,
+    journal: &JournalScreen,
+    visible: &[&OrderRow],
+    frame: &mut Frame,
+    area: Rect,
+) {
     let height = area.height.saturating_sub(3).max(1) as usize;
     // Only the rows on screen are built, so a busy day renders as fast as a quiet one.
     let first = journal.selected.saturating_sub(height - 1);

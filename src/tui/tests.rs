@@ -1463,7 +1463,11 @@ fn r_asks_the_amount_then_a_confirmation_then_refunds_and_esc_cancels() {
     let mut till = Till::new(Language::English);
     journal_on(&mut till, report_with_refunds(), 1);
     till.key(0, KeyCode::Char('r'));
-    assert_eq!(form(&till).remaining, Fen(1500), "22.00 less 5.00 and 2.00");
+    assert_eq!(
+        form(&till).remaining(),
+        Fen(1500),
+        "22.00 less 5.00 and 2.00"
+    );
     assert_eq!(form(&till).step, RefundStep::Amount);
     // Enter on an empty amount: all that remains, to confirm.
     till.key(100, KeyCode::Enter);

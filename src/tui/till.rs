@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph, Wrap};
 
 use super::app::{App, Done, Fault, Network, Paying, Phase, Tone};
 use super::big;
-use crate::domain::Fen;
+use crate::domain::{Fen, signed_yuan};
 use crate::journal::OrderState;
 use crate::payment::{PaymentResult, Status};
 use crate::scanner::{Driver, DriverStatus};
@@ -90,16 +90,12 @@ pub fn driver_name(app: &App, driver: Driver) -> String {
 fn today_text(app: &App) -> String {
     match app.today {
         Some((paid, total, Fen(0))) => format!("{paid} {} ¥{total}", app.t("笔", "paid")),
-        Some((paid, total, refunded)) => {
-            let net = total.0 as i64 - refunded.0 as i64;
-            let sign = if net < 0 { "-" } else { "" };
-            format!(
-                "{paid} {} ¥{total} · {} ¥{sign}{}",
-                app.t("笔", "paid"),
-                app.t("净收", "net"),
-                Fen(net.unsigned_abs())
-            )
-        }
+        Some((paid, total, refunded)) => format!(
+            "{paid} {} ¥{total} · {} ¥{}",
+            app.t("笔", "paid"),
+            app.t("净收", "net"),
+            signed_yuan(i128::from(total.0) - i128::from(refunded.0))
+        ),
         None => "…".into(),
     }
 }

@@ -22,7 +22,6 @@ impl App {
         let Screen::Journal(journal) = &mut self.screen else {
             return;
         };
-        let rows = journal.visible().len();
         if ctrl_c {
             self.quit = true;
             commands.push(Command::Quit);
@@ -44,6 +43,7 @@ impl App {
             self.detail_key(key, events, page);
             return;
         }
+        let rows = journal.visible().len();
         match key.code {
             KeyCode::Esc | KeyCode::F(12) | KeyCode::Char('q') if self.journal_only => {
                 self.quit = true;
@@ -131,12 +131,11 @@ impl App {
         // here, and the journal checks the year again with the real time.
         let (today, _) = day_bounds(self.date, self.info.store_offset);
         match refundable(&order, &totals, today) {
-            Ok(remaining) => {
+            Ok(_) => {
                 if let Screen::Journal(journal) = &mut self.screen {
                     journal.refund = Some(RefundForm {
                         order,
                         totals,
-                        remaining,
                         amount: AmountField::default(),
                         step: RefundStep::Amount,
                         error: None,
@@ -180,7 +179,7 @@ impl App {
             (RefundStep::Confirm(_), _) => {}
             (RefundStep::Amount, KeyCode::Enter) => {
                 let amount = if form.amount.is_empty() {
-                    Ok(form.remaining)
+                    Ok(form.remaining())
                 } else {
                     form.amount.value().map_err(|_| None)
                 };
@@ -195,7 +194,7 @@ impl App {
                         form.step = RefundStep::Confirm(amount);
                     }
                     Err(refusal) => {
-                        let remaining = form.remaining;
+                        let remaining = form.remaining();
                         let text = match refusal {
                             Some(refusal) => self.refusal_words(&refusal),
                             None => self.words("till.refund_amount", &[("remaining", &remaining)]),
@@ -213,7 +212,7 @@ impl App {
                 form.error = None;
             }
             (RefundStep::Amount, KeyCode::Char(c)) if c.is_ascii_digit() || c == '.' => {
-                let remaining = form.remaining;
+                let remaining = form.remaining();
                 match form.amount.type_char(c, remaining) {
                     Ok(()) => form.error = None,
                     Err(Refused::OverMaximum(_)) => {
