@@ -456,7 +456,10 @@ impl App {
             }
             Msg::StoreBehind(n) => self.store_behind = n,
             Msg::StoreTills(tills) => {
-                if let Screen::Journal(journal) = &mut self.screen {
+                // Like the day itself: an older request answering late is dropped.
+                if let Screen::Journal(journal) = &mut self.screen
+                    && tills.date == journal.day.to_string()
+                {
                     journal.tills = Some(tills);
                 }
             }
@@ -474,7 +477,11 @@ impl App {
                         .unwrap_or(0);
                 }
             }
-            Msg::DayReconciled(day, row) => self.reconciled = Some((day, row)),
+            Msg::DayReconciled(day, row) => {
+                if matches!(&self.screen, Screen::Journal(journal) if journal.day == day) {
+                    self.reconciled = Some((day, row));
+                }
+            }
             Msg::Recovered {
                 out_trade_no,
                 outcome,

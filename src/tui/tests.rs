@@ -1396,6 +1396,8 @@ fn the_journal_header_tells_whether_the_day_was_reconciled() {
         // Another day's answer, arriving late, says nothing about this one.
         till.send(Msg::DayReconciled(day.next_day().unwrap(), None));
         assert!(!till.render(120, 30).contains("not reconciled") || shown == "not reconciled");
+        let screen = till.render(120, 30).replace(' ', "");
+        assert!(screen.contains(&shown.replace(' ', "")), "{screen}");
     }
 }
 
@@ -1823,6 +1825,10 @@ fn the_store_screen_lists_eight_tills_and_counts_the_rest() {
     store.send(Msg::StoreTills(store_tills(next, 10)));
     assert!(store.render(110, 40).contains("T01 (inst01"));
     assert!(!store.render(110, 24).contains("T01 (inst01"));
+    // The old day's lines, answering late, do not take the new day's place.
+    store.send(Msg::StoreTills(store_tills(day, 2)));
+    let text = store.render(110, 40);
+    assert!(text.contains("more tills, in the total"), "{text}");
 }
 
 /// Tab on the store screen shows one till's orders, then the next till's,
