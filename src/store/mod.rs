@@ -557,7 +557,7 @@ pub async fn ship_all(
 }
 
 /// Runs a read on the read-only journal off the async workers.
-async fn read<T: Send + 'static>(
+pub(crate) async fn read<T: Send + 'static>(
     reader: &Arc<Mutex<Journal>>,
     job: impl FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, JournalError> {

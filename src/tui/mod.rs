@@ -118,14 +118,18 @@ pub async fn run(running: Running) -> Result<(), TuiError> {
     probe_network(running.settings.client.base_url.clone(), tx.clone());
     let ship_now = ship_to_store(&running, tx.clone());
     recover(&running, &mut app, tx.clone());
-    let executor = Loop {
+    let mut executor = Loop {
         till: Some(&running),
         reports: Reports::of(&running.settings),
         tx,
         cancel: None,
-        ship_now,
+        ship_now: None,
     };
-    show(app, executor, rx, vec![Command::RefreshToday]).await
+    // The status line's first figures; the shipper's first round is already
+    // under way, so this must not wake it for a second one.
+    executor.execute(Command::RefreshToday);
+    executor.ship_now = ship_now;
+    show(app, executor, rx, Vec::new()).await
 }
 
 /// `scanpay journal`: the manager's journal screen at `day` and nothing
@@ -435,12 +439,18 @@ impl Loop<'_> {
             }
             Command::LoadDay(day) => {
                 tokio::task::spawn_blocking(move || {
-                    let report = reports.read(|journal| journal.day(day, offset));
+                    // One connection for both reads. The header's
+                    // "reconciled?" only: a journal that cannot tell shows nothing.
+                    let read = reports.read(|journal| {
+                        let report = journal.day(day, offset).map_err(|e| e.to_string());
+                        Ok((report, journal.reconciliation_of(&day.to_string()).ok()))
+                    });
+                    let (report, reconciled) = match read {
+                        Ok(read) => read,
+                        Err(e) => (Err(e), None),
+                    };
                     let _ = tx.send(Msg::DayLoaded(report));
-                    // The header's "reconciled?" only; a journal that cannot
-                    // tell shows nothing.
-                    let bill_date = day.to_string();
-                    if let Ok(row) = reports.read(|journal| journal.reconciliation_of(&bill_date)) {
+                    if let Some(row) = reconciled {
                         let _ = tx.send(Msg::DayReconciled(day, row));
                     }
                 });
@@ -616,16 +626,12 @@ fn ship_to_store(
                         tracing::warn!(error = %e, "cannot ship the journal to the store now; trying again every interval");
                         failing = true;
                     }
-                    let reader = std::sync::Arc::clone(&reader);
-                    tokio::task::spawn_blocking(move || {
-                        let journal = reader.lock().unwrap_or_else(|e| e.into_inner());
+                    crate::store::read(&reader, |journal| {
                         journal
                             .shipped_through()
                             .and_then(|mark| journal.events_after(mark))
                     })
                     .await
-                    .ok()
-                    .and_then(Result::ok)
                     .unwrap_or(0)
                 }
             };
