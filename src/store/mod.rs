@@ -256,10 +256,7 @@ impl Store {
     }
 
     fn failed(&self, e: &tokio_postgres::Error) -> StoreError {
-        StoreError::Database {
-            target: self.target.clone(),
-            cause: cause(e),
-        }
+        failed(&self.target, e)
     }
 
     /// The store's high-water mark for this installation (0: none).
@@ -300,10 +297,8 @@ impl Store {
         through: i64,
     ) -> Result<i64, StoreError> {
         let target = self.target.clone();
-        let db = |e: tokio_postgres::Error| StoreError::Database {
-            target: target.clone(),
-            cause: cause(&e),
-        };
+        // Not `self.failed`: the transaction borrows `self`.
+        let db = |e: tokio_postgres::Error| failed(&target, &e);
         let tx = self.client.transaction().await.map_err(db)?;
         let e = &batch.events;
         let ids: Vec<i64> = e.iter().map(|e| e.id).collect();
@@ -497,6 +492,14 @@ fn payload_hash(e: &ShipEvent) -> Vec<u8> {
 }
 
 /// The database's own words, with its SQLSTATE when it gave one.
+/// A database error on `target` (no password in it), with its causes.
+fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Database {
+        target: target.into(),
+        cause: cause(e),
+    }
+}
+
 fn cause(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),

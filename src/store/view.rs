@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::{Date, UtcOffset};
 use tokio_postgres::{Row, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, failed};
 use crate::domain::{Fen, OutTradeNo, TillId};
 use crate::journal::{
     DayReport, DaySummary, EventKind, EventRow, OrderId, OrderRefunds, OrderRow, OrderState,
@@ -255,11 +255,14 @@ impl Store {
             &[&mch_id, &from, &to],
         )
         .await?;
+        // The window's rows are held already: only the numbers outside it.
         let named_orders = run(
             &tx,
             &target,
-            &merchant_orders_sql("o.out_trade_no = ANY($2)"),
-            &[&mch_id, &order_nos],
+            &merchant_orders_sql(
+                "o.out_trade_no = ANY($2) AND NOT (o.created_at_ms >= $3 AND o.created_at_ms < $4)",
+            ),
+            &[&mch_id, &order_nos, &from, &to],
         )
         .await?;
         let in_window = "r.created_at_ms >= $2 AND r.created_at_ms < $3";
@@ -273,8 +276,10 @@ impl Store {
         let named_refunds = run(
             &tx,
             &target,
-            &merchant_refunds_sql("r.out_refund_no = ANY($2)"),
-            &[&mch_id, &refund_nos],
+            &merchant_refunds_sql(
+                "r.out_refund_no = ANY($2) AND NOT (r.created_at_ms >= $3 AND r.created_at_ms < $4)",
+            ),
+            &[&mch_id, &refund_nos, &from, &to],
         )
         .await?;
         let tills = run(&tx, &target, MERCHANT_TILLS, &[&mch_id]).await?;
@@ -390,13 +395,6 @@ async fn run(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, StoreError> {
     tx.query(sql, params).await.map_err(|e| failed(target, &e))
-}
-
-fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Database {
-        target: target.into(),
-        cause: super::cause(e),
-    }
 }
 
 /// An order read with [`ORDER_COLUMNS`].
