@@ -68,13 +68,16 @@ pub async fn run(args: RefundArgs, running: Running) -> Exit {
         Err(e) => return refused(&args, Exit::Internal, e.to_string()),
     };
     // The journal screen makes the same checks (journal::refundable).
-    if let Err(refusal) = refundable(&order, &totals, unix_ms(OffsetDateTime::now_utc())) {
-        return refused(&args, Exit::BadInput, refusal.to_string());
-    }
+    let remaining = match refundable(&order, &totals, unix_ms(OffsetDateTime::now_utc())) {
+        Ok(remaining) => remaining,
+        Err(refusal) => return refused(&args, Exit::BadInput, refusal.to_string()),
+    };
     let amount = match &args.amount {
-        None => None,
+        // All that remains; open_refund refuses it if a refund in between
+        // took some of it.
+        None => remaining,
         Some(text) => match Fen::parse_yuan_within(text, order.total_fee) {
-            Ok(fen) => Some(fen),
+            Ok(fen) => fen,
             Err(e) => return refused(&args, Exit::BadInput, format!("--amount {text:?}: {e}")),
         },
     };

@@ -15,7 +15,6 @@ use crate::domain::Fen;
 use crate::fault;
 use crate::journal::{
     EventRecord, JournalError, OrderRow, RefundEnd, RefundRefusal, RefundRow, RefundState,
-    RefundTotals, refundable, unix_ms,
 };
 use crate::wechat::api::{self, Expected};
 use crate::wechat::client::Endpoint;
@@ -104,15 +103,15 @@ pub enum RefundError {
 }
 
 impl Engine {
-    /// Refunds `amount` of a paid `order` (all that remains refundable when
-    /// `None`): the checks of [`refundable`] and the out_refund_no are made
-    /// in one journal transaction before anything is sent, then the refund
-    /// is driven to where WeChat leaves it. What `scanpay refund` and the
-    /// journal screen both run.
+    /// Refunds `amount` of a paid `order`: the checks of
+    /// [`refundable`](crate::journal::refundable) and the out_refund_no are
+    /// made in one journal transaction before anything is sent, then the
+    /// refund is driven to where WeChat leaves it. What `scanpay refund` and
+    /// the journal screen both run.
     pub async fn refund(
         &self,
         order: &OrderRow,
-        amount: Option<Fen>,
+        amount: Fen,
         reason: Option<String>,
     ) -> Result<RefundResult, RefundError> {
         let opened_order = order.clone();
@@ -120,30 +119,18 @@ impl Engine {
             .journal
             .run(move |j| {
                 let now = OffsetDateTime::now_utc();
-                // Without an amount: all that remains, read inside the same
-                // transaction's journal thread as the open.
-                let fee = match amount {
-                    Some(fee) => fee,
-                    None => {
-                        let totals = RefundTotals::of(&j.refunds_of(opened_order.id)?);
-                        match refundable(&opened_order, &totals, unix_ms(now)) {
-                            Ok(remaining) => remaining,
-                            Err(refusal) => return Ok(Err(refusal)),
-                        }
-                    }
-                };
                 let reason_text = reason.clone();
                 j.open_refund(
                     &opened_order,
-                    fee,
+                    amount,
                     reason.as_deref(),
                     |out_refund_no| EventRecord {
                         at: now,
                         since_t0_ms: None,
-                        summary: format!("refund {out_refund_no} opened: {fee} yuan"),
+                        summary: format!("refund {out_refund_no} opened: {amount} yuan"),
                         event: Event::RefundOpened {
                             out_refund_no: out_refund_no.to_string(),
-                            refund_fee: fee.0,
+                            refund_fee: amount.0,
                             reason: reason_text,
                         },
                     },
