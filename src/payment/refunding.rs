@@ -8,8 +8,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::driver::{Engine, EngineError};
-use super::event::{Event, JournalFields, RefundReply};
+use super::driver::{Engine, EngineError, journal_fields};
+use super::event::{Event, RefundReply};
 use super::refund::{RefundCall, RefundFinal, RefundMachine, RefundStep, RefundTimings};
 use crate::domain::Fen;
 use crate::fault;
@@ -204,7 +204,7 @@ impl Engine {
                         event: Event::RefundRequest {
                             out_refund_no: refund.out_refund_no.clone(),
                             call,
-                            fields: unsigned(&fields),
+                            fields: journal_fields(&fields),
                         },
                     };
                     self.refund_event(&refund, record).await?;
@@ -212,7 +212,7 @@ impl Engine {
                         fault::hit(fault::Point::RefundJournaled);
                     }
                     let answer = self.gateway.post(endpoint, &fields).await;
-                    let raw = answer.as_ref().ok().map(unsigned);
+                    let raw = answer.as_ref().ok().map(journal_fields);
                     let reply = match call {
                         RefundCall::Refund { .. } => RefundReply::Refund(classify_refund(
                             answer,
@@ -305,15 +305,6 @@ impl Engine {
             .await
             .map_err(|cause| EngineError::Unknown { cause })
     }
-}
-
-/// Fields as journaled: without the signature.
-fn unsigned(fields: &crate::wechat::Fields) -> JournalFields {
-    fields
-        .iter()
-        .filter(|(k, _)| *k != "sign")
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The refund timings scaled like the payment's (tests, rehearsals): the
