@@ -108,22 +108,14 @@ fn report(args: &RefundArgs, order: &OrderRow, result: &RefundResult) -> Exit {
             Exit::NeedsAttention
         }
     };
-    let refund_id = match &result.outcome {
-        RefundFinal::Refunded { refund_id } => Some(refund_id.as_str()),
-        _ => None,
-    };
-    let err_code = match &result.outcome {
-        RefundFinal::Refused(r) => Some(r.code.clone()),
-        RefundFinal::Unclear(u) => Some(u.code().to_string()),
-        _ => None,
-    };
+    let refund_id = result.outcome.refund_id();
     let fields = serde_json::json!({
         "out_trade_no": order.out_trade_no.as_str(),
         "out_refund_no": result.out_refund_no,
         "state": result.state().as_str(),
         "amount": result.amount.to_string(),
         "refund_id": refund_id,
-        "err_code": err_code,
+        "err_code": result.outcome.err_code(),
         "message": result.message,
     });
     let line = format!(

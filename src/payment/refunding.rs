@@ -34,18 +34,36 @@ pub struct RefundResult {
 
 impl RefundResult {
     pub fn state(&self) -> RefundState {
-        state_of(&self.outcome)
+        self.outcome.state()
     }
 }
 
-fn state_of(outcome: &RefundFinal) -> RefundState {
-    match outcome {
-        RefundFinal::Refunded { .. } => RefundState::Refunded,
-        RefundFinal::Refused(_) => RefundState::Refused,
-        RefundFinal::Closed => RefundState::Closed,
-        RefundFinal::Change => RefundState::Change,
-        RefundFinal::Processing => RefundState::Processing,
-        RefundFinal::Unclear(_) => RefundState::Unclear,
+impl RefundFinal {
+    pub fn state(&self) -> RefundState {
+        match self {
+            RefundFinal::Refunded { .. } => RefundState::Refunded,
+            RefundFinal::Refused(_) => RefundState::Refused,
+            RefundFinal::Closed => RefundState::Closed,
+            RefundFinal::Change => RefundState::Change,
+            RefundFinal::Processing => RefundState::Processing,
+            RefundFinal::Unclear(_) => RefundState::Unclear,
+        }
+    }
+
+    pub fn refund_id(&self) -> Option<&str> {
+        match self {
+            RefundFinal::Refunded { refund_id } => Some(refund_id),
+            _ => None,
+        }
+    }
+
+    /// The gateway's code (or ours) that explains the outcome.
+    pub fn err_code(&self) -> Option<String> {
+        match self {
+            RefundFinal::Refused(refusal) => Some(refusal.code.clone()),
+            RefundFinal::Unclear(unclear) => Some(unclear.code().to_string()),
+            _ => None,
+        }
     }
 }
 
@@ -252,16 +270,9 @@ impl Engine {
                 RefundStep::Done(outcome) => {
                     let message = refund_message(&outcome, self.language);
                     let end = RefundEnd {
-                        state: state_of(&outcome),
-                        refund_id: match &outcome {
-                            RefundFinal::Refunded { refund_id } => Some(refund_id.clone()),
-                            _ => None,
-                        },
-                        err_code: match &outcome {
-                            RefundFinal::Refused(r) => Some(r.code.clone()),
-                            RefundFinal::Unclear(u) => Some(u.code().to_string()),
-                            _ => None,
-                        },
+                        state: outcome.state(),
+                        refund_id: outcome.refund_id().map(str::to_string),
+                        err_code: outcome.err_code(),
                         message: Some(message.clone()),
                         at: OffsetDateTime::now_utc(),
                     };
