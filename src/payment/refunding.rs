@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::driver::{Engine, EngineError, journal_fields};
+use super::driver::{Engine, journal_fields};
 use super::event::{Event, RefundReply};
 use super::refund::{RefundCall, RefundFinal, RefundMachine, RefundStep, RefundTimings};
 use crate::domain::Fen;
@@ -113,11 +113,40 @@ pub enum RefundError {
     /// The journal could not record the refund, so nothing was sent.
     #[error("{0}: nothing was sent")]
     NotOpened(JournalError),
-    /// Journaled, then a step could not be recorded.
-    #[error(
-        "{0} — the refund is journaled under its number; `scanpay replay` follows it up and never refunds twice"
-    )]
-    Interrupted(EngineError),
+    #[error(transparent)]
+    Interrupted(RefundInterrupted),
+}
+
+/// A journaled refund one of whose steps could not be recorded: its request
+/// may have left, so the money may be on its way back and refunding the
+/// order another way could pay it out twice.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a step of refund {out_refund_no} could not be recorded, so the journal does not know whether WeChat refunded it: do not refund that money another way, not even on the merchant platform; {follow_up}. ({cause})",
+    follow_up = follow_up(cause)
+)]
+pub struct RefundInterrupted {
+    pub out_refund_no: String,
+    pub cause: JournalError,
+}
+
+fn follow_up(cause: &JournalError) -> &'static str {
+    match cause {
+        JournalError::Taken { .. } => "the scanpay process that took the refund over follows it up",
+        _ => {
+            "once the journal can be written, run `scanpay replay`: it follows the refund up under the same number and never refunds twice"
+        }
+    }
+}
+
+impl RefundInterrupted {
+    fn of(refund: &RefundRow) -> impl FnOnce(JournalError) -> Self {
+        let out_refund_no = refund.out_refund_no.clone();
+        move |cause| Self {
+            out_refund_no,
+            cause,
+        }
+    }
 }
 
 impl Engine {
@@ -174,7 +203,7 @@ impl Engine {
         order: &OrderRow,
         refund: RefundRow,
         mut machine: RefundMachine,
-    ) -> Result<RefundResult, EngineError> {
+    ) -> Result<RefundResult, RefundInterrupted> {
         let started = Instant::now();
         let expected = Expected {
             merchant: &self.merchant,
@@ -293,7 +322,7 @@ impl Engine {
                     self.journal
                         .run(move |journal| journal.finish_refund(&row, &end, &record))
                         .await
-                        .map_err(|cause| EngineError::Unknown { cause })?;
+                        .map_err(RefundInterrupted::of(&refund))?;
                     return Ok(RefundResult {
                         out_refund_no: refund.out_refund_no,
                         amount: refund.refund_fee,
@@ -309,12 +338,12 @@ impl Engine {
         &self,
         refund: &RefundRow,
         record: EventRecord,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), RefundInterrupted> {
         let row = refund.clone();
         self.journal
             .run(move |journal| journal.append_refund_event(&row, &record))
             .await
-            .map_err(|cause| EngineError::Unknown { cause })
+            .map_err(RefundInterrupted::of(refund))
     }
 }
 
@@ -338,5 +367,34 @@ pub fn refund_timings(timings: &super::Timings) -> RefundTimings {
             defaults.query_interval,
         ),
         ..defaults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_refund_is_told_as_a_refund_with_what_follows_it_up() {
+        let interrupted = |cause| {
+            RefundInterrupted {
+                out_refund_no: "T01XR01".into(),
+                cause,
+            }
+            .to_string()
+        };
+        let busy = interrupted(JournalError::Busy {
+            path: "j.sqlite3".into(),
+        });
+        assert!(busy.contains("refund T01XR01"), "{busy}");
+        assert!(busy.contains("do not refund that money"), "{busy}");
+        assert!(busy.contains("run `scanpay replay`"), "{busy}");
+        assert!(!busy.contains("payment"), "{busy}");
+        let taken = interrupted(JournalError::Taken {
+            out_trade_no: "T01XR01".into(),
+            owner: "42-ABC".into(),
+        });
+        assert!(taken.contains("took the refund over"), "{taken}");
+        assert!(!taken.contains("scanpay replay"), "{taken}");
     }
 }
