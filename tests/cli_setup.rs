@@ -277,6 +277,36 @@ fn check_proves_the_merchant_against_the_simulator() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// A gateway nobody answers at is a reach problem, not a wrong API.
+#[test]
+fn check_against_a_closed_port_says_to_check_the_way_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = scanpay_in(dir.path())
+        .env("SCANPAY_GATEWAY_MODE", "wechat")
+        .env("SCANPAY_GATEWAY_BASE_URL", format!("http://{closed}"))
+        .env("SCANPAY_MERCHANT_APPID", "wxd930ea5d5a258f4f")
+        .env("SCANPAY_MERCHANT_MCH_ID", "10000100")
+        .env("SCANPAY_API_KEY", KEY)
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let fail = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL gateway:"))
+        .unwrap_or_else(|| panic!("no gateway finding:\n{stdout}"));
+    assert!(
+        fail.contains("check gateway.base_url, the network and any proxy"),
+        "{fail}"
+    );
+    assert!(!fail.contains("WeChat Pay's API?"), "{fail}");
+}
+
 #[test]
 fn check_without_a_merchant_says_so() {
     let dir = tempfile::tempdir().unwrap();

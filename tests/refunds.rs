@@ -5,8 +5,10 @@
 mod common;
 
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use common::process::{Gateway, ledger, start_gateway, till};
+use common::process::{Gateway, ledger, set_fault, start_gateway, till};
 use scanpay::journal::{Journal, RefundState};
 use serde_json::Value;
 
@@ -151,4 +153,57 @@ fn a_refund_killed_mid_way_is_finished_by_replay_exactly_once() {
         assert_eq!(again.status.code(), Some(0));
         assert_eq!(refunds_at_gateway(&gateway, &no).len(), 1, "{point}");
     }
+}
+
+/// A refund whose next step cannot be journaled says so in a refund's terms,
+/// with its number: WeChat may have it, so only replay may follow it up.
+#[test]
+fn a_refund_that_cannot_be_journaled_says_what_became_of_it() {
+    let gateway = start_gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let no = paid(dir.path(), &gateway, "12.34", 7_000_301);
+    // Every answer comes 400 ms late: time to take the refund from under it.
+    set_fault(&gateway, serde_json::json!({"mode": "delay"}));
+    let running = till("T01", dir.path(), &gateway)
+        .args(["refund", "--json", "--order", &no, "--amount", "3.00"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out_refund_no = format!("{no}R01");
+    let journal = rusqlite::Connection::open(dir.path().join("journal.sqlite3")).unwrap();
+    journal.busy_timeout(Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal
+        .execute(
+            "UPDATE refunds SET owner = 'T09-gone' WHERE out_refund_no = ?1",
+            [&out_refund_no],
+        )
+        .unwrap()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the refund was never journaled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = running.wait_with_output().unwrap();
+    set_fault(&gateway, serde_json::json!({"mode": "none"}));
+    let result = json(&output);
+    assert_eq!(output.status.code(), Some(6), "{result}");
+    let message = result["message"].as_str().unwrap();
+    assert!(message.contains(&out_refund_no), "{message}");
+    assert!(message.contains("do not refund that money"), "{message}");
+    assert!(!message.contains("payment"), "{message}");
+    // Whoever took it is gone: replay finishes it, refunding once.
+    let replay = till("T01", dir.path(), &gateway)
+        .args(["replay"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(0), "{report}");
+    assert!(report.contains("refunded"), "{report}");
+    assert_eq!(
+        refunds_at_gateway(&gateway, &no),
+        [(out_refund_no, 300)],
+        "exactly one refund under the one number"
+    );
 }

@@ -100,7 +100,7 @@ async fn identity(client: &GatewayClient, settings: &Settings) -> Finding {
     let fields = query_request(merchant, &number, &nonce());
     let answer = match client.post(Endpoint::OrderQuery, &fields).await {
         Ok(answer) => answer,
-        Err(Unclear::Transport(why)) => {
+        Err(Unclear::Transport(why) | Unclear::Unreachable(why)) => {
             return Finding::Fail(
                 Exit::Internal,
                 format!(

@@ -68,13 +68,16 @@ pub async fn run(args: RefundArgs, running: Running) -> Exit {
         Err(e) => return refused(&args, Exit::Internal, e.to_string()),
     };
     // The journal screen makes the same checks (journal::refundable).
-    if let Err(refusal) = refundable(&order, &totals, unix_ms(OffsetDateTime::now_utc())) {
-        return refused(&args, Exit::BadInput, refusal.to_string());
-    }
+    let remaining = match refundable(&order, &totals, unix_ms(OffsetDateTime::now_utc())) {
+        Ok(remaining) => remaining,
+        Err(refusal) => return refused(&args, Exit::BadInput, refusal.to_string()),
+    };
     let amount = match &args.amount {
-        None => None,
+        // All that remains; open_refund refuses it if a refund in between
+        // took some of it.
+        None => remaining,
         Some(text) => match Fen::parse_yuan_within(text, order.total_fee) {
-            Ok(fen) => Some(fen),
+            Ok(fen) => fen,
             Err(e) => return refused(&args, Exit::BadInput, format!("--amount {text:?}: {e}")),
         },
     };
@@ -105,22 +108,14 @@ fn report(args: &RefundArgs, order: &OrderRow, result: &RefundResult) -> Exit {
             Exit::NeedsAttention
         }
     };
-    let refund_id = match &result.outcome {
-        RefundFinal::Refunded { refund_id } => Some(refund_id.as_str()),
-        _ => None,
-    };
-    let err_code = match &result.outcome {
-        RefundFinal::Refused(r) => Some(r.code.clone()),
-        RefundFinal::Unclear(u) => Some(u.code().to_string()),
-        _ => None,
-    };
+    let refund_id = result.outcome.refund_id();
     let fields = serde_json::json!({
         "out_trade_no": order.out_trade_no.as_str(),
         "out_refund_no": result.out_refund_no,
         "state": result.state().as_str(),
         "amount": result.amount.to_string(),
         "refund_id": refund_id,
-        "err_code": err_code,
+        "err_code": result.outcome.err_code(),
         "message": result.message,
     });
     let line = format!(

@@ -550,7 +550,7 @@ fn endpoint(call: Call) -> Endpoint {
 }
 
 /// Fields as the journal keeps them: no signature, and the payment code masked.
-fn journal_fields(fields: &Fields) -> JournalFields {
+pub(super) fn journal_fields(fields: &Fields) -> JournalFields {
     fields
         .iter()
         .filter(|(k, _)| *k != "sign")

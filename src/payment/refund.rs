@@ -138,7 +138,6 @@ pub struct RefundMachine {
     sends: u32,
     queries: u32,
     refund_id: Option<String>,
-    last_unclear: Option<Unclear>,
 }
 
 impl RefundMachine {
@@ -150,7 +149,6 @@ impl RefundMachine {
             sends: 0,
             queries: 0,
             refund_id: None,
-            last_unclear: None,
         }
     }
 
@@ -197,8 +195,7 @@ impl RefundMachine {
             RefundAnswer::Again(unclear) if self.sends >= self.timings.send_attempts => {
                 self.phase = Phase::Done(RefundFinal::Unclear(unclear))
             }
-            RefundAnswer::Again(unclear) => {
-                self.last_unclear = Some(unclear);
+            RefundAnswer::Again(_) => {
                 self.phase = Phase::RefundAt(now + self.timings.retry_interval);
             }
         }

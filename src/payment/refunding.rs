@@ -8,14 +8,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::driver::{Engine, EngineError};
-use super::event::{Event, JournalFields, RefundReply};
+use super::driver::{Engine, journal_fields};
+use super::event::{Event, RefundReply};
 use super::refund::{RefundCall, RefundFinal, RefundMachine, RefundStep, RefundTimings};
 use crate::domain::Fen;
 use crate::fault;
 use crate::journal::{
     EventRecord, JournalError, OrderRow, RefundEnd, RefundRefusal, RefundRow, RefundState,
-    RefundTotals, refundable, unix_ms,
 };
 use crate::wechat::api::{self, Expected};
 use crate::wechat::client::Endpoint;
@@ -35,18 +34,36 @@ pub struct RefundResult {
 
 impl RefundResult {
     pub fn state(&self) -> RefundState {
-        state_of(&self.outcome)
+        self.outcome.state()
     }
 }
 
-fn state_of(outcome: &RefundFinal) -> RefundState {
-    match outcome {
-        RefundFinal::Refunded { .. } => RefundState::Refunded,
-        RefundFinal::Refused(_) => RefundState::Refused,
-        RefundFinal::Closed => RefundState::Closed,
-        RefundFinal::Change => RefundState::Change,
-        RefundFinal::Processing => RefundState::Processing,
-        RefundFinal::Unclear(_) => RefundState::Unclear,
+impl RefundFinal {
+    pub fn state(&self) -> RefundState {
+        match self {
+            RefundFinal::Refunded { .. } => RefundState::Refunded,
+            RefundFinal::Refused(_) => RefundState::Refused,
+            RefundFinal::Closed => RefundState::Closed,
+            RefundFinal::Change => RefundState::Change,
+            RefundFinal::Processing => RefundState::Processing,
+            RefundFinal::Unclear(_) => RefundState::Unclear,
+        }
+    }
+
+    pub fn refund_id(&self) -> Option<&str> {
+        match self {
+            RefundFinal::Refunded { refund_id } => Some(refund_id),
+            _ => None,
+        }
+    }
+
+    /// The gateway's code (or ours) that explains the outcome.
+    pub fn err_code(&self) -> Option<String> {
+        match self {
+            RefundFinal::Refused(refusal) => Some(refusal.code.clone()),
+            RefundFinal::Unclear(unclear) => Some(unclear.code().to_string()),
+            _ => None,
+        }
     }
 }
 
@@ -96,23 +113,52 @@ pub enum RefundError {
     /// The journal could not record the refund, so nothing was sent.
     #[error("{0}: nothing was sent")]
     NotOpened(JournalError),
-    /// Journaled, then a step could not be recorded.
-    #[error(
-        "{0} — the refund is journaled under its number; `scanpay replay` follows it up and never refunds twice"
-    )]
-    Interrupted(EngineError),
+    #[error(transparent)]
+    Interrupted(RefundInterrupted),
+}
+
+/// A journaled refund one of whose steps could not be recorded: its request
+/// may have left, so the money may be on its way back and refunding the
+/// order another way could pay it out twice.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a step of refund {out_refund_no} could not be recorded, so the journal does not know whether WeChat refunded it: do not refund that money another way, not even on the merchant platform; {follow_up}. ({cause})",
+    follow_up = follow_up(cause)
+)]
+pub struct RefundInterrupted {
+    pub out_refund_no: String,
+    pub cause: JournalError,
+}
+
+fn follow_up(cause: &JournalError) -> &'static str {
+    match cause {
+        JournalError::Taken { .. } => "the scanpay process that took the refund over follows it up",
+        _ => {
+            "once the journal can be written, run `scanpay replay`: it follows the refund up under the same number and never refunds twice"
+        }
+    }
+}
+
+impl RefundInterrupted {
+    fn of(refund: &RefundRow) -> impl FnOnce(JournalError) -> Self {
+        let out_refund_no = refund.out_refund_no.clone();
+        move |cause| Self {
+            out_refund_no,
+            cause,
+        }
+    }
 }
 
 impl Engine {
-    /// Refunds `amount` of a paid `order` (all that remains refundable when
-    /// `None`): the checks of [`refundable`] and the out_refund_no are made
-    /// in one journal transaction before anything is sent, then the refund
-    /// is driven to where WeChat leaves it. What `scanpay refund` and the
-    /// journal screen both run.
+    /// Refunds `amount` of a paid `order`: the checks of
+    /// [`refundable`](crate::journal::refundable) and the out_refund_no are
+    /// made in one journal transaction before anything is sent, then the
+    /// refund is driven to where WeChat leaves it. What `scanpay refund` and
+    /// the journal screen both run.
     pub async fn refund(
         &self,
         order: &OrderRow,
-        amount: Option<Fen>,
+        amount: Fen,
         reason: Option<String>,
     ) -> Result<RefundResult, RefundError> {
         let opened_order = order.clone();
@@ -120,30 +166,18 @@ impl Engine {
             .journal
             .run(move |j| {
                 let now = OffsetDateTime::now_utc();
-                // Without an amount: all that remains, read inside the same
-                // transaction's journal thread as the open.
-                let fee = match amount {
-                    Some(fee) => fee,
-                    None => {
-                        let totals = RefundTotals::of(&j.refunds_of(opened_order.id)?);
-                        match refundable(&opened_order, &totals, unix_ms(now)) {
-                            Ok(remaining) => remaining,
-                            Err(refusal) => return Ok(Err(refusal)),
-                        }
-                    }
-                };
                 let reason_text = reason.clone();
                 j.open_refund(
                     &opened_order,
-                    fee,
+                    amount,
                     reason.as_deref(),
                     |out_refund_no| EventRecord {
                         at: now,
                         since_t0_ms: None,
-                        summary: format!("refund {out_refund_no} opened: {fee} yuan"),
+                        summary: format!("refund {out_refund_no} opened: {amount} yuan"),
                         event: Event::RefundOpened {
                             out_refund_no: out_refund_no.to_string(),
-                            refund_fee: fee.0,
+                            refund_fee: amount.0,
                             reason: reason_text,
                         },
                     },
@@ -169,7 +203,7 @@ impl Engine {
         order: &OrderRow,
         refund: RefundRow,
         mut machine: RefundMachine,
-    ) -> Result<RefundResult, EngineError> {
+    ) -> Result<RefundResult, RefundInterrupted> {
         let started = Instant::now();
         let expected = Expected {
             merchant: &self.merchant,
@@ -217,7 +251,7 @@ impl Engine {
                         event: Event::RefundRequest {
                             out_refund_no: refund.out_refund_no.clone(),
                             call,
-                            fields: unsigned(&fields),
+                            fields: journal_fields(&fields),
                         },
                     };
                     self.refund_event(&refund, record).await?;
@@ -225,7 +259,7 @@ impl Engine {
                         fault::hit(fault::Point::RefundJournaled);
                     }
                     let answer = self.gateway.post(endpoint, &fields).await;
-                    let raw = answer.as_ref().ok().map(unsigned);
+                    let raw = answer.as_ref().ok().map(journal_fields);
                     let reply = match call {
                         RefundCall::Refund { .. } => RefundReply::Refund(classify_refund(
                             answer,
@@ -265,16 +299,9 @@ impl Engine {
                 RefundStep::Done(outcome) => {
                     let message = refund_message(&outcome, self.language);
                     let end = RefundEnd {
-                        state: state_of(&outcome),
-                        refund_id: match &outcome {
-                            RefundFinal::Refunded { refund_id } => Some(refund_id.clone()),
-                            _ => None,
-                        },
-                        err_code: match &outcome {
-                            RefundFinal::Refused(r) => Some(r.code.clone()),
-                            RefundFinal::Unclear(u) => Some(u.code().to_string()),
-                            _ => None,
-                        },
+                        state: outcome.state(),
+                        refund_id: outcome.refund_id().map(str::to_string),
+                        err_code: outcome.err_code(),
                         message: Some(message.clone()),
                         at: OffsetDateTime::now_utc(),
                     };
@@ -295,7 +322,7 @@ impl Engine {
                     self.journal
                         .run(move |journal| journal.finish_refund(&row, &end, &record))
                         .await
-                        .map_err(|cause| EngineError::Unknown { cause })?;
+                        .map_err(RefundInterrupted::of(&refund))?;
                     return Ok(RefundResult {
                         out_refund_no: refund.out_refund_no,
                         amount: refund.refund_fee,
@@ -311,22 +338,13 @@ impl Engine {
         &self,
         refund: &RefundRow,
         record: EventRecord,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), RefundInterrupted> {
         let row = refund.clone();
         self.journal
             .run(move |journal| journal.append_refund_event(&row, &record))
             .await
-            .map_err(|cause| EngineError::Unknown { cause })
+            .map_err(RefundInterrupted::of(refund))
     }
-}
-
-/// Fields as journaled: without the signature.
-fn unsigned(fields: &crate::wechat::Fields) -> JournalFields {
-    fields
-        .iter()
-        .filter(|(k, _)| *k != "sign")
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The refund timings scaled like the payment's (tests, rehearsals): the
@@ -349,5 +367,34 @@ pub fn refund_timings(timings: &super::Timings) -> RefundTimings {
             defaults.query_interval,
         ),
         ..defaults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_refund_is_told_as_a_refund_with_what_follows_it_up() {
+        let interrupted = |cause| {
+            RefundInterrupted {
+                out_refund_no: "T01XR01".into(),
+                cause,
+            }
+            .to_string()
+        };
+        let busy = interrupted(JournalError::Busy {
+            path: "j.sqlite3".into(),
+        });
+        assert!(busy.contains("refund T01XR01"), "{busy}");
+        assert!(busy.contains("do not refund that money"), "{busy}");
+        assert!(busy.contains("run `scanpay replay`"), "{busy}");
+        assert!(!busy.contains("payment"), "{busy}");
+        let taken = interrupted(JournalError::Taken {
+            out_trade_no: "T01XR01".into(),
+            owner: "42-ABC".into(),
+        });
+        assert!(taken.contains("took the refund over"), "{taken}");
+        assert!(!taken.contains("scanpay replay"), "{taken}");
     }
 }

@@ -420,7 +420,7 @@ impl Loop<'_> {
                 };
                 let engine = running.engine.clone();
                 tokio::spawn(async move {
-                    let result = engine.refund(&order, Some(amount), None).await;
+                    let result = engine.refund(&order, amount, None).await;
                     let result = result.map_err(|e| {
                         tracing::warn!(order = %order.out_trade_no, error = %e, "the refund from the journal screen did not finish");
                         match e {

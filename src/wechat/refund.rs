@@ -43,11 +43,11 @@ fn untrusted(why: String) -> Unclear {
     Unclear::Untrusted(why)
 }
 
-/// A field of the answer that, when present, must equal ours.
-fn must_match(fields: &Fields, name: &str, ours: &str, required: bool) -> Result<(), Unclear> {
+/// A field the answer must carry, equal to ours: without it the answer may
+/// be about another refund.
+fn must_match(fields: &Fields, name: &str, ours: &str) -> Result<(), Unclear> {
     match fields.get(name) {
         Some(theirs) if theirs == ours => Ok(()),
-        None if !required => Ok(()),
         other => Err(untrusted(format!(
             "an answer about another refund: {name} is {other:?}, ours is {ours:?}"
         ))),
@@ -67,13 +67,8 @@ pub fn classify_refund(
         Err(Ok(refusal)) => RefundAnswer::Refused(refusal),
         Err(Err(unclear)) => RefundAnswer::Again(unclear),
         Ok(Business::Success) => {
-            let about_ours = must_match(
-                &fields,
-                "out_trade_no",
-                expected.out_trade_no.as_str(),
-                true,
-            )
-            .and_then(|()| must_match(&fields, "out_refund_no", out_refund_no, true));
+            let about_ours = must_match(&fields, "out_trade_no", expected.out_trade_no.as_str())
+                .and_then(|()| must_match(&fields, "out_refund_no", out_refund_no));
             match (about_ours, fields.get("refund_id")) {
                 (Err(unclear), _) => RefundAnswer::Again(unclear),
                 (Ok(()), Some(id)) if !id.is_empty() => RefundAnswer::Accepted {
@@ -121,12 +116,9 @@ pub fn classify_refund_query(
             description: description.to_string(),
         }),
         Ok(Business::Success) => {
-            if let Err(unclear) = must_match(
-                &fields,
-                "out_trade_no",
-                expected.out_trade_no.as_str(),
-                true,
-            ) {
+            if let Err(unclear) =
+                must_match(&fields, "out_trade_no", expected.out_trade_no.as_str())
+            {
                 return RefundQueryAnswer::Unknown(unclear);
             }
             // Refunds are listed as *_$n; ours is the one with our number.
