@@ -86,7 +86,7 @@ fn devices_json(devices: &BTreeMap<Option<String>, OtherTill>) -> Vec<Value> {
                 "charged": other.charged.to_string(),
                 "refunded": other.refunded.to_string(),
                 "returned": other.returned.to_string(),
-                "net": signed_yuan(net(other)),
+                "net": signed_yuan(other.net()),
             })
         })
         .collect()
@@ -110,10 +110,6 @@ fn totals_json(totals: &Totals, journal: &str) -> Value {
         "net": signed_yuan(totals.journal_net()),
     });
     object
-}
-
-fn net(other: &OtherTill) -> i128 {
-    i128::from(other.charged.0) - i128::from(other.refunded.0)
 }
 
 /// Where a till's reconciliation is shown.
@@ -278,7 +274,7 @@ fn devices_text(out: &mut String, devices: &BTreeMap<Option<String>, OtherTill>)
             other.rows,
             other.charged,
             other.refunded,
-            signed_yuan(net(other))
+            signed_yuan(other.net())
         );
     }
 }
