@@ -133,16 +133,7 @@ impl Journal {
         &self,
         bill_date: &str,
     ) -> Result<Option<ReconciliationRow>, JournalError> {
-        let db = |e| classify(&self.path, e);
-        let table: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'reconciliations')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        if !table {
+        if !self.knows(5)? {
             return Ok(None);
         }
         self.conn
@@ -163,7 +154,7 @@ impl Journal {
                     })
                     .optional()
             })
-            .map_err(db)
+            .map_err(|e| classify(&self.path, e))
     }
 }
 

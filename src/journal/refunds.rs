@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 
 use super::error::classify;
 use super::owner;
-use super::schema;
 use super::store::{Checked, begin, execute, parsed, signed, unix_ms, unsigned};
 use super::{EventRecord, Journal, JournalError, OrderId, OrderRow, OrderState};
 use crate::domain::Fen;
@@ -251,9 +250,7 @@ impl Journal {
     /// Whether this journal has the refunds table (schema version 4): a
     /// read-only connection to an older journal has none, and no refunds.
     pub(super) fn knows_refunds(&self) -> Result<bool, JournalError> {
-        schema::user_version(&self.conn)
-            .map(|version| version >= 4)
-            .map_err(|e| classify(&self.path, e))
+        self.knows(4)
     }
 
     /// The refunds of `order`, oldest first.
