@@ -58,12 +58,13 @@ impl Journal {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<RefundRow>, JournalError> {
-        self.conn
-            .prepare_cached(&format!(
+        self.rows(
+            &format!(
                 "{SELECT_REFUNDS} WHERE created_at_ms >= ?1 AND created_at_ms < ?2 ORDER BY created_at_ms, id"
-            ))
-            .and_then(|mut select| select.query_map([from_ms, to_ms], refund_row)?.collect())
-            .map_err(|e| classify(&self.path, e))
+            ),
+            [from_ms, to_ms],
+            refund_row,
+        )
     }
 
     /// The refund with this out_refund_no, if the journal has it.

@@ -255,22 +255,14 @@ impl Journal {
         if !self.knows_refunds()? {
             return Ok(refunds);
         }
-        let groups: Vec<(i64, RefundState, u64, Fen)> = self
-            .conn
-            .prepare_cached(REFUNDS_OF_ORDERS_BETWEEN)
-            .and_then(|mut select| {
-                select
-                    .query_map([from_ms, to_ms], |row| {
-                        Ok((
-                            row.get(0)?,
-                            parsed(row, 1, RefundState::parse)?,
-                            unsigned(2, row.get(2)?)?,
-                            Fen(unsigned(3, row.get(3)?)?),
-                        ))
-                    })?
-                    .collect()
-            })
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(REFUNDS_OF_ORDERS_BETWEEN, [from_ms, to_ms], |row| {
+            Ok((
+                row.get(0)?,
+                parsed(row, 1, RefundState::parse)?,
+                unsigned(2, row.get(2)?)?,
+                Fen(unsigned(3, row.get(3)?)?),
+            ))
+        })?;
         for (order, state, count, total) in groups {
             refunds.add(OrderId(order), state, count, total);
         }
@@ -287,21 +279,13 @@ impl Journal {
         if !self.knows_refunds()? {
             return Ok(());
         }
-        let groups: Vec<(RefundState, u64, Fen)> = self
-            .conn
-            .prepare_cached(REFUNDS_BETWEEN)
-            .and_then(|mut select| {
-                select
-                    .query_map([from_ms, to_ms], |row| {
-                        Ok((
-                            parsed(row, 0, RefundState::parse)?,
-                            unsigned(1, row.get(1)?)?,
-                            Fen(unsigned(2, row.get(2)?)?),
-                        ))
-                    })?
-                    .collect()
-            })
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(REFUNDS_BETWEEN, [from_ms, to_ms], |row| {
+            Ok((
+                parsed(row, 0, RefundState::parse)?,
+                unsigned(1, row.get(1)?)?,
+                Fen(unsigned(2, row.get(2)?)?),
+            ))
+        })?;
         for (state, count, total) in groups {
             summary.add_refunds(state, count, total);
         }
@@ -312,11 +296,7 @@ impl Journal {
     /// (for the till's status line). `hourly_paid` counts hours from `from_ms`,
     /// which are local hours when `from_ms` comes from [`day_bounds`].
     pub fn summary_between(&self, from_ms: i64, to_ms: i64) -> Result<DaySummary, JournalError> {
-        let groups: Vec<_> = self
-            .conn
-            .prepare_cached(SUMMARY_BETWEEN)
-            .and_then(|mut select| select.query_map([from_ms, to_ms], summary_group)?.collect())
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(SUMMARY_BETWEEN, [from_ms, to_ms], summary_group)?;
         let mut summary = DaySummary::default();
         for (hour, state, count, total) in groups {
             summary.add(state, hour, count, total);

@@ -430,7 +430,7 @@ impl Journal {
         self.rows(ORDERS_BETWEEN, [from_ms, to_ms], order_row)
     }
 
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         sql: &str,
         params: impl Params,
