@@ -300,9 +300,7 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
                 let first = charged.insert(no);
                 match order {
                     None => out.discrepancies.push(charge_not_in_journal(row, !first)),
-                    Some(order) if !first => out
-                        .discrepancies
-                        .push(charged_twice(order, row)),
+                    Some(order) if !first => out.discrepancies.push(charged_twice(order, row)),
                     Some(order) if order.state == OrderState::Paid => {
                         if order.total_fee == row.total_fee {
                             out.matched += 1;
@@ -356,16 +354,12 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
                     None => out.discrepancies.push(refund_not_in_journal(None, row)),
                 }
             }
-            TradeState::Other(state) => out.discrepancies.push(Discrepancy {
-                kind: Kind::UnknownRow,
-                out_trade_no: no.to_string(),
-                out_refund_no: row.out_refund_no.clone(),
-                journal: order.map(order_json),
-                bill: Some(row_json(row)),
-                advice: format!(
-                    "the bill has this till's order {no} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)"
-                ),
-            }),
+            TradeState::Other(state) => out.discrepancies.push(unknown_row(
+                row,
+                state,
+                &format!("this till's order {no}"),
+                order.map(order_json),
+            )),
         }
     }
     out.totals.add_bill(&mine);
@@ -562,6 +556,21 @@ fn revoked_not_reversed(order: Option<&OrderRow>, row: &BillRow) -> Discrepancy 
         journal: order.map(order_json),
         bill: Some(row_json(row)),
         advice,
+    }
+}
+
+/// A row in 交易状态 `state`, which this build does not know; `order` names
+/// the row's order as whoever reconciles knows it.
+fn unknown_row(row: &BillRow, state: &str, order: &str, journal: Option<Value>) -> Discrepancy {
+    Discrepancy {
+        kind: Kind::UnknownRow,
+        out_trade_no: row.out_trade_no.clone(),
+        out_refund_no: row.out_refund_no.clone(),
+        journal,
+        bill: Some(row_json(row)),
+        advice: format!(
+            "the bill has {order} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)"
+        ),
     }
 }
 

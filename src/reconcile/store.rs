@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::{
     Discrepancy, JournalDay, Kind, OtherTill, Reconciliation, Totals, reconcile, refund_fee,
-    row_json,
+    row_json, unknown_row,
 };
 use crate::wechat::bill::{Bill, BillRow, TradeState};
 
@@ -74,18 +74,12 @@ pub fn reconcile_store(tills: &BTreeMap<String, JournalDay>, bill: &Bill) -> Sto
         match &row.trade_state {
             TradeState::Success | TradeState::Refund => out.discrepancies.push(unaccounted(row)),
             TradeState::Revoked => {}
-            TradeState::Other(state) => out.discrepancies.push(Discrepancy {
-                kind: Kind::UnknownRow,
-                out_trade_no: row.out_trade_no.clone(),
-                out_refund_no: row.out_refund_no.clone(),
-                journal: None,
-                bill: Some(row_json(row)),
-                advice: format!(
-                    "the bill has order {} of {} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)",
-                    row.out_trade_no,
-                    device_name(row)
-                ),
-            }),
+            TradeState::Other(state) => out.discrepancies.push(unknown_row(
+                row,
+                state,
+                &format!("order {} of {}", row.out_trade_no, device_name(row)),
+                None,
+            )),
         }
     }
     for (_, till) in &out.tills {
