@@ -8,6 +8,7 @@ use crate::config::{Gateway, Settings};
 use crate::journal::{Journal, JournalWriter, OrderRow};
 use crate::payment::Engine;
 use crate::simulator::{Simulator, SimulatorConfig};
+use crate::wechat::api::Merchant;
 use crate::wechat::client::GatewayClient;
 
 pub struct Running {
@@ -67,17 +68,8 @@ pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
         }
         Gateway::Wechat => None,
     };
-    let gateway =
-        GatewayClient::new(&settings.client).map_err(|e| StartError::Config(e.to_string()))?;
-    if settings.client.sandbox {
-        settings.merchant.key = gateway.sandbox_sign_key(&settings.merchant).await.map_err(
-            |e| {
-                StartError::Gateway(format!(
-                    "gateway.sandbox is on, but the sandbox signing key could not be fetched: {e}"
-                ))
-            },
-        )?;
-    }
+    let (gateway, merchant) = gateway(&settings).await?;
+    settings.merchant = merchant;
     let journal =
         Journal::open(&settings.journal_path).map_err(|e| StartError::Journal(e.to_string()))?;
     let unfinished = journal
@@ -105,4 +97,22 @@ pub async fn start(mut settings: Settings) -> Result<Running, StartError> {
         simulator,
         unfinished,
     })
+}
+
+/// The client for `settings.client` and the merchant to sign with: the
+/// sandbox key in place of the API key when gateway.sandbox is on. Commands
+/// that start no engine (`scanpay reconcile --store`) talk to WeChat through
+/// this too.
+pub async fn gateway(settings: &Settings) -> Result<(GatewayClient, Merchant), StartError> {
+    let gateway =
+        GatewayClient::new(&settings.client).map_err(|e| StartError::Config(e.to_string()))?;
+    let mut merchant = settings.merchant.clone();
+    if settings.client.sandbox {
+        merchant.key = gateway.sandbox_sign_key(&merchant).await.map_err(|e| {
+            StartError::Gateway(format!(
+                "gateway.sandbox is on, but the sandbox signing key could not be fetched: {e}"
+            ))
+        })?;
+    }
+    Ok((gateway, merchant))
 }

@@ -147,19 +147,9 @@ async fn store(args: &ReconcileArgs, settings: Settings, date: Date, saved: Opti
 /// The bill for `--store`, with only what downloading needs: the gateway
 /// client and the merchant (its sandbox key when gateway.sandbox is on).
 async fn download_for_store(settings: &Settings, date: Date) -> Result<Bill, (Exit, String)> {
-    let gateway =
-        GatewayClient::new(&settings.client).map_err(|e| (Exit::Config, e.to_string()))?;
-    let mut merchant = settings.merchant.clone();
-    if settings.client.sandbox {
-        merchant.key = gateway.sandbox_sign_key(&merchant).await.map_err(|e| {
-            (
-                Exit::Internal,
-                format!(
-                    "gateway.sandbox is on, but the sandbox signing key could not be fetched: {e}"
-                ),
-            )
-        })?;
-    }
+    let (gateway, merchant) = startup::gateway(settings)
+        .await
+        .map_err(|e| (e.exit(), e.to_string()))?;
     download(&gateway, &merchant, date).await
 }
 

@@ -33,7 +33,6 @@ pub use refunds::{
     MAX_REFUNDS_PER_ORDER, REFUND_WITHIN_MS, RefundClaim, RefundEnd, RefundRefusal, RefundRow,
     RefundState, RefundTotals, check_refund, refundable,
 };
-pub(crate) use report::hour_of;
 pub use report::{
     DayReport, DaySummary, EXPORT_COLUMNS, ExportFormat, ExportWriter, OrderRefunds, UTF8_BOM,
     day_bounds, excel_cell, write_csv, write_json,

@@ -58,12 +58,13 @@ impl Journal {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<RefundRow>, JournalError> {
-        self.conn
-            .prepare_cached(&format!(
+        self.rows(
+            &format!(
                 "{SELECT_REFUNDS} WHERE created_at_ms >= ?1 AND created_at_ms < ?2 ORDER BY created_at_ms, id"
-            ))
-            .and_then(|mut select| select.query_map([from_ms, to_ms], refund_row)?.collect())
-            .map_err(|e| classify(&self.path, e))
+            ),
+            [from_ms, to_ms],
+            refund_row,
+        )
     }
 
     /// The refund with this out_refund_no, if the journal has it.
@@ -133,16 +134,7 @@ impl Journal {
         &self,
         bill_date: &str,
     ) -> Result<Option<ReconciliationRow>, JournalError> {
-        let db = |e| classify(&self.path, e);
-        let table: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'reconciliations')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        if !table {
+        if !self.knows(5)? {
             return Ok(None);
         }
         self.conn
@@ -163,7 +155,7 @@ impl Journal {
                     })
                     .optional()
             })
-            .map_err(db)
+            .map_err(|e| classify(&self.path, e))
     }
 }
 

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 
 use super::error::classify;
 use super::owner;
-use super::schema;
 use super::store::{Checked, begin, execute, parsed, signed, unix_ms, unsigned};
 use super::{EventRecord, Journal, JournalError, OrderId, OrderRow, OrderState};
 use crate::domain::Fen;
@@ -251,9 +250,7 @@ impl Journal {
     /// Whether this journal has the refunds table (schema version 4): a
     /// read-only connection to an older journal has none, and no refunds.
     pub(super) fn knows_refunds(&self) -> Result<bool, JournalError> {
-        schema::user_version(&self.conn)
-            .map(|version| version >= 4)
-            .map_err(|e| classify(&self.path, e))
+        self.knows(4)
     }
 
     /// The refunds of `order`, oldest first.
@@ -261,20 +258,22 @@ impl Journal {
         if !self.knows_refunds()? {
             return Ok(Vec::new());
         }
-        self.conn
-            .prepare_cached(&format!("{SELECT_REFUNDS} WHERE order_id = ?1 ORDER BY id"))
-            .and_then(|mut select| select.query_map([order.0], refund_row)?.collect())
-            .map_err(|e| classify(&self.path, e))
+        self.rows(
+            &format!("{SELECT_REFUNDS} WHERE order_id = ?1 ORDER BY id"),
+            [order.0],
+            refund_row,
+        )
     }
 
     /// Refunds not yet decided by WeChat, oldest first: what replay follows up.
     pub fn unresolved_refunds(&self) -> Result<Vec<RefundRow>, JournalError> {
-        self.conn
-            .prepare_cached(&format!(
+        self.rows(
+            &format!(
                 "{SELECT_REFUNDS} WHERE state IN ('pending', 'processing', 'unclear') ORDER BY created_at_ms, id"
-            ))
-            .and_then(|mut select| select.query_map([], refund_row)?.collect())
-            .map_err(|e| classify(&self.path, e))
+            ),
+            [],
+            refund_row,
+        )
     }
 
     /// Mints the refund's out_refund_no (`<out_trade_no>R<nn>`, unique because

@@ -145,7 +145,19 @@ impl DaySummary {
         }
     }
 
-    pub(crate) fn add(&mut self, state: OrderState, hour: usize, count: u64, total: Fen) {
+    /// The summary of `orders` (created at or after `from_ms`), hours
+    /// counted from `from_ms`. Summed from rows already read, so the totals
+    /// match the list shown with them whatever was written since.
+    pub(crate) fn of_orders(orders: &[OrderRow], from_ms: i64) -> Self {
+        let mut summary = DaySummary::default();
+        for order in orders {
+            let hour = hour_of(order.created_at_ms, from_ms);
+            summary.add(order.state, hour, 1, order.total_fee);
+        }
+        summary
+    }
+
+    fn add(&mut self, state: OrderState, hour: usize, count: u64, total: Fen) {
         match state {
             OrderState::Paid => {
                 self.paid_count += count;
@@ -164,7 +176,7 @@ impl DaySummary {
 /// The hour, counted from `from_ms` and wrapping every 24, an order created at
 /// `at_ms >= from_ms` falls in (as [`SUMMARY_BETWEEN`] computes it): the local
 /// hour when `from_ms` is a local midnight.
-pub(crate) fn hour_of(at_ms: i64, from_ms: i64) -> usize {
+fn hour_of(at_ms: i64, from_ms: i64) -> usize {
     ((at_ms - from_ms) / HOUR_MS % 24) as usize
 }
 
@@ -226,13 +238,7 @@ impl Journal {
     pub fn day(&self, day: Date, offset: UtcOffset) -> Result<DayReport, JournalError> {
         let (from, to) = day_bounds(day, offset);
         let orders = self.orders_between(from, to)?;
-        // Summed from the rows just loaded, so the totals always match the list
-        // even while the till is writing.
-        let mut summary = DaySummary::default();
-        for order in &orders {
-            let hour = hour_of(order.created_at_ms, from);
-            summary.add(order.state, hour, 1, order.total_fee);
-        }
+        let mut summary = DaySummary::of_orders(&orders, from);
         self.add_refunds_between(from, to, &mut summary)?;
         let refunds = self.refunds_of_orders_between(from, to)?;
         Ok(DayReport {
@@ -255,22 +261,14 @@ impl Journal {
         if !self.knows_refunds()? {
             return Ok(refunds);
         }
-        let groups: Vec<(i64, RefundState, u64, Fen)> = self
-            .conn
-            .prepare_cached(REFUNDS_OF_ORDERS_BETWEEN)
-            .and_then(|mut select| {
-                select
-                    .query_map([from_ms, to_ms], |row| {
-                        Ok((
-                            row.get(0)?,
-                            parsed(row, 1, RefundState::parse)?,
-                            unsigned(2, row.get(2)?)?,
-                            Fen(unsigned(3, row.get(3)?)?),
-                        ))
-                    })?
-                    .collect()
-            })
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(REFUNDS_OF_ORDERS_BETWEEN, [from_ms, to_ms], |row| {
+            Ok((
+                row.get(0)?,
+                parsed(row, 1, RefundState::parse)?,
+                unsigned(2, row.get(2)?)?,
+                Fen(unsigned(3, row.get(3)?)?),
+            ))
+        })?;
         for (order, state, count, total) in groups {
             refunds.add(OrderId(order), state, count, total);
         }
@@ -287,21 +285,13 @@ impl Journal {
         if !self.knows_refunds()? {
             return Ok(());
         }
-        let groups: Vec<(RefundState, u64, Fen)> = self
-            .conn
-            .prepare_cached(REFUNDS_BETWEEN)
-            .and_then(|mut select| {
-                select
-                    .query_map([from_ms, to_ms], |row| {
-                        Ok((
-                            parsed(row, 0, RefundState::parse)?,
-                            unsigned(1, row.get(1)?)?,
-                            Fen(unsigned(2, row.get(2)?)?),
-                        ))
-                    })?
-                    .collect()
-            })
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(REFUNDS_BETWEEN, [from_ms, to_ms], |row| {
+            Ok((
+                parsed(row, 0, RefundState::parse)?,
+                unsigned(1, row.get(1)?)?,
+                Fen(unsigned(2, row.get(2)?)?),
+            ))
+        })?;
         for (state, count, total) in groups {
             summary.add_refunds(state, count, total);
         }
@@ -312,11 +302,7 @@ impl Journal {
     /// (for the till's status line). `hourly_paid` counts hours from `from_ms`,
     /// which are local hours when `from_ms` comes from [`day_bounds`].
     pub fn summary_between(&self, from_ms: i64, to_ms: i64) -> Result<DaySummary, JournalError> {
-        let groups: Vec<_> = self
-            .conn
-            .prepare_cached(SUMMARY_BETWEEN)
-            .and_then(|mut select| select.query_map([from_ms, to_ms], summary_group)?.collect())
-            .map_err(|e| classify(&self.path, e))?;
+        let groups = self.rows(SUMMARY_BETWEEN, [from_ms, to_ms], summary_group)?;
         let mut summary = DaySummary::default();
         for (hour, state, count, total) in groups {
             summary.add(state, hour, count, total);

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::JournalError;
 use super::error::classify;
+use super::{Journal, JournalError};
 
 /// `PRAGMA application_id` of every scanpay journal ("SCPY"), so a foreign
 /// SQLite file is recognised and left alone. Migration 1 writes it.
@@ -187,6 +187,16 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
 
 pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+impl Journal {
+    /// Whether this journal has what migration `version` adds: a read-only
+    /// connection to an older journal is not migrated.
+    pub(super) fn knows(&self, version: i64) -> Result<bool, JournalError> {
+        user_version(&self.conn)
+            .map(|found| found >= version)
+            .map_err(|e| classify(&self.path, e))
+    }
 }
 
 /// The version as a step index, if this build can work with it.

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::error::classify;
 use super::store::{execute, unix_ms};
-use super::{Journal, JournalError, schema};
+use super::{Journal, JournalError};
 
 /// One event as stored, with its order's number: what the store keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +150,8 @@ impl Journal {
                     .collect()
             })
             .map_err(db)?;
-        let refunds = if schema::user_version(&tx).map_err(db)? >= 4 {
+        // tx is a transaction on self.conn: this reads the batch's snapshot too.
+        let refunds = if self.knows_refunds()? {
             tx.prepare_cached(REFUNDS_OF_RANGE)
                 .and_then(|mut select| {
                     select
@@ -195,15 +196,14 @@ impl Journal {
 
     /// The id of the last event known shipped (0: none yet).
     pub fn shipped_through(&self) -> Result<i64, JournalError> {
-        let db = |e| classify(&self.path, e);
-        if schema::user_version(&self.conn).map_err(db)? < 6 {
+        if !self.knows(6)? {
             return Ok(0);
         }
         let mark: Option<i64> = self
             .conn
             .prepare_cached("SELECT shipped_through FROM shipping")
             .and_then(|mut select| select.query_row([], |r| r.get(0)).optional())
-            .map_err(db)?;
+            .map_err(|e| classify(&self.path, e))?;
         Ok(mark.unwrap_or(0))
     }
 

@@ -200,7 +200,7 @@ impl Journal {
 
     /// The live process driving `order`, if any; reads only (`replay --dry-run`).
     pub fn live_owner(&self, order: OrderId) -> Result<Option<String>, JournalError> {
-        if schema::user_version(&self.conn).map_err(|e| classify(&self.path, e))? < 2 {
+        if !self.knows(2)? {
             return Ok(None);
         }
         let owner: Option<String> = self
@@ -430,7 +430,7 @@ impl Journal {
         self.rows(ORDERS_BETWEEN, [from_ms, to_ms], order_row)
     }
 
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         sql: &str,
         params: impl Params,

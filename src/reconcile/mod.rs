@@ -165,7 +165,9 @@ pub struct ReturnedCharge {
     pub transaction_id: Option<String>,
 }
 
-/// Another till's rows (by 设备号; `None` when the row has none).
+/// The bill's rows of one 设备号 (`None` when the row has none): another
+/// till's, a device no till of the store is, or this till's own before they
+/// go into its [`Totals`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OtherTill {
     pub rows: u64,
@@ -175,6 +177,24 @@ pub struct OtherTill {
     pub refunded: Fen,
     /// REVOKED rows' 订单金额: charged and returned.
     pub returned: Fen,
+}
+
+impl OtherTill {
+    /// Counts `row`; a row in a 交易状态 this build does not know moves no money.
+    pub fn add(&mut self, row: &BillRow) {
+        self.rows += 1;
+        match row.trade_state {
+            TradeState::Success => self.charged.0 += row.total_fee.0,
+            TradeState::Refund => self.refunded.0 += refund_fee(row).0,
+            TradeState::Revoked => self.returned.0 += row.total_fee.0,
+            TradeState::Other(_) => {}
+        }
+    }
+
+    /// Charged less refunded, in fen.
+    pub fn net(&self) -> i128 {
+        net(self.charged, self.refunded)
+    }
 }
 
 /// This till's money, as each side has it.
@@ -193,14 +213,38 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Charged less refunded, in fen; negative on a day refunding more than it took.
+    /// Charged less refunded, in fen.
     pub fn bill_net(&self) -> i128 {
-        i128::from(self.bill_charged.0) - i128::from(self.bill_refunded.0)
+        net(self.bill_charged, self.bill_refunded)
     }
 
     pub fn journal_net(&self) -> i128 {
-        i128::from(self.journal_paid.0) - i128::from(self.journal_refunded.0)
+        net(self.journal_paid, self.journal_refunded)
     }
+
+    /// Adds `rows` to the bill's side.
+    pub fn add_bill(&mut self, rows: &OtherTill) {
+        self.bill_charged.0 += rows.charged.0;
+        self.bill_refunded.0 += rows.refunded.0;
+        self.bill_returned.0 += rows.returned.0;
+        self.bill_rows += rows.rows;
+    }
+
+    /// Adds both sides of `other`.
+    pub fn add(&mut self, other: &Totals) {
+        self.bill_charged.0 += other.bill_charged.0;
+        self.bill_refunded.0 += other.bill_refunded.0;
+        self.bill_returned.0 += other.bill_returned.0;
+        self.bill_rows += other.bill_rows;
+        self.journal_paid.0 += other.journal_paid.0;
+        self.journal_paid_count += other.journal_paid_count;
+        self.journal_refunded.0 += other.journal_refunded.0;
+    }
+}
+
+/// Money in less money out, in fen; negative on a day refunding more than it took.
+fn net(taken: Fen, refunded: Fen) -> i128 {
+    i128::from(taken.0) - i128::from(refunded.0)
 }
 
 /// The outcome.
@@ -236,31 +280,27 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
     let mut charged: HashSet<&str> = HashSet::new();
     let mut refunded: HashSet<&str> = HashSet::new();
     let in_day = |ms: i64| ms >= day.from_ms && ms < day.to_ms;
+    // Counted as other tills' rows are, so the bill side of every total is
+    // summed the one way.
+    let mut mine = OtherTill::default();
 
     for row in &bill.rows {
         if row.device_info.as_deref() != Some(till) {
-            let other = out.other_tills.entry(row.device_info.clone()).or_default();
-            other.rows += 1;
-            match row.trade_state {
-                TradeState::Success => other.charged.0 += row.total_fee.0,
-                TradeState::Refund => other.refunded.0 += refund_fee(row).0,
-                TradeState::Revoked => other.returned.0 += row.total_fee.0,
-                TradeState::Other(_) => {}
-            }
+            out.other_tills
+                .entry(row.device_info.clone())
+                .or_default()
+                .add(row);
             continue;
         }
-        out.totals.bill_rows += 1;
+        mine.add(row);
         let no = row.out_trade_no.as_str();
         let order = orders.get(no).copied();
         match &row.trade_state {
             TradeState::Success => {
-                out.totals.bill_charged.0 += row.total_fee.0;
                 let first = charged.insert(no);
                 match order {
                     None => out.discrepancies.push(charge_not_in_journal(row, !first)),
-                    Some(order) if !first => out
-                        .discrepancies
-                        .push(charged_twice(order, row)),
+                    Some(order) if !first => out.discrepancies.push(charged_twice(order, row)),
                     Some(order) if order.state == OrderState::Paid => {
                         if order.total_fee == row.total_fee {
                             out.matched += 1;
@@ -272,7 +312,6 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
                 }
             }
             TradeState::Revoked => {
-                out.totals.bill_returned.0 += row.total_fee.0;
                 charged.insert(no);
                 match order.map(|o| (o, o.state)) {
                     Some((order, OrderState::Reversed)) => {
@@ -296,7 +335,6 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
             }
             TradeState::Refund => {
                 let fee = refund_fee(row);
-                out.totals.bill_refunded.0 += fee.0;
                 let Some(refund_no) = row.out_refund_no.as_deref() else {
                     out.discrepancies.push(refund_not_in_journal(None, row));
                     continue;
@@ -316,18 +354,15 @@ pub fn reconcile(till: &str, day: &JournalDay, bill: &Bill) -> Reconciliation {
                     None => out.discrepancies.push(refund_not_in_journal(None, row)),
                 }
             }
-            TradeState::Other(state) => out.discrepancies.push(Discrepancy {
-                kind: Kind::UnknownRow,
-                out_trade_no: no.to_string(),
-                out_refund_no: row.out_refund_no.clone(),
-                journal: order.map(order_json),
-                bill: Some(row_json(row)),
-                advice: format!(
-                    "the bill has this till's order {no} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)"
-                ),
-            }),
+            TradeState::Other(state) => out.discrepancies.push(unknown_row(
+                row,
+                state,
+                &format!("this till's order {no}"),
+                order.map(order_json),
+            )),
         }
     }
+    out.totals.add_bill(&mine);
 
     for order in &day.orders {
         let no = order.out_trade_no.as_str();
@@ -521,6 +556,21 @@ fn revoked_not_reversed(order: Option<&OrderRow>, row: &BillRow) -> Discrepancy 
         journal: order.map(order_json),
         bill: Some(row_json(row)),
         advice,
+    }
+}
+
+/// A row in 交易状态 `state`, which this build does not know; `order` names
+/// the row's order as whoever reconciles knows it.
+fn unknown_row(row: &BillRow, state: &str, order: &str, journal: Option<Value>) -> Discrepancy {
+    Discrepancy {
+        kind: Kind::UnknownRow,
+        out_trade_no: row.out_trade_no.clone(),
+        out_refund_no: row.out_refund_no.clone(),
+        journal,
+        bill: Some(row_json(row)),
+        advice: format!(
+            "the bill has {order} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)"
+        ),
     }
 }
 

@@ -132,24 +132,25 @@ pub fn journal_day(
 ) -> Result<JournalDay, JournalError> {
     let (from, to) = window(bounds);
     let orders = j.orders_between(from, to)?;
-    // Only the numbers the window lacks are looked up.
-    let in_window: HashSet<&str> = orders.iter().map(|o| o.out_trade_no.as_str()).collect();
+    // Only the numbers the window lacks are looked up, each once however
+    // many rows name it.
+    let mut seen: HashSet<&str> = orders.iter().map(|o| o.out_trade_no.as_str()).collect();
     let mut named_orders = Vec::new();
     for no in &named.0 {
-        if !in_window.contains(no.as_str())
+        if seen.insert(no.as_str())
             && let Some(order) = j.order_by_trade_no(no)?
         {
             named_orders.push(order);
         }
     }
     let window_refunds = j.refunds_between(from, to)?;
-    let in_window: HashSet<&str> = window_refunds
+    let mut seen: HashSet<&str> = window_refunds
         .iter()
         .map(|r| r.out_refund_no.as_str())
         .collect();
     let mut named_refunds = Vec::new();
     for no in &named.1 {
-        if !in_window.contains(no.as_str())
+        if seen.insert(no.as_str())
             && let Some(refund) = j.refund_by_no(no)?
         {
             named_refunds.push(refund);

@@ -13,6 +13,14 @@ use crate::domain::signed_yuan;
 /// `{"date", "till", "matched", "discrepancies", "other_tills", "totals", …}`.
 /// `source` is `downloaded` or `file`.
 pub fn to_json(date: &str, till: &str, source: &str, result: &Reconciliation) -> Value {
+    let mut object = till_json(date, till, source, result);
+    object["other_tills"] = devices_json(&result.other_tills).into();
+    object
+}
+
+/// [`to_json`] without "other_tills": in the store's report every other till
+/// has its own section, and the rest is under "unaccounted".
+fn till_json(date: &str, till: &str, source: &str, result: &Reconciliation) -> Value {
     json!({
         "date": date,
         "till": till,
@@ -26,7 +34,6 @@ pub fn to_json(date: &str, till: &str, source: &str, result: &Reconciliation) ->
             .map(|r| r.out_trade_no.as_str())
             .collect::<Vec<_>>(),
         "discrepancies": discrepancies_json(&result.discrepancies),
-        "other_tills": devices_json(&result.other_tills),
         "totals": totals_json(&result.totals, "journal"),
     })
 }
@@ -44,15 +51,7 @@ pub fn store_to_json(
     let tills: Vec<Value> = result
         .tills
         .iter()
-        .map(|(till, r)| {
-            let mut section = to_json(date, till, source, r);
-            // Every other till has its own section, and the rest is under
-            // "unaccounted": each till's list of the others would repeat them.
-            if let Value::Object(map) = &mut section {
-                map.remove("other_tills");
-            }
-            section
-        })
+        .map(|(till, r)| till_json(date, till, source, r))
         .collect();
     json!({
         "date": date,
@@ -86,7 +85,7 @@ fn devices_json(devices: &BTreeMap<Option<String>, OtherTill>) -> Vec<Value> {
                 "charged": other.charged.to_string(),
                 "refunded": other.refunded.to_string(),
                 "returned": other.returned.to_string(),
-                "net": signed_yuan(net(other)),
+                "net": signed_yuan(other.net()),
             })
         })
         .collect()
@@ -110,10 +109,6 @@ fn totals_json(totals: &Totals, journal: &str) -> Value {
         "net": signed_yuan(totals.journal_net()),
     });
     object
-}
-
-fn net(other: &OtherTill) -> i128 {
-    i128::from(other.charged.0) - i128::from(other.refunded.0)
 }
 
 /// Where a till's reconciliation is shown.
@@ -278,7 +273,7 @@ fn devices_text(out: &mut String, devices: &BTreeMap<Option<String>, OtherTill>)
             other.rows,
             other.charged,
             other.refunded,
-            signed_yuan(net(other))
+            signed_yuan(other.net())
         );
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::{
     Discrepancy, JournalDay, Kind, OtherTill, Reconciliation, Totals, reconcile, refund_fee,
-    row_json,
+    row_json, unknown_row,
 };
 use crate::wechat::bill::{Bill, BillRow, TradeState};
 
@@ -67,48 +67,26 @@ pub fn reconcile_store(tills: &BTreeMap<String, JournalDay>, bill: &Bill) -> Sto
         if row.device_info.as_deref().is_some_and(|d| ids.contains(d)) {
             continue;
         }
-        let device = out.unaccounted.entry(row.device_info.clone()).or_default();
-        device.rows += 1;
+        out.unaccounted
+            .entry(row.device_info.clone())
+            .or_default()
+            .add(row);
         match &row.trade_state {
-            TradeState::Success => {
-                device.charged.0 += row.total_fee.0;
-                out.discrepancies.push(unaccounted(row));
-            }
-            TradeState::Refund => {
-                device.refunded.0 += refund_fee(row).0;
-                out.discrepancies.push(unaccounted(row));
-            }
-            TradeState::Revoked => device.returned.0 += row.total_fee.0,
-            TradeState::Other(state) => out.discrepancies.push(Discrepancy {
-                kind: Kind::UnknownRow,
-                out_trade_no: row.out_trade_no.clone(),
-                out_refund_no: row.out_refund_no.clone(),
-                journal: None,
-                bill: Some(row_json(row)),
-                advice: format!(
-                    "the bill has order {} of {} in 交易状态 {state:?}, which scanpay does not know: look the order up on the WeChat Pay merchant platform (交易中心 → 交易订单)",
-                    row.out_trade_no,
-                    device_name(row)
-                ),
-            }),
+            TradeState::Success | TradeState::Refund => out.discrepancies.push(unaccounted(row)),
+            TradeState::Revoked => {}
+            TradeState::Other(state) => out.discrepancies.push(unknown_row(
+                row,
+                state,
+                &format!("order {} of {}", row.out_trade_no, device_name(row)),
+                None,
+            )),
         }
     }
-    let totals = &mut out.totals;
     for (_, till) in &out.tills {
-        let t = &till.totals;
-        totals.bill_charged.0 += t.bill_charged.0;
-        totals.bill_refunded.0 += t.bill_refunded.0;
-        totals.bill_returned.0 += t.bill_returned.0;
-        totals.bill_rows += t.bill_rows;
-        totals.journal_paid.0 += t.journal_paid.0;
-        totals.journal_paid_count += t.journal_paid_count;
-        totals.journal_refunded.0 += t.journal_refunded.0;
+        out.totals.add(&till.totals);
     }
     for device in out.unaccounted.values() {
-        totals.bill_charged.0 += device.charged.0;
-        totals.bill_refunded.0 += device.refunded.0;
-        totals.bill_returned.0 += device.returned.0;
-        totals.bill_rows += device.rows;
+        out.totals.add_bill(device);
     }
     out
 }

@@ -227,22 +227,16 @@ mod tests {
 
     fn line(state: BillState) -> BillLine {
         BillLine {
-            time: datetime!(2025-03-01 12:34:56 +8),
-            device_info: "T01".into(),
-            transaction_id: "4200000001".into(),
-            out_trade_no: "T01A1".into(),
-            openid: "oUser".into(),
-            state,
-            settlement_fee: 1234,
-            coupon_fee: 0,
-            refund_id: String::new(),
-            out_refund_no: String::new(),
-            refund_fee: 0,
-            refund_status: "",
+            // A comma, a backtick and a line break: what `text` must defuse.
             body: "可乐,`两瓶\r\n".into(),
-            attach: String::new(),
-            total_fee: 1234,
-            refund_requested: 0,
+            ..BillLine::charge(
+                "T01",
+                "T01A1",
+                "4200000001".into(),
+                datetime!(2025-03-01 12:34:56 +8),
+                state,
+                1234,
+            )
         }
     }
 

@@ -189,12 +189,7 @@ impl Store {
         let tx = self.snapshot().await?;
         let (from, to) = day_bounds(day, offset);
         let (orders, refunds) = orders_between(&tx, &target, from, to).await?;
-        // Summed from the rows just read, so the totals match the list.
-        let mut summary = DaySummary::default();
-        for order in &orders {
-            let hour = crate::journal::hour_of(order.created_at_ms, from);
-            summary.add(order.state, hour, 1, order.total_fee);
-        }
+        let mut summary = DaySummary::of_orders(&orders, from);
         for row in query(&tx, &target, REFUNDS_BETWEEN, from, to).await? {
             let state = parse(&row, 0, RefundState::parse)?;
             summary.add_refunds(state, count(&row, 1)?, fen(&row, 2)?);
