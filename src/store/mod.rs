@@ -491,7 +491,6 @@ fn payload_hash(e: &ShipEvent) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-/// The database's own words, with its SQLSTATE when it gave one.
 /// A database error on `target` (no password in it), with its causes.
 fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
     StoreError::Database {
@@ -500,6 +499,7 @@ fn failed(target: &str, e: &tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// The database's own words, with its SQLSTATE when it gave one.
 fn cause(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
