@@ -672,21 +672,14 @@ fn read_store(
     if s.batch_events == 0 || s.interval_ms == 0 {
         return err("store.batch_events and store.interval_ms must be more than 0");
     }
-    let password = if !s.password_file.is_empty() {
-        let path = Path::new(&s.password_file);
-        check_private(path, "store.password_file")?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!(
-                "store.password_file: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
-        Some(text.trim_end_matches(['\r', '\n']).to_string())
-    } else {
-        env.iter()
-            .find(|(k, v)| *k == s.password_env && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    // Only the line end a text editor adds: a password may end in spaces.
+    let password = read_secret(
+        &s.password_file,
+        "store.password_file",
+        &s.password_env,
+        env,
+    )?
+    .map(|password| password.trim_end_matches(['\r', '\n']).to_string());
     Ok(Some(StoreSettings {
         database_url: s.database_url.trim().to_string(),
         password,
@@ -789,36 +782,50 @@ fn parse_offset(text: &str) -> Result<UtcOffset, ConfigError> {
 
 /// The API key: from a private file, else the named environment variable,
 /// else (only when explicitly allowed) the configuration itself.
+/// A secret from `file`, which must be private (`setting` names it in
+/// messages), else from the environment variable `var`, as written; `None`
+/// when neither has one.
+fn read_secret(
+    file: &str,
+    setting: &str,
+    var: &str,
+    env: &[(String, String)],
+) -> Result<Option<String>, ConfigError> {
+    if file.is_empty() {
+        return Ok(env
+            .iter()
+            .find(|(k, v)| *k == var && !v.is_empty())
+            .map(|(_, v)| v.clone()));
+    }
+    let path = Path::new(file);
+    check_private(path, setting)?;
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|e| ConfigError(format!("{setting}: cannot read {}: {e}", path.display())))
+}
+
 fn read_api_key(m: &RawMerchant, env: &[(String, String)]) -> Result<ApiKey, ConfigError> {
-    let key = if !m.api_key_file.is_empty() {
-        let path = Path::new(&m.api_key_file);
-        check_private(path, "merchant.api_key_file")?;
-        std::fs::read_to_string(path)
-            .map_err(|e| {
-                ConfigError(format!(
-                    "merchant.api_key_file: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?
-            .trim()
-            .to_string()
-    } else if let Some((_, value)) = env
-        .iter()
-        .find(|(k, v)| *k == m.api_key_env && !v.is_empty())
-    {
-        value.trim().to_string()
-    } else if !m.api_key.is_empty() {
-        if !m.allow_plaintext_api_key {
-            return err(
-                "merchant.api_key is written in the configuration in plain text: put it in a file only you can read (merchant.api_key_file, chmod 600) or in the SCANPAY_API_KEY environment variable; to keep it in the configuration anyway, set merchant.allow_plaintext_api_key = true",
-            );
+    let key = match read_secret(
+        &m.api_key_file,
+        "merchant.api_key_file",
+        &m.api_key_env,
+        env,
+    )? {
+        Some(key) => key.trim().to_string(),
+        None if !m.api_key.is_empty() => {
+            if !m.allow_plaintext_api_key {
+                return err(
+                    "merchant.api_key is written in the configuration in plain text: put it in a file only you can read (merchant.api_key_file, chmod 600) or in the SCANPAY_API_KEY environment variable; to keep it in the configuration anyway, set merchant.allow_plaintext_api_key = true",
+                );
+            }
+            m.api_key.trim().to_string()
         }
-        m.api_key.trim().to_string()
-    } else {
-        return err(format!(
-            "no API key: set merchant.api_key_file to a file holding the key (chmod 600), or the {} environment variable",
-            m.api_key_env
-        ));
+        None => {
+            return err(format!(
+                "no API key: set merchant.api_key_file to a file holding the key (chmod 600), or the {} environment variable",
+                m.api_key_env
+            ));
+        }
     };
     if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return err(format!(
