@@ -168,12 +168,17 @@ pub fn screen_day(
     journal_path: &Path,
     offset: UtcOffset,
 ) -> Result<Date, ExportError> {
-    let day = match date {
-        Some(text) => parse_date("date", text)?,
-        None => OffsetDateTime::now_utc().to_offset(offset).date(),
-    };
+    let day = date_or_today(date, offset)?;
     open(journal_path).map(drop)?;
     Ok(day)
+}
+
+/// `--date`, or the store's today when it is left out.
+fn date_or_today(date: Option<&str>, offset: UtcOffset) -> Result<Date, ExportError> {
+    match date {
+        Some(text) => parse_date("date", text),
+        None => Ok(OffsetDateTime::now_utc().to_offset(offset).date()),
+    }
 }
 
 fn open(journal_path: &Path) -> Result<Journal, ExportError> {
@@ -215,10 +220,7 @@ impl Days {
         offset: UtcOffset,
         excel: bool,
     ) -> Result<Self, ExportError> {
-        let first = match date {
-            Some(text) => parse_date("date", text)?,
-            None => OffsetDateTime::now_utc().to_offset(offset).date(),
-        };
+        let first = date_or_today(date, offset)?;
         let last = match to {
             Some(text) => parse_date("to", text)?,
             None => first,
