@@ -667,13 +667,26 @@ fn the_store_screen_shows_every_till_and_an_orders_timeline() {
     screen.wait_for("2 orders · till T01");
     screen.press(b"\t");
     screen.wait_for("3 orders · till T02");
+    // The database restarts behind the screen: the next read connects again.
+    pg.kill9();
+    pg.restart();
+    screen.press(b"h");
+    screen.wait_for("0 orders · till T02");
     // The database goes away: the next read says so, and the screen stays.
     pg.kill9();
-    screen.press(b"h");
+    screen.press(b"l");
     screen.wait_for_all(&[
         "Cannot read the store database",
         "cannot reach the store database",
     ]);
+    // Back again, and so is the day.
+    pg.restart();
+    screen.press(b"h");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !screen.text().contains("0 orders · till T02") || screen.text().contains("Cannot read") {
+        assert!(std::time::Instant::now() < deadline, "{}", screen.text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     screen.press(b"q");
     let status = screen.wait_exit("q");
     assert!(status.success(), "{status:?}");

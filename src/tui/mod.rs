@@ -166,7 +166,10 @@ pub async fn run_store(
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     read_keys(tx.clone());
     let mut reports = Reports::of(settings);
-    reports.store = Some(store);
+    reports.store = Some(StoreReader {
+        settings: store,
+        connection: Default::default(),
+    });
     let executor = Loop {
         till: None,
         reports,
@@ -276,13 +279,25 @@ fn recover(running: &Running, app: &mut App, tx: mpsc::UnboundedSender<Msg>) {
 /// waits for no payment (and no payment for a report), and a connection that
 /// found no till running (see [`Journal::open_read_only`]) never goes stale.
 ///
-/// On the store screen they come from the store database instead, on a
-/// read-only connection per request too.
+/// On the store screen they come from the store database instead, on one
+/// read-only connection kept between requests (a PostgreSQL reader sees
+/// every commit, and each read is a transaction of its own), opened again
+/// when it broke.
 #[derive(Clone)]
 struct Reports {
     path: PathBuf,
-    store: Option<crate::config::StoreSettings>,
+    store: Option<StoreReader>,
     offset: time::UtcOffset,
+}
+
+/// One read of the store screen, on the connection it is given.
+type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, crate::store::StoreError>> + Send + 'a>>;
+
+#[derive(Clone)]
+struct StoreReader {
+    settings: crate::config::StoreSettings,
+    connection: std::sync::Arc<tokio::sync::Mutex<Option<crate::store::Store>>>,
 }
 
 impl Reports {
@@ -301,21 +316,35 @@ impl Reports {
             .map_err(|e| e.to_string())
     }
 
-    /// Runs one read on a fresh read-only connection to the store database.
+    /// Runs one read on the store's read-only connection. A read that fails
+    /// on the kept connection (the server restarted, or went away) is run
+    /// once more on a fresh one, so what the screen says is what a new
+    /// connection finds, as when each request had its own.
     async fn read_store<T>(
-        settings: &crate::config::StoreSettings,
-        read: impl AsyncFnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>,
+        store: &StoreReader,
+        read: impl Fn(&mut crate::store::Store) -> StoreFuture<'_, T>,
     ) -> Result<T, String> {
-        let mut store = crate::store::Store::connect_read_only(settings)
+        let mut slot = store.connection.lock().await;
+        if let Some(kept) = slot.as_mut()
+            && let Ok(value) = read(kept).await
+        {
+            return Ok(value);
+        }
+        *slot = None;
+        let fresh = crate::store::Store::connect_read_only(&store.settings)
             .await
             .map_err(|e| e.to_string())?;
-        read(&mut store).await.map_err(|e| e.to_string())
+        let result = read(slot.insert(fresh)).await;
+        if result.is_err() {
+            *slot = None;
+        }
+        result.map_err(|e| e.to_string())
     }
 
     /// The store screen's requests; `false`: not the store screen, the
     /// journal's reads answer.
     fn store_command(&self, command: &Command, tx: &mpsc::UnboundedSender<Msg>) -> bool {
-        let Some(settings) = self.store.clone() else {
+        let Some(store) = self.store.clone() else {
             return false;
         };
         let offset = self.offset;
@@ -323,8 +352,7 @@ impl Reports {
         match command.clone() {
             Command::LoadDay(day) => {
                 tokio::spawn(async move {
-                    let read =
-                        Self::read_store(&settings, async |s| s.day_report(day, offset).await);
+                    let read = Self::read_store(&store, |s| Box::pin(s.day_report(day, offset)));
                     match read.await {
                         Ok(day) => {
                             let _ = tx.send(Msg::StoreTills(day.tills));
@@ -338,15 +366,14 @@ impl Reports {
             }
             Command::LoadOrder(order) => {
                 tokio::spawn(async move {
-                    let events =
-                        Self::read_store(&settings, async |s| s.timeline(order.id).await).await;
+                    let events = Self::read_store(&store, |s| Box::pin(s.timeline(order.id))).await;
                     let _ = tx.send(Msg::OrderLoaded(events.map(|events| (order, events))));
                 });
             }
             Command::RefreshToday => {
                 tokio::spawn(async move {
                     let today = store_date(offset);
-                    let read = Self::read_store(&settings, async |s| s.day(today, offset).await);
+                    let read = Self::read_store(&store, |s| Box::pin(s.day(today, offset)));
                     if let Ok(day) = read.await {
                         let total = &day.total;
                         let _ = tx.send(Msg::Today {
